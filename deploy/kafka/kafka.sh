@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Starts and stops the single-node Apache Kafka broker (KRaft) the integration tests use.
+#   kafka.sh up      resolve jars with mvn (cached in ~/.m2), format storage once, start, wait
+#   kafka.sh down    stop the broker this script started
+#   kafka.sh status  exit 0 when the broker answers metadata requests
+# Everything lives under target/kafka; the broker listens on 127.0.0.1 only.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+base="$root/target/kafka"
+port="${HIRESTATE_TEST_KAFKA_PORT:-19092}"
+cport=$((port + 1))
+bootstrap="127.0.0.1:$port"
+pidfile="$base/broker.pid"
+wait_secs="${KAFKA_WAIT_SECS:-90}"
+
+resolve() {
+  if [ -f "$base/lib/.complete" ]; then return; fi
+  mkdir -p "$base/lib"
+  echo "kafka.sh: resolving Apache Kafka and its runtime dependencies with mvn" >&2
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$base/lib"
+  touch "$base/lib/.complete"
+}
+
+ping() {
+  java -cp "$base/lib/*" "$here/Ping.java" "$bootstrap" >/dev/null 2>&1
+}
+
+running() {
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+
+up() {
+  resolve
+  if running && ping; then
+    echo "kafka.sh: broker already up at $bootstrap (pid $(cat "$pidfile"))" >&2
+    return
+  fi
+  mkdir -p "$base/data" "$base/logs"
+  sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA@|$base/data|g" \
+    "$here/server.properties.in" > "$base/server.properties"
+  local jvm=(-Xms256m -Xmx1g -Dkafka.logs.dir="$base/logs"
+             -Dlog4j2.configurationFile="$here/log4j2.properties")
+  if [ ! -f "$base/data/meta.properties" ]; then
+    local id
+    id=$(java -cp "$base/lib/*" "${jvm[@]}" kafka.tools.StorageTool random-uuid)
+    java -cp "$base/lib/*" "${jvm[@]}" kafka.tools.StorageTool format \
+      -t "$id" -c "$base/server.properties" > "$base/logs/format.log" 2>&1 || {
+      echo "kafka.sh: formatting the storage failed:" >&2; tail -20 "$base/logs/format.log" >&2; exit 1; }
+  fi
+  nohup java -cp "$base/lib/*" "${jvm[@]}" kafka.Kafka "$base/server.properties" \
+    > "$base/logs/stdout.log" 2>&1 &
+  echo $! > "$pidfile"
+  local deadline=$((SECONDS + wait_secs))
+  until ping; do
+    if ! running; then
+      echo "kafka.sh: the broker exited during start-up; last lines of its logs:" >&2
+      tail -30 "$base/logs/stdout.log" "$base/logs/server.log" >&2 2>/dev/null || true
+      exit 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "kafka.sh: the broker did not answer metadata requests within ${wait_secs}s; log tail:" >&2
+      tail -30 "$base/logs/server.log" >&2 2>/dev/null || true
+      exit 1
+    fi
+    sleep 1
+  done
+  echo "kafka.sh: broker up at $bootstrap (pid $(cat "$pidfile"))" >&2
+}
+
+down() {
+  if running; then
+    local pid; pid=$(cat "$pidfile")
+    kill "$pid"
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "kafka.sh: broker stopped" >&2
+  fi
+  rm -f "$pidfile"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) ping ;;
+  bootstrap) echo "$bootstrap" ;;
+  *) echo "usage: kafka.sh up|down|status|bootstrap" >&2; exit 2 ;;
+esac

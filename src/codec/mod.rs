@@ -1,0 +1,1 @@
+//! bytes ⇄ records. (Being written.)

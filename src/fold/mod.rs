@@ -1,0 +1,313 @@
+//! The fold: a pure function (candidate state, event, policy) → (new state, decision, effects).
+//!
+//! It is the whole product's logic, shared line for line by the live processor and by
+//! `hirestate replay`. Invariants (each is a property test in `tests/fold_props.rs`):
+//! - Deterministic: no clock, no randomness, no I/O; ordered maps only. The same events in the
+//!   same order give the same states, decisions and command ids.
+//! - One decision per event, checked in DESIGN.md's order; the first that matches wins.
+//! - Atomic: a rejected or duplicate event changes nothing but the set of seen event ids (so a
+//!   resent rejected event is a `duplicate`), and emits no command.
+//! - Canonical state only moves along transitions the policy lists, asserted by an authority.
+
+mod stage;
+mod values;
+
+use serde::Serialize;
+
+use crate::derive::{self, Effects};
+use crate::model::{
+    Alert, AlertKind, Application, CandidateState, CommandRecord, CommandStatus, Decision,
+    Event, EventKind, FieldValue, RejectReason, Rejection, SourceSystem,
+};
+use crate::policy::{ConflictRule, FieldClass, Policy};
+
+pub use stage::{stage_step, StageStep};
+pub use values::{asserted, invalid};
+
+/// A field asserted by a system that is not its golden source: a KPI incident either way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldConflict {
+    pub field: String,
+    pub source: SourceSystem,
+    /// `true` under `latest_wins` (the value was taken), `false` under `golden_wins`.
+    pub accepted: bool,
+}
+
+/// Everything one event led to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// Why, in words naming the field or transition; `None` when applied or duplicate.
+    pub detail: Option<String>,
+    pub stage_before: Option<String>,
+    pub stage_after: Option<String>,
+    pub commands: Vec<crate::model::Command>,
+    pub alerts: Vec<Alert>,
+    pub conflicts: Vec<FieldConflict>,
+}
+
+impl Outcome {
+    /// The rejection record a vendor gets back, when the event was rejected.
+    pub fn rejection(&self, event: &Event, policy: &Policy) -> Option<Rejection> {
+        let reason = self.decision.reason()?;
+        Some(Rejection {
+            event_id: event.event_id.clone(),
+            candidate_id: event.candidate_id.clone(),
+            application_id: event.application_id.clone(),
+            source_system: event.source_system,
+            source_principal: event.source_principal.clone(),
+            kind: event.kind.name().to_owned(),
+            reason,
+            detail: self.detail.clone().unwrap_or_default(),
+            stage: self.stage_before.clone(),
+            occurred_at: event.occurred_at,
+            policy_version: policy.version().to_owned(),
+        })
+    }
+}
+
+/// Folds `event` into `state` under `policy`.
+///
+/// `state` is the candidate's projection (`CandidateState::default()` for a new candidate); it
+/// is changed only as the returned decision says.
+pub fn apply(state: &mut CandidateState, event: &Event, policy: &Policy) -> Outcome {
+    let stage_before = state
+        .applications
+        .get(&event.application_id)
+        .map(|a| a.stage.clone());
+    if state.seen_event_ids.contains(&event.event_id) {
+        return Outcome {
+            decision: Decision::Duplicate,
+            detail: None,
+            stage_after: stage_before.clone(),
+            stage_before,
+            commands: Vec::new(),
+            alerts: Vec::new(),
+            conflicts: Vec::new(),
+        };
+    }
+    if state.candidate_id.is_empty() {
+        state.candidate_id = event.candidate_id.clone();
+    }
+    state.seen_event_ids.insert(event.event_id.clone());
+    state.last_event_at = state.last_event_at.max(Some(event.occurred_at));
+
+    let mut out = Outcome {
+        decision: Decision::Applied,
+        detail: None,
+        stage_after: stage_before.clone(),
+        stage_before,
+        commands: Vec::new(),
+        alerts: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    match check(state, event, policy, &mut out) {
+        Err((reason, detail)) => {
+            out.decision = Decision::Rejected(reason);
+            out.detail = Some(detail);
+        }
+        Ok(plan) => commit(state, event, policy, plan, &mut out),
+    }
+    out
+}
+
+/// What `check` found the event may do.
+struct Plan {
+    moved_to: Option<String>,
+    stale: bool,
+    fields: Vec<(String, FieldValue)>,
+}
+
+type Refusal = (RejectReason, String);
+
+/// Steps 2–6 of DESIGN.md's decision order. Reads `state`, never writes it; records alerts
+/// and conflicts into `out` (they exist even when the event is refused).
+fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outcome) -> Result<Plan, Refusal> {
+    let source = event.source_system;
+    let app = state.applications.get(&event.application_id);
+
+    // 2. Signatures: no source is configured to sign yet (governance work); nothing to refuse.
+
+    // 3. The application must exist (and exist once).
+    match (&event.kind, app) {
+        (EventKind::ApplicationCreated { .. }, Some(_)) => {
+            return Err((
+                RejectReason::DuplicateApplication,
+                format!("application {:?} was already created", event.application_id),
+            ))
+        }
+        (EventKind::ApplicationCreated { .. }, None) => {}
+        (_, None) => {
+            return Err((
+                RejectReason::UnknownApplication,
+                format!("no application_created yet for application {:?}", event.application_id),
+            ))
+        }
+        _ => {}
+    }
+
+    // 4. Known stage, valid fields.
+    let requested = match &event.kind {
+        EventKind::StageChanged { to_stage, .. } => Some(to_stage.as_str()),
+        EventKind::ScreeningCompleted { .. } => Some(policy.screening_stage.as_str()),
+        _ => None,
+    };
+    if let Some(to) = requested {
+        if !policy.stages.contains_key(to) {
+            return Err((RejectReason::UnknownStage, format!("stage {to:?} is not in the policy")));
+        }
+    }
+    let fields = values::asserted(&event.kind);
+    if let Some(why) = fields.iter().find_map(|(n, v)| values::invalid(n, v, policy)) {
+        return Err((RejectReason::InvalidField, why));
+    }
+
+    // 5. The stage request, and the kinds with authority rules of their own.
+    let mut plan = Plan { moved_to: None, stale: false, fields };
+    match &event.kind {
+        EventKind::ApplicationCreated { region, .. } => {
+            if !policy.regions.contains_key(region) {
+                return Err((RejectReason::InvalidField, format!("region {region:?} is not in the policy")));
+            }
+            if !policy.application_created_authority.contains(&source) {
+                return Err((
+                    RejectReason::UnauthorizedSource,
+                    format!("application_created may not come from {source}"),
+                ));
+            }
+        }
+        EventKind::WritebackAcked { command_id, .. } => {
+            if !matches!(source, SourceSystem::AtsSink | SourceSystem::HrisSink) {
+                return Err((RejectReason::UnauthorizedSource, format!("acks may not come from {source}")));
+            }
+            if !state.commands.contains_key(command_id) {
+                return Err((
+                    RejectReason::UnknownCommand,
+                    format!("command {command_id:?} was never issued for this candidate"),
+                ));
+            }
+        }
+        EventKind::ErasureRequested {} if source != SourceSystem::Privacy => {
+            return Err((RejectReason::UnauthorizedSource, format!("erasure may not come from {source}")));
+        }
+        _ => {}
+    }
+    if let (Some(to), Some(app)) = (requested, app) {
+        match stage::stage_step(&app.stage, to, source, policy) {
+            StageStep::Move => plan.moved_to = Some(to.to_owned()),
+            StageStep::Stale => plan.stale = true,
+            StageStep::Refuse { reason, detail, owner } => {
+                if source == SourceSystem::Ats {
+                    out.alerts.push(alert(event, AlertKind::Divergence, owner, &detail));
+                }
+                return Err((reason, detail));
+            }
+        }
+    }
+
+    // 6. Golden sources: one refused field refuses the whole event.
+    for (name, _) in &plan.fields {
+        // Step 4 refused fields the dictionary does not know.
+        let Some(spec) = policy.fields.get(name) else { continue };
+        if spec.golden_source != source {
+            let accepted = spec.conflict == ConflictRule::LatestWins;
+            out.conflicts.push(FieldConflict { field: name.clone(), source, accepted });
+        }
+    }
+    if let Some(c) = out.conflicts.iter().find(|c| !c.accepted) {
+        let golden = policy.fields.get(&c.field).map(|s| s.golden_source.as_str()).unwrap_or("?");
+        return Err((
+            RejectReason::FieldConflict,
+            format!("field {:?} is owned by {golden}, not {source}", c.field),
+        ));
+    }
+    Ok(plan)
+}
+
+/// Step 7: apply the plan, derive and record the commands.
+fn commit(state: &mut CandidateState, event: &Event, policy: &Policy, plan: Plan, out: &mut Outcome) {
+    if plan.stale {
+        out.decision = Decision::Stale;
+    }
+    match &event.kind {
+        EventKind::ApplicationCreated { requisition_id, region } => {
+            state.applications.insert(
+                event.application_id.clone(),
+                Application {
+                    application_id: event.application_id.clone(),
+                    requisition_id: requisition_id.clone(),
+                    region: region.clone(),
+                    stage: policy.initial_stage.clone(),
+                    stage_entered_at: event.occurred_at,
+                    fields: Default::default(),
+                    field_sources: Default::default(),
+                },
+            );
+            out.stage_after = Some(policy.initial_stage.clone());
+            return;
+        }
+        EventKind::WritebackAcked { command_id, status, .. } => {
+            if let Some(rec) = state.commands.get_mut(command_id) {
+                rec.status = CommandStatus::from(*status);
+                rec.acked_at = Some(event.occurred_at);
+            }
+            return;
+        }
+        EventKind::ErasureRequested {} => {
+            for app in state.applications.values_mut() {
+                app.fields.retain(|name, _| {
+                    policy.fields.get(name).is_none_or(|s| s.class == FieldClass::Internal)
+                });
+                let kept = &app.fields;
+                app.field_sources.retain(|name, _| kept.contains_key(name));
+            }
+            return;
+        }
+        _ => {}
+    }
+
+    // Step 3 guaranteed the application exists for every other kind.
+    let Some(app) = state.applications.get_mut(&event.application_id) else { return };
+    if let Some(to) = &plan.moved_to {
+        app.stage = to.clone();
+        app.stage_entered_at = event.occurred_at;
+        out.stage_after = Some(to.clone());
+    }
+    for (name, value) in &plan.fields {
+        app.fields.insert(name.clone(), value.clone());
+        app.field_sources.insert(name.clone(), event.source_system);
+    }
+    let effects = Effects {
+        moved_to: plan.moved_to.as_deref(),
+        fields: plan.fields.iter().map(|(n, v)| (n.as_str(), v)).collect(),
+    };
+    let commands = derive::commands(event, app, &effects, policy);
+    for c in &commands {
+        state.commands.insert(
+            c.command_id.clone(),
+            CommandRecord {
+                op: c.op(),
+                target: c.target.clone(),
+                application_id: c.application_id.clone(),
+                status: CommandStatus::Pending,
+                issued_at: c.occurred_at,
+                acked_at: None,
+                attempts: 1,
+            },
+        );
+    }
+    out.commands = commands;
+}
+
+fn alert(event: &Event, kind: AlertKind, owner: String, detail: &str) -> Alert {
+    Alert {
+        alert_id: derive::command_id(&event.event_id, &format!("alert:{}", kind.as_str()), &owner),
+        kind,
+        owner,
+        candidate_id: event.candidate_id.clone(),
+        application_id: event.application_id.clone(),
+        event_id: event.event_id.clone(),
+        detail: detail.to_owned(),
+        occurred_at: event.occurred_at,
+    }
+}

@@ -1,0 +1,24 @@
+//! hirestate: an event-sourced stream processor that makes ATS/HRIS write-back after candidate
+//! screening trustworthy.
+//!
+//! The data flow, in stage order (folder listings are alphabetical; this is not):
+//!
+//! | stage | module | owns |
+//! | --- | --- | --- |
+//! | types | [`model`] | events, candidate state, decisions, commands, rejections, alerts |
+//! | rules | [`policy`] | the state machine, field dictionary and mappings as checked data |
+//! | 1 in | `ingest` | Kafka consumer group, rebalance, restore on assign (live processor) |
+//! | 2 decode | [`codec`] | bytes ⇄ records: Confluent wire format, Avro single-object, JSON |
+//! | 3 verify | [`fold`] (step 2) | source authority and signatures |
+//! | 4 fold | [`fold`] | pure (state, event, policy) → (state, decision, effects) |
+//! | 5 project | `project` | sled: projection + offsets it reflects |
+//! | 6 derive | [`derive`] | decisions × mapping → commands with deterministic ids |
+//! | 7 out | `publish` | one Kafka transaction per batch |
+//! | tools | [`replay`] | the offline replay analysts and tests run over JSON lines |
+
+pub mod codec;
+pub mod derive;
+pub mod fold;
+pub mod model;
+pub mod policy;
+pub mod replay;

@@ -1,0 +1,72 @@
+//! The projection of one candidate: what the fold reads and writes, what sled stores and what
+//! snapshots carry. Ordered maps only, so serialisation (and so snapshots and digests of the
+//! projection) is deterministic.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{AckStatus, CommandOp, FieldValue, SourceSystem, Timestamp};
+
+/// One candidate's canonical state, rebuilt from the log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CandidateState {
+    pub candidate_id: String,
+    /// Every event id already folded for this candidate (the `duplicate` check).
+    pub seen_event_ids: BTreeSet<String>,
+    pub applications: BTreeMap<String, Application>,
+    /// Every command issued for this candidate, by id (the `unknown_command` check and the
+    /// write-back lifecycle).
+    pub commands: BTreeMap<String, CommandRecord>,
+    /// Event time of the last event folded (applied or not).
+    pub last_event_at: Option<Timestamp>,
+}
+
+/// One application's canonical state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Application {
+    pub application_id: String,
+    pub requisition_id: String,
+    pub region: String,
+    pub stage: String,
+    /// `occurred_at` of the event that moved the application into `stage` (dwell SLA clock).
+    pub stage_entered_at: Timestamp,
+    /// Dictionary field → current value.
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Dictionary field → the system whose value is current.
+    pub field_sources: BTreeMap<String, SourceSystem>,
+}
+
+/// Where a command is in its write-back lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    Pending,
+    Confirmed,
+    Failed,
+    Rejected,
+}
+
+impl From<AckStatus> for CommandStatus {
+    fn from(s: AckStatus) -> Self {
+        match s {
+            AckStatus::Confirmed => CommandStatus::Confirmed,
+            AckStatus::Failed => CommandStatus::Failed,
+            AckStatus::Rejected => CommandStatus::Rejected,
+        }
+    }
+}
+
+/// What the projection remembers of an issued command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub op: CommandOp,
+    pub target: String,
+    pub application_id: String,
+    pub status: CommandStatus,
+    /// The causing event's `occurred_at`.
+    pub issued_at: Timestamp,
+    /// The latest ack's `occurred_at`.
+    pub acked_at: Option<Timestamp>,
+    pub attempts: u32,
+}
