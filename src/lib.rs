@@ -16,9 +16,13 @@
 //! | 7 out | `publish` | one Kafka transaction per batch |
 //! | tools | [`replay`] | the offline replay analysts and tests run over JSON lines |
 
+pub mod cli;
 pub mod codec;
+pub mod demo;
 pub mod derive;
 pub mod fold;
+pub mod generate;
 pub mod model;
 pub mod policy;
 pub mod replay;
+pub mod telemetry;

@@ -1,1 +1,17 @@
-fn main() {}
+//! The `hirestate` binary: parse the command line, set up logging, hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = hirestate::cli::Cli::parse();
+    hirestate::telemetry::init_logging();
+    match hirestate::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hirestate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,286 @@
-//! bytes ⇄ records. (Being written.)
+//! Stage 2, bytes ⇄ records: the Confluent wire format (schema registry), Avro single-object
+//! encoding (compiled-in schemas, no registry) and the JSON form, told apart by their first
+//! bytes ([`detect`]).
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `framing.rs` | [`Framing`], [`detect`], header constants |
+//! | `schemas.rs` | the compiled-in `schemas/avro/*.avsc`, fingerprints, prebuilt readers, Avro body decode/encode |
+//! | `single_object.rs` | `C3 01` + fingerprint framing |
+//! | `confluent.rs` | `00` + schema id framing via `schema_registry_converter` |
+//! | `json.rs` | the JSON form (serde form of the model) |
+//! | `avro_value/` | model ⇄ `apache_avro::types::Value` |
+//! | `record.rs` | [`Record`], implemented for the five topic records |
+//! | `error.rs` | [`CodecError`] |
+//!
+//! Invariants: malformed bytes never panic and never allocate without bound — payloads above
+//! [`Codec::max_payload`] are refused before decoding, and apache-avro's process-wide
+//! allocation limit is set to [`AVRO_MAX_ALLOCATION`] when the first codec is built. Avro data
+//! is always read with its writer schema resolved against our reader schema, so compatible
+//! schema evolution works in both directions. Schemas are parsed and readers built once per
+//! [`Codec`], never per record.
+
+mod avro_value;
+mod confluent;
+mod error;
+mod framing;
+mod json;
+mod record;
+mod schemas;
+mod single_object;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+
+pub use error::{BodyProblem, CodecError};
+pub use framing::{
+    detect, Framing, CONFLUENT_HEADER_LEN, CONFLUENT_MAGIC, SINGLE_OBJECT_HEADER_LEN,
+    SINGLE_OBJECT_MARKER,
+};
+pub use record::Record;
+pub use schemas::{full_name, EMBEDDED_SOURCES, NAMESPACE, TOP_LEVEL};
+
+use schemas::{ReaderSchema, WriterSchema};
+
+/// apache-avro's allocation limit for any single length-prefixed item (process-wide; apache-avro
+/// keeps the first value set). A 2 GiB length prefix fails cleanly instead of allocating.
+pub const AVRO_MAX_ALLOCATION: usize = 16 * 1024 * 1024;
+
+/// Default largest payload decoded ([`Codec::with_max_payload`] changes it).
+pub const DEFAULT_MAX_PAYLOAD: usize = 4 * 1024 * 1024;
+
+/// Default timeout of schema registry calls.
+pub const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Encodes and decodes [`Record`]s in every [`Framing`]. Cheap to clone: clones share the
+/// parsed schemas and the registry caches.
+#[derive(Clone)]
+pub struct Codec {
+    /// Reader schema per record full name (the model's view).
+    readers: HashMap<String, Arc<ReaderSchema>>,
+    /// The compiled-in schema per record full name: what this codec writes with.
+    own: HashMap<String, Arc<WriterSchema>>,
+    /// Every writer schema single-object payloads may carry, by fingerprint.
+    known: HashMap<[u8; 8], Arc<WriterSchema>>,
+    registry: Option<confluent::Registry>,
+    max_payload: usize,
+}
+
+impl fmt::Debug for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut known: Vec<String> = self
+            .known
+            .iter()
+            .map(|(fp, w)| format!("{}@{}", w.full_name, hex::encode(fp)))
+            .collect();
+        known.sort();
+        f.debug_struct("Codec")
+            .field("known_writers", &known)
+            .field("registry", &self.registry.is_some())
+            .field("max_payload", &self.max_payload)
+            .finish()
+    }
+}
+
+impl Codec {
+    /// A codec over the compiled-in schemas, without a registry (single-object and JSON only).
+    ///
+    /// # Errors
+    /// [`CodecError::Schema`] if a compiled-in schema does not parse (a build defect that the
+    /// test suite catches).
+    pub fn embedded() -> Result<Codec, CodecError> {
+        apache_avro::util::max_allocation_bytes(AVRO_MAX_ALLOCATION);
+        let mut codec = Codec {
+            readers: HashMap::new(),
+            own: HashMap::new(),
+            known: HashMap::new(),
+            registry: None,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+        };
+        for schema in schemas::embedded_top_level()? {
+            let reader = Arc::new(ReaderSchema::new(schema.clone())?);
+            let writer = Arc::new(WriterSchema::new(schema)?);
+            codec.readers.insert(reader.full_name.clone(), reader);
+            codec.known.insert(writer.fingerprint(), writer.clone());
+            codec.own.insert(writer.full_name.clone(), writer);
+        }
+        Ok(codec)
+    }
+
+    /// Adds a Confluent-API schema registry at `url` (10 s timeout, no auth), enabling the
+    /// Confluent framing in [`Codec::decode`] and [`Codec::encode`].
+    ///
+    /// # Errors
+    /// [`CodecError::Registry`] when the HTTP client cannot be built from the URL.
+    pub fn with_registry(self, url: &str) -> Result<Codec, CodecError> {
+        let settings = SrSettings::new_builder(url.trim_end_matches('/').to_string())
+            .set_timeout(REGISTRY_TIMEOUT)
+            .build()
+            .map_err(|e| CodecError::Registry {
+                detail: e.to_string(),
+            })?;
+        Ok(self.with_registry_settings(settings))
+    }
+
+    /// Adds a schema registry with full settings (several URLs, auth, headers, timeout).
+    pub fn with_registry_settings(mut self, settings: SrSettings) -> Codec {
+        self.registry = Some(confluent::Registry::new(settings));
+        self
+    }
+
+    /// Sets the largest payload [`Codec::decode`] accepts; larger ones fail with
+    /// [`CodecError::Oversize`] before any decoding.
+    pub fn with_max_payload(mut self, bytes: usize) -> Codec {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// The largest payload accepted for decoding.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// Accepts single-object payloads written with `schema_json` (a self-contained schema of
+    /// one of our records, e.g. an older or newer version), resolving them to the reader schema.
+    ///
+    /// # Errors
+    /// [`CodecError::Schema`] when the schema does not parse.
+    pub fn with_writer_schema(mut self, schema_json: &str) -> Result<Codec, CodecError> {
+        let writer = Arc::new(WriterSchema::new(schemas::parse_supplied(schema_json)?)?);
+        self.known.insert(writer.fingerprint(), writer);
+        Ok(self)
+    }
+
+    /// Reads the record named in `schema_json` with that schema instead of the compiled-in one
+    /// (a consumer on a newer or older version). Its union branch order must match the model's.
+    ///
+    /// # Errors
+    /// [`CodecError::Schema`] when the schema does not parse.
+    pub fn with_reader_schema(mut self, schema_json: &str) -> Result<Codec, CodecError> {
+        let reader = Arc::new(ReaderSchema::new(schemas::parse_supplied(schema_json)?)?);
+        self.readers.insert(reader.full_name.clone(), reader);
+        Ok(self)
+    }
+
+    /// The self-contained JSON of the compiled-in schema of record `name` (e.g. `HiringEvent`),
+    /// as registered with a registry.
+    pub fn schema_json(&self, name: &str) -> Option<&str> {
+        self.own.get(&full_name(name)).map(|w| w.json.as_str())
+    }
+
+    /// The 8-byte CRC-64-AVRO fingerprint (as it appears in single-object headers) of the
+    /// compiled-in schema of record `name`.
+    pub fn fingerprint(&self, name: &str) -> Option<[u8; 8]> {
+        self.own.get(&full_name(name)).map(|w| w.fingerprint())
+    }
+
+    /// Decodes a single-object or JSON payload, without I/O.
+    ///
+    /// # Errors
+    /// Any decode [`CodecError`]; Confluent bytes give [`CodecError::RegistryRequired`].
+    pub fn decode_local<R: Record>(&self, bytes: &[u8]) -> Result<R, CodecError> {
+        match self.precheck(bytes)? {
+            Framing::Json => json::decode(bytes),
+            Framing::SingleObject => {
+                let value = single_object::decode(bytes, &self.known, self.reader::<R>()?)?;
+                R::from_avro(value)
+            }
+            Framing::Confluent => Err(CodecError::RegistryRequired {
+                schema_id: framing::confluent_id(bytes),
+            }),
+        }
+    }
+
+    /// Decodes a payload in any framing; Confluent payloads fetch their writer schema from the
+    /// registry (once per schema id).
+    ///
+    /// # Errors
+    /// Any decode [`CodecError`]; only [`CodecError::RegistryUnavailable`] is retryable.
+    pub async fn decode<R: Record>(&self, bytes: &[u8]) -> Result<R, CodecError> {
+        if self.precheck(bytes)? != Framing::Confluent {
+            return self.decode_local(bytes);
+        }
+        let registry = self.registry.as_ref().ok_or(CodecError::RegistryRequired {
+            schema_id: framing::confluent_id(bytes),
+        })?;
+        let value = registry.decode(bytes, self.reader::<R>()?).await?;
+        R::from_avro(value)
+    }
+
+    /// Encodes in the single-object or JSON framing, without I/O.
+    ///
+    /// # Errors
+    /// [`CodecError::Encode`]/[`CodecError::Json`]; Confluent gives
+    /// [`CodecError::RegistryRequired`] (use [`Codec::encode`]).
+    pub fn encode_local<R: Record>(
+        &self,
+        record: &R,
+        framing: Framing,
+    ) -> Result<Vec<u8>, CodecError> {
+        match framing {
+            Framing::Json => json::encode(record),
+            Framing::SingleObject => single_object::encode(&record.to_avro()?, self.own::<R>()?),
+            Framing::Confluent => Err(CodecError::RegistryRequired { schema_id: None }),
+        }
+    }
+
+    /// Encodes in any framing. Confluent registers the compiled-in schema under
+    /// TopicNameStrategy (subject `<topic>-value`) and prefixes the id the registry returns.
+    ///
+    /// # Errors
+    /// As [`Codec::encode_local`], plus the registry errors.
+    pub async fn encode<R: Record>(
+        &self,
+        record: &R,
+        framing: Framing,
+        topic: &str,
+    ) -> Result<Vec<u8>, CodecError> {
+        if framing != Framing::Confluent {
+            return self.encode_local(record, framing);
+        }
+        let registry = self
+            .registry
+            .as_ref()
+            .ok_or(CodecError::RegistryRequired { schema_id: None })?;
+        registry
+            .encode(&record.to_avro()?, self.own::<R>()?, topic)
+            .await
+    }
+
+    /// Empty and oversize checks, then the framing.
+    fn precheck(&self, bytes: &[u8]) -> Result<Framing, CodecError> {
+        if bytes.len() > self.max_payload {
+            return Err(CodecError::Oversize {
+                len: bytes.len(),
+                max: self.max_payload,
+            });
+        }
+        detect(bytes)
+    }
+
+    fn reader<R: Record>(&self) -> Result<&ReaderSchema, CodecError> {
+        let name = full_name(R::SCHEMA);
+        self.readers
+            .get(&name)
+            .map(|r| r.as_ref())
+            .ok_or(CodecError::Schema {
+                name,
+                detail: "no reader schema".to_string(),
+            })
+    }
+
+    fn own<R: Record>(&self) -> Result<&WriterSchema, CodecError> {
+        let name = full_name(R::SCHEMA);
+        self.own
+            .get(&name)
+            .map(|w| w.as_ref())
+            .ok_or(CodecError::Schema {
+                name,
+                detail: "no compiled-in schema".to_string(),
+            })
+    }
+}

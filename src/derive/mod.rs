@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    Application, Command, CommandPayload, Event, FieldValue, SourceSystem,
-    TargetSystem,
+    Application, Command, CommandPayload, Event, FieldValue, SourceSystem, TargetSystem,
 };
 use crate::policy::Policy;
 
@@ -40,7 +39,12 @@ pub struct Effects<'a> {
 
 /// The commands `event`'s `effects` on `app` require, in a fixed order: `move_stage`,
 /// `create_pre_hire`, then `update_fields` per system (ATS before HRIS).
-pub fn commands(event: &Event, app: &Application, effects: &Effects<'_>, policy: &Policy) -> Vec<Command> {
+pub fn commands(
+    event: &Event,
+    app: &Application,
+    effects: &Effects<'_>,
+    policy: &Policy,
+) -> Vec<Command> {
     let mut out = Vec::new();
     // The fold only applies events for applications whose region the policy knows.
     let Some(region) = policy.regions.get(&app.region) else {
@@ -64,11 +68,18 @@ pub fn commands(event: &Event, app: &Application, effects: &Effects<'_>, policy:
     if let Some(stage) = effects.moved_to {
         if source != SourceSystem::Ats {
             if let Some(target) = policy.targets.get(&region.ats_target) {
-                let remote = target.stage_names.get(stage).cloned().unwrap_or_else(|| stage.to_owned());
+                let remote = target
+                    .stage_names
+                    .get(stage)
+                    .cloned()
+                    .unwrap_or_else(|| stage.to_owned());
                 out.push(new_command(
                     &target.name,
                     TargetSystem::Ats,
-                    CommandPayload::MoveStage { stage: stage.to_owned(), remote_stage: remote },
+                    CommandPayload::MoveStage {
+                        stage: stage.to_owned(),
+                        remote_stage: remote,
+                    },
                 ));
             }
         }
@@ -111,7 +122,11 @@ pub fn commands(event: &Event, app: &Application, effects: &Effects<'_>, policy:
             policy,
         );
         if !fields.is_empty() {
-            out.push(new_command(&target.name, system, CommandPayload::UpdateFields { fields }));
+            out.push(new_command(
+                &target.name,
+                system,
+                CommandPayload::UpdateFields { fields },
+            ));
         }
     }
     out
@@ -128,7 +143,10 @@ fn mapped_fields<'a>(
 ) -> BTreeMap<String, FieldValue> {
     fields
         .filter(|(name, _)| {
-            policy.fields.get(*name).is_some_and(|spec| spec.writeback == Some(system))
+            policy
+                .fields
+                .get(*name)
+                .is_some_and(|spec| spec.writeback == Some(system))
                 && !withhold.iter().any(|w| w == name)
         })
         .map(|(name, value)| {
@@ -151,7 +169,10 @@ mod tests {
             command_id("e1", "move_stage", "greenhouse"),
             EXPECTED_E1_MOVE_STAGE_GREENHOUSE
         );
-        assert_ne!(command_id("e1", "move_stage", "lever"), command_id("e1", "move_stage", "greenhouse"));
+        assert_ne!(
+            command_id("e1", "move_stage", "lever"),
+            command_id("e1", "move_stage", "greenhouse")
+        );
         assert_eq!(CommandOp::MoveStage.as_str(), "move_stage");
     }
 

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::derive::{self, Effects};
 use crate::model::{
-    Alert, AlertKind, Application, CandidateState, CommandRecord, CommandStatus, Decision,
-    Event, EventKind, FieldValue, RejectReason, Rejection, SourceSystem,
+    Alert, AlertKind, Application, CandidateState, CommandRecord, CommandStatus, Decision, Event,
+    EventKind, FieldValue, RejectReason, Rejection, SourceSystem,
 };
 use crate::policy::{ConflictRule, FieldClass, Policy};
 
@@ -122,7 +122,12 @@ type Refusal = (RejectReason, String);
 
 /// Steps 2–6 of DESIGN.md's decision order. Reads `state`, never writes it; records alerts
 /// and conflicts into `out` (they exist even when the event is refused).
-fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outcome) -> Result<Plan, Refusal> {
+fn check(
+    state: &CandidateState,
+    event: &Event,
+    policy: &Policy,
+    out: &mut Outcome,
+) -> Result<Plan, Refusal> {
     let source = event.source_system;
     let app = state.applications.get(&event.application_id);
 
@@ -140,7 +145,10 @@ fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outco
         (_, None) => {
             return Err((
                 RejectReason::UnknownApplication,
-                format!("no application_created yet for application {:?}", event.application_id),
+                format!(
+                    "no application_created yet for application {:?}",
+                    event.application_id
+                ),
             ))
         }
         _ => {}
@@ -154,20 +162,33 @@ fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outco
     };
     if let Some(to) = requested {
         if !policy.stages.contains_key(to) {
-            return Err((RejectReason::UnknownStage, format!("stage {to:?} is not in the policy")));
+            return Err((
+                RejectReason::UnknownStage,
+                format!("stage {to:?} is not in the policy"),
+            ));
         }
     }
     let fields = values::asserted(&event.kind);
-    if let Some(why) = fields.iter().find_map(|(n, v)| values::invalid(n, v, policy)) {
+    if let Some(why) = fields
+        .iter()
+        .find_map(|(n, v)| values::invalid(n, v, policy))
+    {
         return Err((RejectReason::InvalidField, why));
     }
 
     // 5. The stage request, and the kinds with authority rules of their own.
-    let mut plan = Plan { moved_to: None, stale: false, fields };
+    let mut plan = Plan {
+        moved_to: None,
+        stale: false,
+        fields,
+    };
     match &event.kind {
         EventKind::ApplicationCreated { region, .. } => {
             if !policy.regions.contains_key(region) {
-                return Err((RejectReason::InvalidField, format!("region {region:?} is not in the policy")));
+                return Err((
+                    RejectReason::InvalidField,
+                    format!("region {region:?} is not in the policy"),
+                ));
             }
             if !policy.application_created_authority.contains(&source) {
                 return Err((
@@ -178,7 +199,10 @@ fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outco
         }
         EventKind::WritebackAcked { command_id, .. } => {
             if !matches!(source, SourceSystem::AtsSink | SourceSystem::HrisSink) {
-                return Err((RejectReason::UnauthorizedSource, format!("acks may not come from {source}")));
+                return Err((
+                    RejectReason::UnauthorizedSource,
+                    format!("acks may not come from {source}"),
+                ));
             }
             if !state.commands.contains_key(command_id) {
                 return Err((
@@ -188,7 +212,10 @@ fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outco
             }
         }
         EventKind::ErasureRequested {} if source != SourceSystem::Privacy => {
-            return Err((RejectReason::UnauthorizedSource, format!("erasure may not come from {source}")));
+            return Err((
+                RejectReason::UnauthorizedSource,
+                format!("erasure may not come from {source}"),
+            ));
         }
         _ => {}
     }
@@ -196,9 +223,14 @@ fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outco
         match stage::stage_step(&app.stage, to, source, policy) {
             StageStep::Move => plan.moved_to = Some(to.to_owned()),
             StageStep::Stale => plan.stale = true,
-            StageStep::Refuse { reason, detail, owner } => {
+            StageStep::Refuse {
+                reason,
+                detail,
+                owner,
+            } => {
                 if source == SourceSystem::Ats {
-                    out.alerts.push(alert(event, AlertKind::Divergence, owner, &detail));
+                    out.alerts
+                        .push(alert(event, AlertKind::Divergence, owner, &detail));
                 }
                 return Err((reason, detail));
             }
@@ -208,14 +240,24 @@ fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outco
     // 6. Golden sources: one refused field refuses the whole event.
     for (name, _) in &plan.fields {
         // Step 4 refused fields the dictionary does not know.
-        let Some(spec) = policy.fields.get(name) else { continue };
+        let Some(spec) = policy.fields.get(name) else {
+            continue;
+        };
         if spec.golden_source != source {
             let accepted = spec.conflict == ConflictRule::LatestWins;
-            out.conflicts.push(FieldConflict { field: name.clone(), source, accepted });
+            out.conflicts.push(FieldConflict {
+                field: name.clone(),
+                source,
+                accepted,
+            });
         }
     }
     if let Some(c) = out.conflicts.iter().find(|c| !c.accepted) {
-        let golden = policy.fields.get(&c.field).map(|s| s.golden_source.as_str()).unwrap_or("?");
+        let golden = policy
+            .fields
+            .get(&c.field)
+            .map(|s| s.golden_source.as_str())
+            .unwrap_or("?");
         return Err((
             RejectReason::FieldConflict,
             format!("field {:?} is owned by {golden}, not {source}", c.field),
@@ -225,12 +267,21 @@ fn check(state: &CandidateState, event: &Event, policy: &Policy, out: &mut Outco
 }
 
 /// Step 7: apply the plan, derive and record the commands.
-fn commit(state: &mut CandidateState, event: &Event, policy: &Policy, plan: Plan, out: &mut Outcome) {
+fn commit(
+    state: &mut CandidateState,
+    event: &Event,
+    policy: &Policy,
+    plan: Plan,
+    out: &mut Outcome,
+) {
     if plan.stale {
         out.decision = Decision::Stale;
     }
     match &event.kind {
-        EventKind::ApplicationCreated { requisition_id, region } => {
+        EventKind::ApplicationCreated {
+            requisition_id,
+            region,
+        } => {
             state.applications.insert(
                 event.application_id.clone(),
                 Application {
@@ -246,7 +297,9 @@ fn commit(state: &mut CandidateState, event: &Event, policy: &Policy, plan: Plan
             out.stage_after = Some(policy.initial_stage.clone());
             return;
         }
-        EventKind::WritebackAcked { command_id, status, .. } => {
+        EventKind::WritebackAcked {
+            command_id, status, ..
+        } => {
             if let Some(rec) = state.commands.get_mut(command_id) {
                 rec.status = CommandStatus::from(*status);
                 rec.acked_at = Some(event.occurred_at);
@@ -256,7 +309,10 @@ fn commit(state: &mut CandidateState, event: &Event, policy: &Policy, plan: Plan
         EventKind::ErasureRequested {} => {
             for app in state.applications.values_mut() {
                 app.fields.retain(|name, _| {
-                    policy.fields.get(name).is_none_or(|s| s.class == FieldClass::Internal)
+                    policy
+                        .fields
+                        .get(name)
+                        .is_none_or(|s| s.class == FieldClass::Internal)
                 });
                 let kept = &app.fields;
                 app.field_sources.retain(|name, _| kept.contains_key(name));
@@ -267,7 +323,9 @@ fn commit(state: &mut CandidateState, event: &Event, policy: &Policy, plan: Plan
     }
 
     // Step 3 guaranteed the application exists for every other kind.
-    let Some(app) = state.applications.get_mut(&event.application_id) else { return };
+    let Some(app) = state.applications.get_mut(&event.application_id) else {
+        return;
+    };
     if let Some(to) = &plan.moved_to {
         app.stage = to.clone();
         app.stage_entered_at = event.occurred_at;

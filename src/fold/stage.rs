@@ -14,7 +14,11 @@ pub enum StageStep {
     Stale,
     /// Refused; `owner` is whom a divergence alert goes to (the transition's owner when the
     /// transition is listed, else the owner of the current stage).
-    Refuse { reason: RejectReason, detail: String, owner: String },
+    Refuse {
+        reason: RejectReason,
+        detail: String,
+        owner: String,
+    },
 }
 
 /// Classifies the request `from` → `to` asserted by `source`. Both stages must be in `policy`.
@@ -32,7 +36,11 @@ pub fn stage_step(from: &str, to: &str, source: SourceSystem, policy: &Policy) -
         }
     }
     let listed = policy.transition(from, to);
-    let refuse = |reason, detail: String, owner: &str| StageStep::Refuse { reason, detail, owner: owner.to_owned() };
+    let refuse = |reason, detail: String, owner: &str| StageStep::Refuse {
+        reason,
+        detail,
+        owner: owner.to_owned(),
+    };
     match listed {
         None if f.terminal => refuse(
             RejectReason::TerminalState,
@@ -48,7 +56,11 @@ pub fn stage_step(from: &str, to: &str, source: SourceSystem, policy: &Policy) -
             RejectReason::UnauthorizedSource,
             format!(
                 "{from} -> {to} may only be asserted by {}, not {source}",
-                tr.authority.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("/")
+                tr.authority
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("/")
             ),
             &tr.owner,
         ),

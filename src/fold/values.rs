@@ -12,15 +12,25 @@ pub fn invalid(name: &str, value: &FieldValue, policy: &Policy) -> Option<String
         return Some(format!("field {name:?} is not in the field dictionary"));
     };
     let ok = match (&spec.ty, value) {
-        (FieldType::Number { min, max }, FieldValue::Number(n)) => n.is_finite() && *min <= *n && *n <= *max,
+        (FieldType::Number { min, max }, FieldValue::Number(n)) => {
+            n.is_finite() && *min <= *n && *n <= *max
+        }
         (FieldType::Enum { values }, FieldValue::Text(s)) => values.iter().any(|v| v == s),
         (FieldType::String, FieldValue::Text(_)) => true,
         (FieldType::ListOfString, FieldValue::List(_)) => true,
         (FieldType::HttpsUrl, FieldValue::Text(s)) => is_https_url(s),
-        (FieldType::Date, FieldValue::Text(s)) => NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10,
+        (FieldType::Date, FieldValue::Text(s)) => {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() && s.len() == 10
+        }
         _ => false,
     };
-    (!ok).then(|| format!("field {name:?} = {} is not a valid {}", render(value), describe(&spec.ty)))
+    (!ok).then(|| {
+        format!(
+            "field {name:?} = {} is not a valid {}",
+            render(value),
+            describe(&spec.ty)
+        )
+    })
 }
 
 fn is_https_url(s: &str) -> bool {
@@ -59,15 +69,30 @@ pub fn asserted(kind: &EventKind) -> Vec<(String, FieldValue)> {
         } => {
             let mut v = vec![
                 ("screening.score".to_owned(), FieldValue::Number(*score)),
-                ("screening.recommendation".to_owned(), FieldValue::Text(recommendation.clone())),
-                ("screening.rubric_version".to_owned(), FieldValue::Text(rubric_version.clone())),
-                ("screening.reviewer_ids".to_owned(), FieldValue::List(reviewer_ids.clone())),
+                (
+                    "screening.recommendation".to_owned(),
+                    FieldValue::Text(recommendation.clone()),
+                ),
+                (
+                    "screening.rubric_version".to_owned(),
+                    FieldValue::Text(rubric_version.clone()),
+                ),
+                (
+                    "screening.reviewer_ids".to_owned(),
+                    FieldValue::List(reviewer_ids.clone()),
+                ),
             ];
             if let Some(u) = media_url {
-                v.push(("screening.media_url".to_owned(), FieldValue::Text(u.clone())));
+                v.push((
+                    "screening.media_url".to_owned(),
+                    FieldValue::Text(u.clone()),
+                ));
             }
             if let Some(u) = transcript_url {
-                v.push(("screening.transcript_url".to_owned(), FieldValue::Text(u.clone())));
+                v.push((
+                    "screening.transcript_url".to_owned(),
+                    FieldValue::Text(u.clone()),
+                ));
             }
             v
         }

@@ -19,7 +19,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     };
     let digits = &s[..s.len() - unit.len_utf8()];
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("duration \"{s}\" is not a whole number; {expected}"));
+        return Err(format!(
+            "duration \"{s}\" is not a whole number; {expected}"
+        ));
     }
     let n: i64 = digits
         .parse()
@@ -55,7 +57,18 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "2", "d", "2w", "-2d", "2.5d", " 2d", "0m", "2 d", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "2",
+            "d",
+            "2w",
+            "-2d",
+            "2.5d",
+            " 2d",
+            "0m",
+            "2 d",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should not parse");
         }
     }

@@ -146,9 +146,7 @@ impl<'a> Section<'a> {
     /// Where `key` is written (the header when absent).
     pub fn key_loc(&self, key: &str) -> Loc {
         match self.table.get_key_value(key) {
-            Some((k, item)) => self
-                .file
-                .loc(k.span().or_else(|| item.span()), &self.loc),
+            Some((k, item)) => self.file.loc(k.span().or_else(|| item.span()), &self.loc),
             None => self.loc.clone(),
         }
     }
@@ -215,7 +213,12 @@ impl<'a> Section<'a> {
     }
 
     /// An optional array of strings; with `single_ok`, a lone string counts as a list of one.
-    pub fn opt_strs(&self, key: &str, single_ok: bool, p: &mut Problems) -> Option<At<Vec<At<String>>>> {
+    pub fn opt_strs(
+        &self,
+        key: &str,
+        single_ok: bool,
+        p: &mut Problems,
+    ) -> Option<At<Vec<At<String>>>> {
         let item = self.item(key)?;
         let loc = self.key_loc(key);
         if single_ok {
@@ -260,7 +263,12 @@ impl<'a> Section<'a> {
     }
 
     /// A required array of strings (see [`Section::opt_strs`]).
-    pub fn strs(&self, key: &str, single_ok: bool, p: &mut Problems) -> Option<At<Vec<At<String>>>> {
+    pub fn strs(
+        &self,
+        key: &str,
+        single_ok: bool,
+        p: &mut Problems,
+    ) -> Option<At<Vec<At<String>>>> {
         if self.item(key).is_none() {
             self.missing(key, "an array of strings", p);
             return None;
@@ -297,7 +305,9 @@ impl<'a> Section<'a> {
         let item = self.item(key)?;
         // An integer literal is a number too: `min = 0` must not need `0.0`.
         #[allow(clippy::cast_precision_loss)]
-        let n = item.as_float().or_else(|| item.as_integer().map(|i| i as f64));
+        let n = item
+            .as_float()
+            .or_else(|| item.as_integer().map(|i| i as f64));
         match n {
             Some(n) => Some(At {
                 value: n,
@@ -362,7 +372,11 @@ impl<'a> Section<'a> {
 
     /// Each entry of this table, all of which must be tables (`[stage.applied]`, …), with its
     /// name; `name_what` builds the message prefix from the name.
-    pub fn entries(&self, name_what: impl Fn(&str) -> String, p: &mut Problems) -> Vec<(At<String>, Section<'a>)> {
+    pub fn entries(
+        &self,
+        name_what: impl Fn(&str) -> String,
+        p: &mut Problems,
+    ) -> Vec<(At<String>, Section<'a>)> {
         let mut out = Vec::new();
         for (name, _) in self.table.iter() {
             if let Some(sec) = self.opt_table(name, name_what(name), p) {
@@ -397,12 +411,22 @@ impl<'a> Section<'a> {
     }
 
     /// An optional `[[key]]` array of tables; each element is named by `what(index)`.
-    pub fn opt_array_of_tables(&self, key: &str, what: impl Fn(usize) -> String, p: &mut Problems) -> Vec<Section<'a>> {
+    pub fn opt_array_of_tables(
+        &self,
+        key: &str,
+        what: impl Fn(usize) -> String,
+        p: &mut Problems,
+    ) -> Vec<Section<'a>> {
         let Some(item) = self.item(key) else {
             return Vec::new();
         };
         let Some(arr) = item.as_array_of_tables() else {
-            self.wrong_type(key, &format!("an array of tables (`[[{key}]]`)"), type_name(item), p);
+            self.wrong_type(
+                key,
+                &format!("an array of tables (`[[{key}]]`)"),
+                type_name(item),
+                p,
+            );
             return Vec::new();
         };
         let header = self.key_loc(key);

@@ -35,8 +35,13 @@ pub struct Transition {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FieldType {
-    Number { min: f64, max: f64 },
-    Enum { values: Vec<String> },
+    Number {
+        min: f64,
+        max: f64,
+    },
+    Enum {
+        values: Vec<String>,
+    },
     String,
     ListOfString,
     /// An absolute `https://` URL; any other scheme is invalid.

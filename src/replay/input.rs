@@ -20,7 +20,12 @@ pub enum LineError {
     #[error("line {line}: field `{field}` is empty")]
     EmptyField { line: usize, field: String },
     #[error("line {line}: field `{field}` is {len} bytes, over the {max}-byte limit")]
-    Oversize { line: usize, field: String, len: usize, max: usize },
+    Oversize {
+        line: usize,
+        field: String,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// Parses line number `line` (1-based) of a JSON-lines file.
@@ -29,7 +34,11 @@ pub enum LineError {
 /// [`LineError`] naming the line and, where one is to blame, the field.
 pub fn parse_line(text: &str, line: usize) -> Result<Event, LineError> {
     if text.len() > MAX_LINE_BYTES {
-        return Err(LineError::TooLong { line, len: text.len(), max: MAX_LINE_BYTES });
+        return Err(LineError::TooLong {
+            line,
+            len: text.len(),
+            max: MAX_LINE_BYTES,
+        });
     }
     let event: Event = serde_json::from_str(text).map_err(|e| LineError::Json {
         line,
@@ -39,7 +48,12 @@ pub fn parse_line(text: &str, line: usize) -> Result<Event, LineError> {
     })?;
     check_limits(&event).map_err(|(field, problem)| match problem {
         None => LineError::EmptyField { line, field },
-        Some(len) => LineError::Oversize { line, field, len, max: MAX_STRING_BYTES },
+        Some(len) => LineError::Oversize {
+            line,
+            field,
+            len,
+            max: MAX_STRING_BYTES,
+        },
     })?;
     Ok(event)
 }
@@ -59,7 +73,10 @@ pub fn check_limits(e: &Event) -> Result<(), (String, Option<usize>)> {
         bounded(name, value)?;
     }
     match &e.kind {
-        EventKind::ApplicationCreated { requisition_id, region } => {
+        EventKind::ApplicationCreated {
+            requisition_id,
+            region,
+        } => {
             bounded("requisition_id", requisition_id)?;
             bounded("region", region)?;
         }
@@ -67,7 +84,14 @@ pub fn check_limits(e: &Event) -> Result<(), (String, Option<usize>)> {
             bounded("to_stage", to_stage)?;
             bounded("reason", reason.as_deref().unwrap_or(""))?;
         }
-        EventKind::ScreeningCompleted { recommendation, rubric_version, reviewer_ids, media_url, transcript_url, .. } => {
+        EventKind::ScreeningCompleted {
+            recommendation,
+            rubric_version,
+            reviewer_ids,
+            media_url,
+            transcript_url,
+            ..
+        } => {
             bounded("recommendation", recommendation)?;
             bounded("rubric_version", rubric_version)?;
             for r in reviewer_ids {
@@ -90,7 +114,12 @@ pub fn check_limits(e: &Event) -> Result<(), (String, Option<usize>)> {
                 }
             }
         }
-        EventKind::WritebackAcked { command_id, remote_ref, error, .. } => {
+        EventKind::WritebackAcked {
+            command_id,
+            remote_ref,
+            error,
+            ..
+        } => {
             bounded("command_id", command_id)?;
             bounded("remote_ref", remote_ref.as_deref().unwrap_or(""))?;
             bounded("error", error.as_deref().unwrap_or(""))?;

@@ -63,7 +63,10 @@ pub struct Replayer<'p> {
 impl<'p> Replayer<'p> {
     /// An empty projection under `policy`.
     pub fn new(policy: &'p Policy) -> Self {
-        Replayer { policy, states: HashMap::new() }
+        Replayer {
+            policy,
+            states: HashMap::new(),
+        }
     }
 
     /// Folds one event into its candidate's state.
@@ -92,14 +95,18 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn count(&mut self, row: &Row) {
+    /// Counts one row.
+    pub fn count(&mut self, row: &Row) {
         self.events += 1;
         *self.by_decision.entry(row.decision.to_owned()).or_default() += 1;
         if let Some(r) = row.reason {
             *self.by_reason.entry(r.to_owned()).or_default() += 1;
         }
         for c in &row.commands {
-            *self.commands_by_target.entry(format!("{}/{}", c.target, c.op().as_str())).or_default() += 1;
+            *self
+                .commands_by_target
+                .entry(format!("{}/{}", c.target, c.op().as_str()))
+                .or_default() += 1;
         }
         self.alerts += row.alerts.len() as u64;
     }
@@ -147,7 +154,9 @@ pub fn run(
     }
     for state in replayer.states().values() {
         for app in state.applications.values() {
-            summary.final_stages.insert(app.application_id.clone(), app.stage.clone());
+            summary
+                .final_stages
+                .insert(app.application_id.clone(), app.stage.clone());
         }
     }
     Ok(summary)

@@ -44,7 +44,11 @@ pub fn write_table_row(out: &mut impl Write, row: &Row) -> std::io::Result<()> {
 
 /// The summary as a small table: counts by decision and reason, commands per target.
 pub fn write_summary_table(out: &mut impl Write, s: &Summary) -> std::io::Result<()> {
-    writeln!(out, "events folded: {}   malformed lines: {}   alerts: {}", s.events, s.malformed, s.alerts)?;
+    writeln!(
+        out,
+        "events folded: {}   malformed lines: {}   alerts: {}",
+        s.events, s.malformed, s.alerts
+    )?;
     writeln!(out, "by decision:")?;
     for (k, v) in &s.by_decision {
         writeln!(out, "  {k:<24} {v:>8}")?;

@@ -1,0 +1,50 @@
+# hirestate — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+KAFKA := deploy/kafka/kafka.sh
+
+.PHONY: all build demo test test-unit lint fmt bench soak kafka-up kafka-down clean-kafka
+
+all: build
+
+build:
+	$(CARGO) build --release --bin hirestate
+
+## The main job on the embedded default (no broker needed).
+demo: build
+	./target/release/hirestate demo
+
+## Unit, property and integration tests against a real single-node Kafka broker (KRaft),
+## started here if it is not already up and stopped after if this target started it.
+test:
+	@started=0; \
+	if ! $(KAFKA) status; then $(KAFKA) up || exit 1; started=1; fi; \
+	status=0; \
+	KAFKA_BOOTSTRAP=$$($(KAFKA) bootstrap) HIRESTATE_REQUIRE_KAFKA=1 $(CARGO) test --all-targets || status=$$?; \
+	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
+	exit $$status
+
+## Tests that need no broker.
+test-unit:
+	$(CARGO) test --lib --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Criterion benchmarks (ratios, side by side in one run; see README "Benchmarks").
+bench:
+	$(CARGO) bench --bench fold
+
+kafka-up:
+	$(KAFKA) up
+
+kafka-down:
+	$(KAFKA) down
+
+## Removes the test broker's jars and data (the next `make test` resolves them again).
+clean-kafka: kafka-down
+	rm -rf target/kafka

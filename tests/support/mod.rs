@@ -1,0 +1,71 @@
+//! Test support for integration tests that need the real broker: where it is, and unique
+//! topic / group / transactional ids per test so tests run in parallel and never see each
+//! other's data.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+/// The broker's bootstrap address from `KAFKA_BOOTSTRAP`, or `None` to skip a Kafka test.
+///
+/// Under `make test` (and so CI) `HIRESTATE_REQUIRE_KAFKA=1` is set: a missing broker is then a
+/// failure, never a silent skip. Run alone with `cargo test`, the test says it was skipped.
+pub fn bootstrap(test: &str) -> Option<String> {
+    match std::env::var("KAFKA_BOOTSTRAP") {
+        Ok(b) if !b.trim().is_empty() => {
+            assert!(
+                b.split(',')
+                    .all(|h| h.trim().starts_with("127.") || h.trim().starts_with("localhost")),
+                "KAFKA_BOOTSTRAP={b} is not on the loopback range; tests never leave 127.0.0.0/8"
+            );
+            Some(b)
+        }
+        _ if std::env::var("HIRESTATE_REQUIRE_KAFKA").as_deref() == Ok("1") => {
+            panic!("{test}: KAFKA_BOOTSTRAP is not set but HIRESTATE_REQUIRE_KAFKA=1 (run `make test`)")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED {test}: KAFKA_BOOTSTRAP is not set (run `make test` to start a broker)"
+            );
+            None
+        }
+    }
+}
+
+/// A name unique to this process and call: `<prefix>-<pid>-<nanos>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Creates `topics` with `partitions` each (replication 1) and waits for the result.
+pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin
+        .create_topics(&new, &opts)
+        .await
+        .expect("create_topics request")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
+    }
+}
