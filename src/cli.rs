@@ -9,7 +9,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+
+use crate::app::{RunOptions, Status};
+use crate::codec::Framing;
+use crate::config::{Config, Overrides};
 use crate::policy::{self, DiagramFormat, Policy};
+use crate::topics::Topics;
 use crate::replay::{self, Format};
 
 #[derive(Debug, Parser)]
@@ -49,6 +55,51 @@ pub enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// The live processor: consume hiring.events.v1, fold, emit exactly once.
+    Run {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Stop after this many seconds without a record (tests, batch jobs).
+        #[arg(long, value_name = "SECS")]
+        exit_when_idle: Option<f64>,
+    },
+    /// Produce JSON-form events onto a topic, encoded in the configured framing.
+    Produce {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[arg(long = "from-file", value_name = "FILE|-")]
+        from_file: String,
+        /// Default: the event log.
+        #[arg(long)]
+        topic: Option<String>,
+        /// Default: confluent when a registry is configured, else single-object.
+        #[arg(long, value_enum)]
+        framing: Option<FramingArg>,
+    },
+    /// Decode any hirestate topic back to JSON lines (read_committed).
+    Tail {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop at the end of every partition.
+        #[arg(long)]
+        until_end: bool,
+        #[arg(long, value_enum, default_value_t = TailFormat::Jsonl)]
+        format: TailFormat,
+    },
+    /// Create or check every topic hirestate uses.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Print the projection held in the state directory, one candidate a line.
+    StateDump {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
     /// Write a generated event stream as JSON lines (the demo's and the benchmarks' input).
     Generate {
         #[arg(long, default_value_t = 1000)]
@@ -59,6 +110,76 @@ pub enum Command {
         #[arg(long)]
         no_acks: bool,
     },
+}
+
+/// Where the Kafka-facing commands point (each overrides config file and environment).
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// A TOML configuration file (see README "Configuration").
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Bootstrap servers (env KAFKA_BOOTSTRAP).
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    #[arg(long)]
+    pub topic_prefix: Option<String>,
+    #[arg(long)]
+    pub group_id: Option<String>,
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    #[arg(long = "policy", value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// Confluent-API schema registry URL.
+    #[arg(long)]
+    pub schema_registry: Option<String>,
+    /// Health endpoints address, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    pub health_addr: Option<String>,
+}
+
+impl KafkaArgs {
+    /// The layered configuration with these flags on top.
+    ///
+    /// # Errors
+    /// Every configuration problem at once.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let flags = Overrides {
+            bootstrap: self.bootstrap.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+            group_id: self.group_id.clone(),
+            instance_id: self.instance_id.clone(),
+            state_dir: self.state_dir.clone(),
+            policy_dir: self.policy_dir.clone(),
+            schema_registry: self.schema_registry.clone(),
+            health_addr: self.health_addr.clone(),
+        };
+        let c = Config::load(self.config.as_deref(), std::env::vars(), &flags)?;
+        anyhow::ensure!(!c.bootstrap.is_empty(), "no Kafka cluster: set KAFKA_BOOTSTRAP or --bootstrap");
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create missing topics, check existing ones.
+    Ensure {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FramingArg {
+    Confluent,
+    SingleObject,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TailFormat {
+    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,13 +231,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             policy,
         } => {
             let policy = load_policy(policy.as_deref())?;
-            let input: Box<dyn BufRead> = if from_file == "-" {
-                Box::new(BufReader::new(io::stdin()))
-            } else {
-                Box::new(BufReader::new(
-                    File::open(&from_file).with_context(|| format!("opening {from_file}"))?,
-                ))
-            };
+            let input = open_input(&from_file)?;
             let format = match format {
                 ReplayFormat::Jsonl => Format::Jsonl,
                 ReplayFormat::Table => Format::Table,
@@ -138,6 +253,62 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Policy { command } => policy_command(command),
         Command::Demo { candidates, seed } => crate::demo::run(candidates, seed),
+        Command::Run { kafka, exit_when_idle } => run_processor(&kafka.config()?, exit_when_idle),
+        Command::Produce { kafka, from_file, topic, framing } => {
+            let config = kafka.config()?;
+            let topic = topic.unwrap_or_else(|| Topics::new(&config.topic_prefix).events);
+            let framing = match framing {
+                Some(FramingArg::Confluent) => Framing::Confluent,
+                Some(FramingArg::Json) => Framing::Json,
+                Some(FramingArg::SingleObject) => Framing::SingleObject,
+                None if config.schema_registry.is_some() => Framing::Confluent,
+                None => Framing::SingleObject,
+            };
+            let input = open_input(&from_file)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(crate::tools::produce::produce(&config, input, &topic, framing, &mut io::stderr()))?;
+            eprintln!("produced {} events to {topic}; {} bad lines skipped", report.produced, report.bad_lines);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tail { kafka, topic, from_beginning, until_end, format: _ } => {
+            let config = kafka.config()?;
+            let opts = crate::tools::tail::TailOptions { topic, from_beginning, until_end, idle_exit: None };
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::new(stdout.lock());
+            let report = crate::tools::tail::tail(&config, &opts, &mut out, &mut io::stderr())?;
+            out.flush()?;
+            eprintln!("{} records, {} undecodable", report.records, report.undecodable);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Topics { command: TopicsCommand::Ensure { kafka } } => {
+            let config = kafka.config()?;
+            let policy = load_policy(config.policy_dir.as_deref())?;
+            let rt = tokio::runtime::Runtime::new()?;
+            let report = rt.block_on(crate::topics::ensure(&config, &policy))?;
+            for t in &report.created {
+                println!("created  {t}");
+            }
+            for t in &report.existing {
+                println!("exists   {t}");
+            }
+            for p in &report.problems {
+                eprintln!("problem  {p}");
+            }
+            Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::StateDump { kafka } => {
+            let flags = Overrides { state_dir: kafka.state_dir.clone(), ..Default::default() };
+            let config = Config::load(kafka.config.as_deref(), std::env::vars(), &flags)?;
+            let store = crate::project::SledStore::open(&config.state_dir.join("projection"))?;
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::new(stdout.lock());
+            for state in crate::project::Store::all_candidates(&store)? {
+                serde_json::to_writer(&mut out, &state)?;
+                writeln!(out)?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Generate {
             candidates,
             seed,
@@ -160,6 +331,52 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn open_input(from_file: &str) -> anyhow::Result<Box<dyn BufRead>> {
+    Ok(if from_file == "-" {
+        Box::new(BufReader::new(io::stdin()))
+    } else {
+        Box::new(BufReader::new(File::open(from_file).with_context(|| format!("opening {from_file}"))?))
+    })
+}
+
+/// Runs the processor on its own thread; signals and health endpoints on a small runtime.
+fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result<ExitCode> {
+    let policy = Arc::new(load_policy(config.policy_dir.as_deref())?);
+    tracing::info!(config = ?config.redacted(), policy_version = policy.version(), "starting");
+    let status = Arc::new(Status::default());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    if let Some(addr) = config.health_addr.clone() {
+        let s = status.clone();
+        rt.spawn(async move {
+            if let Err(e) = crate::health::serve(&addr, s).await {
+                tracing::error!(error = %e, addr, "health endpoints failed");
+            }
+        });
+    }
+    let s = status.clone();
+    rt.spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutdown requested: finishing the batch");
+        s.shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let opts = RunOptions { exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs_f64) };
+    let config = config.clone();
+    let worker = std::thread::Builder::new()
+        .name("hirestate-processor".into())
+        .spawn(move || crate::app::run(&config, policy, status, &opts))?;
+    let report = worker.join().map_err(|_| anyhow::anyhow!("the processor thread panicked"))??;
+    println!("{}", serde_json::to_string(&report)?);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads and checks the policy in `dir` (or the default); a policy that fails `check` is never

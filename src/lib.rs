@@ -16,13 +16,22 @@
 //! | 7 out | `publish` | one Kafka transaction per batch |
 //! | tools | [`replay`] | the offline replay analysts and tests run over JSON lines |
 
+pub mod app;
 pub mod cli;
 pub mod codec;
+pub mod config;
 pub mod demo;
 pub mod derive;
+pub mod failpoint;
 pub mod fold;
 pub mod generate;
+pub mod health;
+pub mod ingest;
 pub mod model;
 pub mod policy;
+pub mod project;
+pub mod publish;
 pub mod replay;
 pub mod telemetry;
+pub mod tools;
+pub mod topics;

@@ -5,6 +5,7 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `framing.rs` | [`Framing`], [`detect`], header constants |
+//! | `resolve.rs` | writer → reader resolution keeping union branches by name |
 //! | `schemas.rs` | the compiled-in `schemas/avro/*.avsc`, fingerprints, prebuilt readers, Avro body decode/encode |
 //! | `single_object.rs` | `C3 01` + fingerprint framing |
 //! | `confluent.rs` | `00` + schema id framing via `schema_registry_converter` |
@@ -26,6 +27,7 @@ mod error;
 mod framing;
 mod json;
 mod record;
+mod resolve;
 mod schemas;
 mod single_object;
 

@@ -6,18 +6,18 @@
 //! Invariant: every [`WriterSchema`] and [`ReaderSchema`] is self-contained (denormalised), so
 //! its canonical form, fingerprint and registry registration do not depend on other files.
 
-use std::collections::HashMap;
 use std::error::Error as _;
 use std::io::ErrorKind;
 
 use apache_avro::error::Details;
 use apache_avro::headers::{HeaderBuilder, RabinFingerprintHeader};
 use apache_avro::reader::single_object::GenericSingleObjectReader;
-use apache_avro::schema::{Name, ResolvedSchema};
+use apache_avro::schema::ResolvedSchema;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 
+use super::resolve::{resolve, Names};
 use super::{BodyProblem, CodecError};
 
 /// The Avro namespace of every hirestate contract.
@@ -130,6 +130,7 @@ pub(crate) struct WriterSchema {
     pub json: String,
     /// The 10-byte single-object header: `C3 01` + CRC-64-AVRO of the canonical form.
     pub header: [u8; 10],
+    names: Names,
     /// A datum reader built once. apache-avro's `GenericSingleObjectReader` is its only reader
     /// that owns its resolved schema (`GenericDatumReader` borrows); given an empty expected
     /// header it decodes a bare body, which is how it is used here.
@@ -152,6 +153,7 @@ impl WriterSchema {
             name: full_name.clone(),
             detail: "single-object header is not 10 bytes".to_string(),
         })?;
+        let names = names_of(&schema, &full_name)?;
         let reader = GenericSingleObjectReader::builder()
             .schema(schema.clone())
             .header(Vec::new())
@@ -162,6 +164,7 @@ impl WriterSchema {
             schema,
             json,
             header,
+            names,
             reader,
         })
     }
@@ -199,13 +202,22 @@ impl WriterSchema {
                 problem: BodyProblem::TrailingBytes { count: rest.len() },
             });
         }
-        value
-            .resolve_with_names(&reader.schema, &reader.names)
-            .map_err(|e| CodecError::SchemaMismatch {
-                writer: self.full_name.clone(),
-                reader: reader.full_name.clone(),
-                detail: e.to_string(),
-            })
+        if self.header == reader.header {
+            // Same canonical form: the value already has the reader's shape.
+            return Ok(value);
+        }
+        resolve(
+            value,
+            &self.schema,
+            &self.names,
+            &reader.schema,
+            &reader.names,
+        )
+        .map_err(|detail| CodecError::SchemaMismatch {
+            writer: self.full_name.clone(),
+            reader: reader.full_name.clone(),
+            detail,
+        })
     }
 
     /// Encodes `value` as a bare Avro body under this schema (validated first).
@@ -231,7 +243,9 @@ pub(crate) struct ReaderSchema {
     pub full_name: String,
     schema: Schema,
     /// The named types inside `schema`, owned (apache-avro's own owned variant is private).
-    names: HashMap<Name, Schema>,
+    names: Names,
+    /// The single-object header of `schema`: equal headers mean no resolution is needed.
+    header: [u8; 10],
 }
 
 impl ReaderSchema {
@@ -241,16 +255,13 @@ impl ReaderSchema {
             .name()
             .map(|n| n.fullname(None))
             .unwrap_or_else(|| "<unnamed>".to_string());
-        let names = ResolvedSchema::try_from(&schema)
-            .map_err(|e| schema_error(&full_name, &e))?
-            .get_names()
-            .iter()
-            .map(|(n, s)| (n.clone(), (*s).clone()))
-            .collect();
+        let names = names_of(&schema, &full_name)?;
+        let header = WriterSchema::new(schema.clone())?.header;
         Ok(ReaderSchema {
             full_name,
             schema,
             names,
+            header,
         })
     }
 }
@@ -290,6 +301,16 @@ pub(crate) fn parse_supplied(json: &str) -> Result<Schema, CodecError> {
         name: "<supplied>".to_string(),
         detail: e.to_string(),
     })
+}
+
+/// The named types inside `schema`, owned.
+fn names_of(schema: &Schema, full_name: &str) -> Result<Names, CodecError> {
+    Ok(ResolvedSchema::try_from(schema)
+        .map_err(|e| schema_error(full_name, &e))?
+        .get_names()
+        .iter()
+        .map(|(n, s)| (n.clone(), (*s).clone()))
+        .collect())
 }
 
 fn schema_error(name: &str, e: &apache_avro::Error) -> CodecError {

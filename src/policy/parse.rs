@@ -137,20 +137,23 @@ pub fn parse_all(dir: &Path, p: &mut Problems) -> Drafts {
 }
 
 /// Names that end up in topic names, diagram ids and remote mappings: keep them plain.
-fn check_name(kind: &str, name: &At<String>, p: &mut Problems) -> bool {
+/// Stage names are also diagram node ids, so they may not contain `-`; target and region
+/// names end up in topic names, where `-` is fine.
+fn check_name(kind: &str, name: &At<String>, hyphen_ok: bool, p: &mut Problems) -> bool {
     let ok = !name.value.is_empty()
-        && name
-            .value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        && name.value.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || (hyphen_ok && b == b'-')
+        });
     if !ok {
+        let allowed = if hyphen_ok {
+            "lowercase letters, digits, `_` or `-`"
+        } else {
+            "lowercase letters, digits or `_`"
+        };
         p.push(
             K::InvalidValue,
             &name.loc,
-            format!(
-                "{kind} name `{}` must be non-empty lowercase letters, digits, `_` or `-`",
-                name.value
-            ),
+            format!("{kind} name `{}` must be non-empty {allowed}", name.value),
         );
     }
     ok
@@ -345,7 +348,7 @@ fn parse_stages(f: &SourceFile, p: &mut Problems) -> StagesDraft {
     };
     let mut ranks: BTreeMap<u32, (String, Loc)> = BTreeMap::new();
     for (name, s) in stages.entries(|n| format!("stage `{n}`"), p) {
-        check_name("stage", &name, p);
+        check_name("stage", &name, false, p);
         draft.declared.insert(name.value.clone(), name.loc.clone());
         s.deny_unknown(&["rank", "terminal", "dwell_sla", "owner"], p);
         let what = s.what().to_string();
@@ -730,7 +733,7 @@ fn parse_targets(f: &SourceFile, p: &mut Problems) -> BTreeMap<String, TargetDra
         return out;
     };
     for (name, s) in targets.entries(|n| format!("target `{n}`"), p) {
-        check_name("target", &name, p);
+        check_name("target", &name, true, p);
         s.deny_unknown(&["system", "stages", "fields"], p);
         let what = s.what().to_string();
         let system = s.str("system", p).and_then(|sys| {
@@ -776,7 +779,7 @@ fn parse_regions(f: &SourceFile, p: &mut Problems) -> BTreeMap<String, RegionDra
         return out;
     };
     for (name, s) in regions.entries(|n| format!("region `{n}`"), p) {
-        check_name("region", &name, p);
+        check_name("region", &name, true, p);
         s.deny_unknown(&["ats", "hris", "withhold", "retention"], p);
         let what = s.what().to_string();
         let ats = s.str("ats", p);

@@ -446,3 +446,18 @@ impl<'a> Section<'a> {
         self.what = what;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_map_to_one_based_lines() {
+        let starts = line_starts("a = 1\nb = 2\n\nc = 3");
+        assert_eq!(line_of(&starts, 0), 1);
+        assert_eq!(line_of(&starts, 5), 1); // the newline ends line 1
+        assert_eq!(line_of(&starts, 6), 2);
+        assert_eq!(line_of(&starts, 12), 3);
+        assert_eq!(line_of(&starts, 13), 4);
+    }
+}

@@ -126,12 +126,14 @@ fn check_transitions(
     let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut out = Vec::new();
     let mut complete = true;
+    let mut all_known = true;
     for t in drafts {
         let what = format!("transition {} → {}", joined(&t.from), t.to.value);
         let to_ok = known_stage(stages, &what, &t.to, p);
         for from in &t.from {
             if !known_stage(stages, &what, from, p) || !to_ok {
                 complete = false;
+                all_known = false;
                 continue;
             }
             if from.value == t.to.value {
@@ -164,6 +166,10 @@ fn check_transitions(
             out.extend(expand(t, from));
         }
         complete &= t.authority.is_some() && t.owner.is_some();
+    }
+    // With a misspelt stage the graph is incomplete: reachability problems would only echo it.
+    if !all_known {
+        return None;
     }
     if let Some(initial) = initial {
         check_reachable(stages, initial, &edges, p);

@@ -1,0 +1,116 @@
+//! Fold throughput, side by side with the JSON work around it, so one run gives the ratios:
+//!
+//! - `fold/apply`: the pure fold over a realistic generated stream (2 000 candidates), events
+//!   already decoded, with the replay's in-memory projection;
+//! - `fold/replay_jsonl`: `replay::run` end to end over the same stream as JSON lines, from an
+//!   in-memory buffer to `io::sink()` (parse + fold + render);
+//! - `fold/parse_json`: parsing those lines alone.
+//!
+//! All three count throughput in events, so criterion reports events/s directly. Each bench is
+//! kept short (10 samples, ~3 s) so `make bench` finishes in a few minutes on two cores.
+
+use std::hint::black_box;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use hirestate::generate::{stream, Spec};
+use hirestate::policy::Policy;
+use hirestate::replay::{self, parse_line, Format, Replayer};
+
+const CANDIDATES: usize = 2_000;
+
+/// The default policy; a signed temp copy if it is not signed yet.
+fn policy() -> Policy {
+    let dir = hirestate::policy::default_dir();
+    hirestate::policy::load(&dir).unwrap_or_else(|first| {
+        let tmp = copy_dir(&dir);
+        hirestate::policy::sign(&tmp, None, None, None)
+            .unwrap_or_else(|e| panic!("default policy fails its checks: {first}\n{e}"));
+        hirestate::policy::load(&tmp).expect("signed copy loads")
+    })
+}
+
+fn copy_dir(dir: &Path) -> PathBuf {
+    let tmp = std::env::temp_dir().join(format!("hirestate-bench-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp policy dir");
+    for entry in std::fs::read_dir(dir).expect("read policy dir") {
+        let entry = entry.expect("dir entry");
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), tmp.join(entry.file_name())).expect("copy policy file");
+        }
+    }
+    tmp
+}
+
+fn fold_benches(c: &mut Criterion) {
+    let policy = policy();
+    let spec = Spec {
+        candidates: CANDIDATES,
+        ..Spec::default()
+    };
+    let events = stream(&spec, &policy);
+    let mut jsonl = Vec::new();
+    for e in &events {
+        serde_json::to_writer(&mut jsonl, e).expect("serialise event");
+        jsonl.push(b'\n');
+    }
+    let lines: Vec<&str> = std::str::from_utf8(&jsonl)
+        .expect("utf-8")
+        .lines()
+        .collect();
+    let n = events.len() as u64;
+    eprintln!(
+        "fold bench input: {CANDIDATES} candidates, {n} events, {} bytes of JSON lines",
+        jsonl.len()
+    );
+
+    let mut g = c.benchmark_group("fold");
+    g.throughput(Throughput::Elements(n));
+
+    g.bench_function("apply", |b| {
+        b.iter(|| {
+            let mut r = Replayer::new(&policy);
+            for e in &events {
+                black_box(r.fold(e));
+            }
+            r.states().len()
+        })
+    });
+
+    g.bench_function("replay_jsonl", |b| {
+        b.iter(|| {
+            let summary = replay::run(
+                &jsonl[..],
+                &policy,
+                Format::Jsonl,
+                &mut io::sink(),
+                &mut io::sink(),
+            )
+            .expect("replay to a sink");
+            assert_eq!(summary.malformed, 0);
+            summary.events
+        })
+    });
+
+    g.bench_function("parse_json", |b| {
+        b.iter(|| {
+            for (i, line) in lines.iter().enumerate() {
+                black_box(parse_line(line, i + 1).expect("generated lines parse"));
+            }
+        })
+    });
+
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = fold_benches
+}
+criterion_main!(benches);

@@ -1,0 +1,280 @@
+//! One batch, start to end: decode → fold → outputs → one transaction → store. On any
+//! failure before the commit is known to have succeeded, the in-memory states the batch
+//! touched are put back as they were, so memory, sled and Kafka agree again after the rewind.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use tokio::runtime::Handle;
+
+use super::outputs::Outputs;
+use crate::codec::{detect, Codec, CodecError, Framing};
+use crate::config::Config;
+use crate::fold::{self, Outcome};
+use crate::ingest::{Assignment, OwnedRecord};
+use crate::model::{CandidateState, Decision, Event};
+use crate::policy::Policy;
+use crate::project::{Commit, Store};
+use crate::publish::{Publisher, TxnEnd};
+use crate::topics::Topics;
+
+/// How a batch ended.
+#[derive(Debug)]
+pub enum BatchEnd {
+    Committed,
+    /// Nothing of it is visible; the caller rewinds the consumer.
+    RolledBack(String),
+}
+
+/// Committed totals: `consumed = applied + stale + duplicate + rejected + dlq`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Counts {
+    pub consumed: u64,
+    pub applied: u64,
+    pub stale: u64,
+    pub duplicate: u64,
+    pub rejected: u64,
+    pub dlq: u64,
+    pub by_reason: BTreeMap<String, u64>,
+    /// `target/op` → commands.
+    pub commands: BTreeMap<String, u64>,
+    pub alerts: u64,
+    pub snapshots: u64,
+}
+
+impl Counts {
+    fn count(&mut self, o: &Outcome) {
+        self.consumed += 1;
+        match o.decision {
+            Decision::Applied => self.applied += 1,
+            Decision::Stale => self.stale += 1,
+            Decision::Duplicate => self.duplicate += 1,
+            Decision::Rejected(r) => {
+                self.rejected += 1;
+                *self.by_reason.entry(r.as_str().to_owned()).or_default() += 1;
+            }
+        }
+        for c in &o.commands {
+            *self.commands.entry(format!("{}/{}", c.target, c.op().as_str())).or_default() += 1;
+        }
+        self.alerts += o.alerts.len() as u64;
+    }
+
+    fn merge(&mut self, b: &Counts) {
+        self.consumed += b.consumed;
+        self.applied += b.applied;
+        self.stale += b.stale;
+        self.duplicate += b.duplicate;
+        self.rejected += b.rejected;
+        self.dlq += b.dlq;
+        self.alerts += b.alerts;
+        self.snapshots += b.snapshots;
+        for (k, v) in &b.by_reason {
+            *self.by_reason.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &b.commands {
+            *self.commands.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Folds batches; holds what stays the same from batch to batch.
+pub struct BatchFolder<'a> {
+    policy: &'a Policy,
+    codec: &'a Codec,
+    events_topic: String,
+    outputs: Outputs,
+    runtime: Handle,
+    snapshot_every: u32,
+    /// Totals over committed batches.
+    pub counts: Counts,
+}
+
+/// Why a record could not become an event: (stage, error class, message).
+type Undecodable = (&'static str, &'static str, String);
+
+impl<'a> BatchFolder<'a> {
+    /// A folder for `policy`, writing outputs to `topics`.
+    pub fn new(policy: &'a Policy, codec: &'a Codec, topics: &Topics, config: &Config, runtime: Handle) -> Self {
+        BatchFolder {
+            policy,
+            codec,
+            events_topic: topics.events.clone(),
+            outputs: Outputs::new(topics, codec, config.schema_registry.is_some(), runtime.clone()),
+            runtime,
+            snapshot_every: config.snapshot_every_batches.max(1),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Decodes one record; `Err(Ok(..))` is undecodable (DLQ), `Err(Err(..))` is retryable.
+    fn decode(&self, r: &OwnedRecord) -> Result<Event, Result<Undecodable, CodecError>> {
+        let bytes = r.value.as_deref().unwrap_or_default();
+        let decoded = match detect(bytes) {
+            Ok(Framing::Confluent) => self.runtime.block_on(self.codec.decode::<Event>(bytes)),
+            _ => self.codec.decode_local::<Event>(bytes),
+        };
+        let event = match decoded {
+            Ok(e) => e,
+            Err(e) if e.retryable() => return Err(Err(e)),
+            Err(e) => return Err(Ok(("decode", "hirestate::codec::CodecError", e.to_string()))),
+        };
+        if let Err((field, len)) = crate::replay::check_limits(&event) {
+            let why = match len {
+                None => format!("field `{field}` is empty"),
+                Some(n) => format!("field `{field}` is {n} bytes, over the limit"),
+            };
+            return Err(Ok(("validate", "hirestate::limits", why)));
+        }
+        if r.key.as_deref() != Some(event.candidate_id.as_bytes()) {
+            // The key decides the partition, and one partition must own a candidate.
+            return Err(Ok((
+                "validate",
+                "hirestate::key",
+                format!(
+                    "record key {:?} is not the event's candidate_id {:?}",
+                    r.key.as_deref().map(String::from_utf8_lossy),
+                    event.candidate_id
+                ),
+            )));
+        }
+        Ok(event)
+    }
+
+    /// Processes `records` (all of partitions in `a`, each at or past its `next`).
+    ///
+    /// # Errors
+    /// A store write that failed after a successful commit (the store would fall behind
+    /// silently otherwise), or an output that cannot be encoded.
+    pub fn process(
+        &mut self,
+        a: &mut Assignment,
+        records: &[OwnedRecord],
+        publisher: &mut Publisher,
+        group: &ConsumerGroupMetadata,
+        store: &dyn Store,
+    ) -> anyhow::Result<BatchEnd> {
+        if let Err(e) = publisher.begin() {
+            return Ok(BatchEnd::RolledBack(format!("begin_transaction: {e}")));
+        }
+        let mut originals: HashMap<(i32, String), CandidateState> = HashMap::new();
+        let mut touched: BTreeSet<(i32, String)> = BTreeSet::new();
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut counts = Counts::default();
+        let mut failure: Option<String> = None;
+
+        for r in records {
+            let Some(ps) = a.partitions.get_mut(&r.partition) else { continue };
+            next.insert(r.partition, r.offset + 1);
+            let event = match self.decode(r) {
+                Ok(e) => e,
+                Err(Err(e)) => {
+                    failure = Some(format!("retryable decode error at {}/{}: {e}", r.partition, r.offset));
+                    break;
+                }
+                Err(Ok((stage, class, message))) => {
+                    counts.consumed += 1;
+                    counts.dlq += 1;
+                    if let Err(e) = self.outputs.dlq(publisher, r, stage, class, &message) {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let key = (r.partition, event.candidate_id.clone());
+            if !ps.candidates.contains_key(&event.candidate_id) {
+                let loaded = store.candidate(&event.candidate_id)?.unwrap_or_default();
+                ps.candidates.insert(event.candidate_id.clone(), loaded);
+            }
+            let state = ps.candidates.get_mut(&event.candidate_id).expect("inserted above");
+            originals.entry(key.clone()).or_insert_with(|| state.clone());
+            let outcome = fold::apply(state, &event, self.policy);
+            counts.count(&outcome);
+            if outcome.decision != Decision::Duplicate {
+                touched.insert(key);
+            }
+            if let Err(e) = self.outputs.emit(publisher, &event, &outcome, self.policy) {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+
+        // Snapshot rounds for partitions whose cadence is due.
+        let mut rounds = Vec::new();
+        if failure.is_none() {
+            for (p, n) in &next {
+                let ps = &a.partitions[p];
+                if ps.batches_since_snapshot + 1 < self.snapshot_every {
+                    continue;
+                }
+                rounds.push(*p);
+                let changed: BTreeSet<&String> = ps
+                    .dirty
+                    .iter()
+                    .chain(touched.iter().filter(|(tp, _)| tp == p).map(|(_, c)| c))
+                    .collect();
+                for c in changed {
+                    if let Some(state) = ps.candidates.get(c) {
+                        if let Err(e) = self.outputs.snapshot(publisher, state, *n) {
+                            failure = Some(e.to_string());
+                            break;
+                        }
+                        counts.snapshots += 1;
+                    }
+                }
+            }
+        }
+
+        let end = match failure {
+            Some(why) => publisher.abort(&why),
+            None => {
+                let mut tpl = TopicPartitionList::new();
+                for (p, n) in &next {
+                    tpl.add_partition_offset(&self.events_topic, *p, Offset::Offset(*n))?;
+                }
+                publisher.commit(&tpl, group)
+            }
+        };
+        if end != TxnEnd::Committed {
+            for ((p, c), state) in originals {
+                if let Some(ps) = a.partitions.get_mut(&p) {
+                    ps.candidates.insert(c, state);
+                }
+            }
+            return Ok(BatchEnd::RolledBack(format!("{end:?}")));
+        }
+
+        crate::failpoint::hit(crate::failpoint::AFTER_COMMIT_BEFORE_STORE);
+        let states: Vec<&CandidateState> = touched
+            .iter()
+            .filter_map(|(p, c)| a.partitions.get(p).and_then(|ps| ps.candidates.get(c)))
+            .collect();
+        let dirty: Vec<(i32, &str)> = touched
+            .iter()
+            .filter(|(p, _)| !rounds.contains(p))
+            .map(|(p, c)| (*p, c.as_str()))
+            .collect();
+        store.commit(&Commit {
+            states,
+            offsets: next.iter().map(|(p, n)| (self.events_topic.as_str(), *p, *n)).collect(),
+            dirty,
+            snapshot_rounds: rounds.clone(),
+        })?;
+        for (p, n) in &next {
+            let Some(ps) = a.partitions.get_mut(p) else { continue };
+            ps.next = *n;
+            if rounds.contains(p) {
+                ps.dirty.clear();
+                ps.batches_since_snapshot = 0;
+            } else {
+                ps.dirty.extend(touched.iter().filter(|(tp, _)| tp == p).map(|(_, c)| c.clone()));
+                ps.batches_since_snapshot += 1;
+            }
+        }
+        self.counts.merge(&counts);
+        Ok(BatchEnd::Committed)
+    }
+}

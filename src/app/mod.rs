@@ -1,0 +1,146 @@
+//! Wires the stages into the live processor and owns its lifecycle: start-up checks, the
+//! batch loop, shutdown and drain. Reads as the data flow:
+//! ingest (poll a batch) → codec (decode) → fold → derive → publish (one transaction with the
+//! input offsets) → project (sled, after the commit).
+//!
+//! The loop runs on its own OS thread: every transactional call blocks, and none may run on the
+//! async runtime. The async side (signals, health endpoints) talks to it through atomics.
+
+mod batch;
+mod outputs;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use serde::Serialize;
+
+use crate::codec::Codec;
+use crate::config::Config;
+use crate::ingest::{self, lock, Assignment, IngestContext, OwnedRecord, RestoreEnv};
+use crate::policy::Policy;
+use crate::project::{self, Store};
+use crate::publish::Publisher;
+use crate::topics::Topics;
+
+pub use batch::Counts;
+
+/// How the processor should run beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop (exit 0) after this long without a record, once partitions are assigned.
+    pub exit_when_idle: Option<Duration>,
+}
+
+/// What the outside world can see of a running processor.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Set by a signal handler (or a test): finish the batch, flush, leave the group.
+    pub shutdown: AtomicBool,
+    /// Partitions assigned and restored, producer ready.
+    pub ready: AtomicBool,
+}
+
+/// Totals of a run, printed as one JSON line when the processor stops.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RunReport {
+    pub counts: Counts,
+    pub batches: u64,
+    pub aborted_batches: u64,
+    pub producer_recreated: u64,
+    pub restored_events: u64,
+    pub store_rebuilt: Option<String>,
+}
+
+/// Runs the processor until shutdown (or idle, with [`RunOptions::exit_when_idle`]).
+///
+/// # Errors
+/// Start-up failures (store, producer, consumer), a restore that cannot complete (e.g. a
+/// retention gap), a store write that fails after a commit.
+pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &RunOptions) -> anyhow::Result<RunReport> {
+    let topics = Topics::new(&config.topic_prefix);
+    let mut codec = Codec::embedded()?;
+    if let Some(url) = &config.schema_registry {
+        codec = codec.with_registry(url)?;
+    }
+    std::fs::create_dir_all(&config.state_dir)?;
+    let (store, rebuilt) = project::open_or_rebuild(&config.state_dir.join("projection"))?;
+    if let Some(why) = &rebuilt {
+        tracing::warn!(reason = %why, "state store rebuilt from Kafka");
+    }
+    let store: Arc<dyn Store + Sync> = Arc::new(store);
+    let env = Arc::new(RestoreEnv {
+        config: config.clone(),
+        topics: topics.clone(),
+        policy: policy.clone(),
+        codec: codec.clone(),
+        store: store.clone(),
+        restored_events: Default::default(),
+    });
+    let mut publisher = Publisher::new(config)?;
+    let assignment = Arc::new(Mutex::new(Assignment::default()));
+    let consumer = ingest::consumer(config, IngestContext { assignment: assignment.clone(), env: env.clone() })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut folder = batch::BatchFolder::new(&policy, &codec, &topics, config, runtime.handle().clone());
+
+    let mut report = RunReport { store_rebuilt: rebuilt, ..Default::default() };
+    let mut last_record = Instant::now();
+    let batch_wait = Duration::from_millis(config.batch_max_ms);
+    while !status.shutdown.load(Ordering::Relaxed) {
+        // 1. ingest: collect a batch (rebalances and restores happen inside poll).
+        let mut records: Vec<OwnedRecord> = Vec::new();
+        let deadline = Instant::now() + batch_wait;
+        while records.len() < config.batch_max_records {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer.poll(left) {
+                Some(Ok(m)) => {
+                    let epoch = lock(&assignment).partitions.get(&rdkafka::Message::partition(&m)).map(|p| p.epoch);
+                    if let Some(epoch) = epoch {
+                        records.push(OwnedRecord::from_message(&m, epoch));
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => break,
+            }
+        }
+        let mut a = lock(&assignment);
+        if let Some(fatal) = a.fatal.take() {
+            anyhow::bail!("{fatal}");
+        }
+        status.ready.store(!a.partitions.is_empty(), Ordering::Relaxed);
+        records.retain(|r| a.partitions.get(&r.partition).is_some_and(|p| p.epoch == r.epoch && r.offset >= p.next));
+        if records.is_empty() {
+            drop(a);
+            if let Some(idle) = opts.exit_when_idle {
+                if status.ready.load(Ordering::Relaxed) && last_record.elapsed() >= idle {
+                    break;
+                }
+            }
+            continue;
+        }
+        last_record = Instant::now();
+
+        // 2–7. decode, fold, derive, publish in one transaction, then project.
+        let group = consumer.group_metadata().ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
+        match folder.process(&mut a, &records, &mut publisher, &group, store.as_ref())? {
+            batch::BatchEnd::Committed => report.batches += 1,
+            batch::BatchEnd::RolledBack(why) => {
+                report.aborted_batches += 1;
+                tracing::warn!(reason = %why, "batch rolled back; rewinding");
+                for (p, ps) in a.partitions.iter() {
+                    let _ = consumer.seek(&topics.events, *p, rdkafka::Offset::Offset(ps.next), Duration::from_secs(10));
+                }
+            }
+        }
+    }
+    store.flush()?;
+    report.counts = folder.counts.clone();
+    report.producer_recreated = publisher.recreated();
+    report.restored_events = env.restored_events.load(Ordering::Relaxed);
+    consumer.unsubscribe();
+    Ok(report)
+}

@@ -1,0 +1,112 @@
+//! What one batch writes, record by record: commands to each target's topic, rejection
+//! records, alerts, DLQ records, snapshots — encoded in the configured framing, keyed by
+//! `candidate_id`, with headers a sink or an auditor can use without decoding.
+
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use tokio::runtime::Handle;
+
+use crate::codec::{Codec, Framing, Record};
+use crate::fold::Outcome;
+use crate::ingest::restore::SNAPSHOT_OFFSET_HEADER;
+use crate::ingest::OwnedRecord;
+use crate::model::{CandidateState, Event};
+use crate::policy::Policy;
+use crate::publish::Publisher;
+use crate::topics::Topics;
+
+/// Header carrying a command's idempotency key.
+pub const COMMAND_ID_HEADER: &str = "hirestate.command_id";
+/// Header carrying a command's attempt number (1 for the first emission).
+pub const ATTEMPT_HEADER: &str = "hirestate.attempt";
+/// Header naming the input event an output derives from.
+pub const EVENT_ID_HEADER: &str = "hirestate.event_id";
+
+/// Encodes and sends a batch's outputs.
+pub struct Outputs {
+    topics: Topics,
+    codec: Codec,
+    framing: Framing,
+    runtime: Handle,
+}
+
+fn header(h: OwnedHeaders, key: &str, value: &str) -> OwnedHeaders {
+    h.insert(Header { key, value: Some(value) })
+}
+
+impl Outputs {
+    /// Outputs in Confluent framing when a registry is configured, Avro single-object otherwise.
+    pub fn new(topics: &Topics, codec: &Codec, registry: bool, runtime: Handle) -> Outputs {
+        Outputs {
+            topics: topics.clone(),
+            codec: codec.clone(),
+            framing: if registry { Framing::Confluent } else { Framing::SingleObject },
+            runtime,
+        }
+    }
+
+    fn encode<R: Record>(&self, record: &R, topic: &str) -> anyhow::Result<Vec<u8>> {
+        let bytes = match self.framing {
+            Framing::Confluent => self.runtime.block_on(self.codec.encode(record, Framing::Confluent, topic)),
+            f => self.codec.encode_local(record, f),
+        };
+        bytes.map_err(|e| anyhow::anyhow!("encoding a {} for {topic}: {e}", R::SCHEMA))
+    }
+
+    /// Sends the commands, the rejection record and the alerts `outcome` carries.
+    ///
+    /// # Errors
+    /// Encoding or production failures (the batch is then rolled back).
+    pub fn emit(&self, p: &Publisher, event: &Event, outcome: &Outcome, policy: &Policy) -> anyhow::Result<()> {
+        let key = event.candidate_id.as_str();
+        for c in &outcome.commands {
+            let topic = self.topics.commands(c.system, &c.target);
+            let h = header(OwnedHeaders::new(), COMMAND_ID_HEADER, &c.command_id);
+            let h = header(h, ATTEMPT_HEADER, &c.attempt.to_string());
+            let h = header(h, EVENT_ID_HEADER, &event.event_id);
+            p.send(&topic, key, &self.encode(c, &topic)?, h)?;
+        }
+        if let Some(r) = outcome.rejection(event, policy) {
+            let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
+            p.send(&self.topics.rejections, key, &self.encode(&r, &self.topics.rejections)?, h)?;
+        }
+        for a in &outcome.alerts {
+            let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
+            p.send(&self.topics.alerts, key, &self.encode(a, &self.topics.alerts)?, h)?;
+        }
+        Ok(())
+    }
+
+    /// Sends an undecodable record to the DLQ: original key, value and headers, plus error
+    /// headers named as Kafka Connect names them.
+    ///
+    /// # Errors
+    /// Production failures.
+    pub fn dlq(&self, p: &Publisher, r: &OwnedRecord, stage: &str, class: &str, message: &str) -> anyhow::Result<()> {
+        let mut h = OwnedHeaders::new();
+        if let Some(orig) = &r.headers {
+            for x in orig.iter() {
+                h = h.insert(Header { key: x.key, value: x.value });
+            }
+        }
+        let h = header(h, "__connect.errors.topic", &self.topics.events);
+        let h = header(h, "__connect.errors.partition", &r.partition.to_string());
+        let h = header(h, "__connect.errors.offset", &r.offset.to_string());
+        let h = header(h, "__connect.errors.stage", stage);
+        let h = header(h, "__connect.errors.exception.class.name", class);
+        let h = header(h, "__connect.errors.exception.message", message);
+        let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+        p.send(&self.topics.dlq, &key, r.value.as_deref().unwrap_or_default(), h)?;
+        Ok(())
+    }
+
+    /// Sends `state`'s snapshot, reflecting input offset `reflects` of its partition.
+    ///
+    /// # Errors
+    /// Encoding or production failures.
+    pub fn snapshot(&self, p: &Publisher, state: &CandidateState, reflects: i64) -> anyhow::Result<()> {
+        let h = header(OwnedHeaders::new(), SNAPSHOT_OFFSET_HEADER, &reflects.to_string());
+        let bytes = self.encode(state, &self.topics.snapshots)?;
+        p.send(&self.topics.snapshots, &state.candidate_id, &bytes, h)?;
+        Ok(())
+    }
+}

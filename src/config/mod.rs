@@ -1,0 +1,258 @@
+//! Layered configuration for the processor and the Kafka tools: defaults < TOML file < env
+//! (`KAFKA_BOOTSTRAP`, `HIRESTATE_*`) < command-line flags. Every problem is reported at once.
+//!
+//! Secrets (SASL passwords, SSL key passwords) come in through `kafka` passthrough settings
+//! and are never logged: [`Config::redacted`] is what logs see.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the processor and the tools point, and how they batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka bootstrap servers. Empty: the embedded mock cluster (demo only).
+    pub bootstrap: String,
+    /// A prefix `P` makes every topic `P.<name>`.
+    pub topic_prefix: String,
+    pub group_id: String,
+    /// Stable per instance: the transactional id is `<group_id>-<instance_id>`, so a restarted
+    /// instance fences its own zombie.
+    pub instance_id: String,
+    pub state_dir: PathBuf,
+    /// Policy directory; empty: the shipped one.
+    pub policy_dir: Option<PathBuf>,
+    /// Confluent-API schema registry URL; empty: Avro single-object framing for outputs.
+    pub schema_registry: Option<String>,
+    /// Partitions for topics `topics ensure` creates.
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// A batch closes at this many records…
+    pub batch_max_records: usize,
+    /// …or after this long.
+    pub batch_max_ms: u64,
+    /// Snapshot the candidates changed since the last snapshot every N committed batches.
+    pub snapshot_every_batches: u32,
+    /// Must stay below the group session timeout.
+    pub transaction_timeout_ms: u64,
+    pub session_timeout_ms: u64,
+    /// Health endpoints (`/healthz`, `/readyz`); empty: off.
+    pub health_addr: Option<String>,
+    /// Extra librdkafka settings (SASL/SSL, …), passed to every client.
+    pub kafka: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bootstrap: String::new(),
+            topic_prefix: String::new(),
+            group_id: "hirestate".to_owned(),
+            instance_id: default_instance_id(),
+            state_dir: PathBuf::from("target/hirestate-state"),
+            policy_dir: None,
+            schema_registry: None,
+            partitions: 4,
+            replication_factor: 1,
+            batch_max_records: 500,
+            batch_max_ms: 100,
+            snapshot_every_batches: 10,
+            transaction_timeout_ms: 30_000,
+            session_timeout_ms: 45_000,
+            health_addr: None,
+            kafka: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_instance_id() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "instance-0".to_owned())
+}
+
+/// Flags that override everything else (each `None` leaves the layer below alone).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub bootstrap: Option<String>,
+    pub topic_prefix: Option<String>,
+    pub group_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub policy_dir: Option<PathBuf>,
+    pub schema_registry: Option<String>,
+    pub health_addr: Option<String>,
+}
+
+/// Every configuration problem found, one a line.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration refused:\n{}", .0.join("\n"))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    /// Builds the layered configuration: defaults, then `file` (if any), then the environment
+    /// `env` (pass `std::env::vars()`), then `flags`.
+    ///
+    /// # Errors
+    /// Every problem at once: unreadable or invalid file (with its line), bad env values,
+    /// inconsistent settings.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut c = match file {
+            None => Config::default(),
+            Some(path) => match std::fs::read_to_string(path) {
+                Err(e) => {
+                    errors.push(format!("{}: cannot read: {e}", path.display()));
+                    Config::default()
+                }
+                Ok(text) => toml::from_str(&text).unwrap_or_else(|e: toml::de::Error| {
+                    let line = e
+                        .span()
+                        .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                        .unwrap_or(1);
+                    errors.push(format!("{}:{line}: {}", path.display(), e.message()));
+                    Config::default()
+                }),
+            },
+        };
+        for (k, v) in env {
+            let bad = |what: &str| format!("environment {k}={v:?}: {what}");
+            match k.as_str() {
+                "KAFKA_BOOTSTRAP" => c.bootstrap = v,
+                "HIRESTATE_TOPIC_PREFIX" => c.topic_prefix = v,
+                "HIRESTATE_GROUP_ID" => c.group_id = v,
+                "HIRESTATE_INSTANCE_ID" => c.instance_id = v,
+                "HIRESTATE_STATE_DIR" => c.state_dir = PathBuf::from(v),
+                "HIRESTATE_POLICY_DIR" => c.policy_dir = Some(PathBuf::from(v)),
+                "HIRESTATE_SCHEMA_REGISTRY" => c.schema_registry = Some(v).filter(|s| !s.is_empty()),
+                "HIRESTATE_HEALTH_ADDR" => c.health_addr = Some(v).filter(|s| !s.is_empty()),
+                "HIRESTATE_PARTITIONS" => match v.parse() {
+                    Ok(n) => c.partitions = n,
+                    Err(_) => errors.push(bad("not a whole number")),
+                },
+                "HIRESTATE_BATCH_MAX_RECORDS" => match v.parse() {
+                    Ok(n) => c.batch_max_records = n,
+                    Err(_) => errors.push(bad("not a whole number")),
+                },
+                "HIRESTATE_BATCH_MAX_MS" => match v.parse() {
+                    Ok(n) => c.batch_max_ms = n,
+                    Err(_) => errors.push(bad("not a whole number")),
+                },
+                "HIRESTATE_SNAPSHOT_EVERY_BATCHES" => match v.parse() {
+                    Ok(n) => c.snapshot_every_batches = n,
+                    Err(_) => errors.push(bad("not a whole number")),
+                },
+                _ => {
+                    if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_") {
+                        // HIRESTATE_KAFKA_SASL_MECHANISMS → sasl.mechanisms
+                        c.kafka.insert(key.to_ascii_lowercase().replace('_', "."), v);
+                    }
+                }
+            }
+        }
+        let f = flags.clone();
+        if let Some(v) = f.bootstrap { c.bootstrap = v }
+        if let Some(v) = f.topic_prefix { c.topic_prefix = v }
+        if let Some(v) = f.group_id { c.group_id = v }
+        if let Some(v) = f.instance_id { c.instance_id = v }
+        if let Some(v) = f.state_dir { c.state_dir = v }
+        if let Some(v) = f.policy_dir { c.policy_dir = Some(v) }
+        if let Some(v) = f.schema_registry { c.schema_registry = Some(v) }
+        if let Some(v) = f.health_addr { c.health_addr = Some(v) }
+
+        if c.group_id.is_empty() {
+            errors.push("group_id is empty".to_owned());
+        }
+        if c.batch_max_records == 0 {
+            errors.push("batch_max_records must be at least 1".to_owned());
+        }
+        if c.partitions < 1 {
+            errors.push(format!("partitions = {} must be at least 1", c.partitions));
+        }
+        if c.transaction_timeout_ms >= c.session_timeout_ms {
+            errors.push(format!(
+                "transaction_timeout_ms ({}) must be below session_timeout_ms ({})",
+                c.transaction_timeout_ms, c.session_timeout_ms
+            ));
+        }
+        if c.snapshot_every_batches == 0 {
+            errors.push("snapshot_every_batches must be at least 1".to_owned());
+        }
+        if errors.is_empty() {
+            Ok(c)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The configuration as logs may show it: passthrough values whose key mentions a secret
+    /// are replaced by `***`.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        for (k, v) in c.kafka.iter_mut() {
+            if ["password", "secret", "key", "token"].iter().any(|s| k.contains(s)) {
+                *v = "***".to_owned();
+            }
+        }
+        c
+    }
+
+    /// The librdkafka settings every client shares: bootstrap plus the passthrough settings.
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut cc = rdkafka::ClientConfig::new();
+        cc.set("bootstrap.servers", &self.bootstrap);
+        for (k, v) in &self.kafka {
+            cc.set(k, v);
+        }
+        cc
+    }
+
+    /// The transactional id of this instance.
+    pub fn transactional_id(&self) -> String {
+        format!("{}-{}", self.group_id, self.instance_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hirestate.toml");
+        std::fs::write(&file, "group_id = \"from-file\"\ntopic_prefix = \"file\"\nbatch_max_records = 7\n").unwrap();
+        let flags = Overrides { topic_prefix: Some("flag".into()), ..Default::default() };
+        let c = Config::load(
+            Some(&file),
+            env(&[("HIRESTATE_GROUP_ID", "from-env"), ("HIRESTATE_TOPIC_PREFIX", "env"), ("HIRESTATE_KAFKA_SASL_PASSWORD", "hunter2")]),
+            &flags,
+        )
+        .unwrap();
+        assert_eq!(c.batch_max_records, 7); // file over default
+        assert_eq!(c.group_id, "from-env"); // env over file
+        assert_eq!(c.topic_prefix, "flag"); // flag over env
+        assert_eq!(c.kafka.get("sasl.password").map(String::as_str), Some("hunter2"));
+        assert_eq!(c.redacted().kafka.get("sasl.password").map(String::as_str), Some("***"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_file_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "group_id = \"g\"\n\nbatch_max_records = \"many\"\n").unwrap();
+        let err = Config::load(Some(&file), env(&[("HIRESTATE_BATCH_MAX_MS", "soon")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.toml:3:"), "{err}");
+        assert!(err.contains("HIRESTATE_BATCH_MAX_MS=\"soon\": not a whole number"), "{err}");
+    }
+}

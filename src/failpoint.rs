@@ -1,0 +1,44 @@
+//! Fail points for the hard-kill tests: `HIRESTATE_FAILPOINTS=name=N,other=M` makes the N-th
+//! pass through `hit("name")` kill the process on the spot (SIGABRT via `abort`: no
+//! destructor, no flush — as hard as SIGKILL for everything this process holds). Unset, a hit
+//! costs one relaxed atomic load.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// The fail points the processor passes through.
+pub const AFTER_PRODUCE_BEFORE_COMMIT: &str = "after_produce_before_commit";
+pub const AFTER_COMMIT_BEFORE_STORE: &str = "after_commit_before_store";
+pub const DURING_RESTORE: &str = "during_restore";
+
+struct Armed {
+    targets: HashMap<String, u64>,
+    counts: HashMap<String, AtomicU64>,
+}
+
+fn armed() -> &'static Option<Armed> {
+    static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
+    ARMED.get_or_init(|| {
+        let spec = std::env::var("HIRESTATE_FAILPOINTS").ok()?;
+        let targets: HashMap<String, u64> = spec
+            .split(',')
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.trim().to_owned(), v.trim().parse().ok()?))
+            })
+            .collect();
+        let counts = targets.keys().map(|k| (k.clone(), AtomicU64::new(0))).collect();
+        Some(Armed { targets, counts })
+    })
+}
+
+/// Passes fail point `name`; dies here if this is the armed pass.
+pub fn hit(name: &str) {
+    let Some(a) = armed() else { return };
+    let (Some(target), Some(count)) = (a.targets.get(name), a.counts.get(name)) else { return };
+    if count.fetch_add(1, Ordering::Relaxed) + 1 == *target {
+        eprintln!("failpoint {name}: killing the process (pass {target})");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,38 @@
+//! Health endpoints for SREs and orchestrators: `/healthz` (the process is up) and `/readyz`
+//! (partitions assigned and restored, producer ready), on the configured address.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+use crate::app::Status;
+
+/// The router, separate from the listener so tests can drive it directly.
+pub fn router(status: Arc<Status>) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok\n" })).route(
+        "/readyz",
+        get(move || {
+            let status = status.clone();
+            async move {
+                if status.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready: no partition assigned and restored yet\n")
+                }
+            }
+        }),
+    )
+}
+
+/// Serves the endpoints on `addr` until the process ends.
+///
+/// # Errors
+/// When `addr` cannot be bound.
+pub async fn serve(addr: &str, status: Arc<Status>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "health endpoints up");
+    axum::serve(listener, router(status)).await
+}

@@ -1,0 +1,144 @@
+//! Stage 1: Kafka in — the consumer group (`read_committed`, manual offsets: offsets move
+//! only inside the processor's transactions), rebalances, and restore on assignment.
+//!
+//! Invariants:
+//! - No transaction is ever open while the consumer is polled (the processor collects a
+//!   batch, then opens, fills and ends one transaction), so a revocation or a lost partition
+//!   never finds one open: "commit on revoke / abort on lost" reduce to dropping the
+//!   partitions' in-memory state, which sled and Kafka already hold up to the last commit.
+//! - On assignment every partition is restored ([`restore`]) before it is handed to the
+//!   consumer, and it is assigned at exactly the offset its restored state reflects.
+//! - Each assignment of a partition gets a fresh epoch; records collected under an older
+//!   epoch are dropped, so a partition revoked and re-assigned mid-batch is never folded twice.
+
+pub mod restore;
+mod source;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::config::Config;
+use crate::model::CandidateState;
+
+pub use restore::{RestoreEnv, RestoreError};
+pub use source::OwnedRecord;
+
+/// The in-memory state of one assigned partition.
+#[derive(Debug, Default)]
+pub struct PartitionState {
+    /// Assignment epoch (see module doc).
+    pub epoch: u64,
+    /// The next input offset the committed state reflects.
+    pub next: i64,
+    /// Candidates of this partition loaded so far (lazily, from the store).
+    pub candidates: HashMap<String, CandidateState>,
+    /// Candidates changed since the last snapshot round (mirrors the store's set).
+    pub dirty: std::collections::BTreeSet<String>,
+    pub batches_since_snapshot: u32,
+}
+
+/// What the rebalance callback and the processor loop share. The loop never holds the lock
+/// across a poll, and the callback only runs inside a poll: no contention, no deadlock.
+#[derive(Debug, Default)]
+pub struct Assignment {
+    pub partitions: HashMap<i32, PartitionState>,
+    next_epoch: u64,
+    /// A restore that failed: the processor stops with it.
+    pub fatal: Option<String>,
+    /// Restored partitions ready (for `/readyz`).
+    pub generation: u64,
+}
+
+/// The consumer's context: handles rebalances by restoring on assign.
+pub struct IngestContext {
+    pub assignment: Arc<Mutex<Assignment>>,
+    pub env: Arc<RestoreEnv>,
+}
+
+impl ClientContext for IngestContext {}
+
+impl ConsumerContext for IngestContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let topic = self.env.topics.events.clone();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let committed = consumer
+                    .committed_offsets(tpl.clone(), Duration::from_secs(30))
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "committed offsets unavailable; restoring from the store alone");
+                        tpl.clone()
+                    });
+                let mut assigned = TopicPartitionList::new();
+                for el in tpl.elements() {
+                    let p = el.partition();
+                    let c = committed.find_partition(el.topic(), p).and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+                    match restore::restore(&self.env, p, c) {
+                        Ok(mut ps) => {
+                            let _ = assigned.add_partition_offset(&topic, p, Offset::Offset(ps.next));
+                            let mut a = lock(&self.assignment);
+                            a.next_epoch += 1;
+                            ps.epoch = a.next_epoch;
+                            a.partitions.insert(p, ps);
+                        }
+                        Err(e) => {
+                            tracing::error!(partition = p, error = %e, "restore failed");
+                            lock(&self.assignment).fatal = Some(e.to_string());
+                        }
+                    }
+                }
+                if let Err(e) = consumer.assign(&assigned) {
+                    lock(&self.assignment).fatal = Some(format!("assign failed: {e}"));
+                }
+                lock(&self.assignment).generation += 1;
+                tracing::info!(partitions = ?assigned.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "assigned and restored");
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let mut a = lock(&self.assignment);
+                for el in tpl.elements() {
+                    a.partitions.remove(&el.partition());
+                }
+                drop(a);
+                let _ = consumer.unassign();
+                tracing::info!(partitions = tpl.count(), "revoked");
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error; dropping the assignment");
+                lock(&self.assignment).partitions.clear();
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+/// Locks, recovering from a poisoned mutex (a panic elsewhere already stops the processor).
+pub fn lock(m: &Mutex<Assignment>) -> MutexGuard<'_, Assignment> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The group consumer for the event log.
+///
+/// # Errors
+/// When librdkafka refuses the configuration or the subscription.
+pub fn consumer(config: &Config, ctx: IngestContext) -> Result<BaseConsumer<IngestContext>, rdkafka::error::KafkaError> {
+    let topic = ctx.env.topics.events.clone();
+    let c: BaseConsumer<IngestContext> = config
+        .client_config()
+        .set("group.id", &config.group_id)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(ctx)?;
+    c.subscribe(&[&topic])?;
+    Ok(c)
+}

@@ -1,0 +1,79 @@
+//! Stage 5: the projection held in sled — per candidate, the folded state; per input
+//! partition, the next offset that state reflects (last folded + 1, the convention
+//! `send_offsets_to_transaction` uses) — and the set of candidates changed since their
+//! partition's last snapshot round.
+//!
+//! Invariants:
+//! - The processor writes here only after `commit_transaction` succeeded, in ONE atomic
+//!   [`Store::commit`] carrying the batch's states, offsets and snapshot bookkeeping. So the
+//!   store can be behind Kafka (a crash between commit and write), never ahead.
+//! - Nothing here needs a flush to be correct: losing the newest writes only puts the store
+//!   further behind, which restore on assignment repairs by folding the gap.
+//! - A store that fails to open or to verify its format marker is moved aside and rebuilt from
+//!   Kafka ([`open_or_rebuild`]); it is never trusted half-read.
+
+mod sled_store;
+
+use thiserror::Error;
+
+use crate::model::CandidateState;
+
+pub use sled_store::{open_or_rebuild, SledStore, FORMAT};
+
+/// A store failure: the processor stops (its state would otherwise silently diverge).
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("state store at {path}: {source}")]
+    Sled { path: String, source: sled::Error },
+    #[error("state store: candidate {candidate:?} does not decode: {source}")]
+    Corrupt { candidate: String, source: serde_json::Error },
+    #[error("state store at {path}: {what}")]
+    Verify { path: String, what: String },
+}
+
+/// Everything one committed batch changes, written atomically.
+#[derive(Debug, Default)]
+pub struct Commit<'a> {
+    pub states: Vec<&'a CandidateState>,
+    /// (topic, partition, next offset).
+    pub offsets: Vec<(&'a str, i32, i64)>,
+    /// (partition, candidate) changed since the partition's last snapshot round.
+    pub dirty: Vec<(i32, &'a str)>,
+    /// Partitions whose snapshot round committed in this batch: their dirty sets are cleared
+    /// (before `dirty` is applied).
+    pub snapshot_rounds: Vec<i32>,
+}
+
+/// The projection's storage, behind a trait so the processor does not depend on sled.
+pub trait Store: Send {
+    /// The stored state of `candidate`, if any.
+    ///
+    /// # Errors
+    /// Storage or decode failures.
+    fn candidate(&self, candidate: &str) -> Result<Option<CandidateState>, StoreError>;
+    /// The next offset the stored states reflect for `topic`/`partition`, if any.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn next_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError>;
+    /// Candidates of `partition` changed since its last snapshot round.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn dirty(&self, partition: i32) -> Result<Vec<String>, StoreError>;
+    /// Applies `commit` atomically.
+    ///
+    /// # Errors
+    /// Storage failures; nothing of `commit` is applied then.
+    fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
+    /// Every stored candidate state, in candidate id order (audits and tests).
+    ///
+    /// # Errors
+    /// Storage or decode failures.
+    fn all_candidates(&self) -> Result<Vec<CandidateState>, StoreError>;
+    /// Makes what was committed durable now (shutdown).
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn flush(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,178 @@
+//! Stage 7: Kafka out — one transaction per batch carrying the batch's outputs and its input
+//! offsets, with transaction errors sorted once, here, into what the caller must do.
+//!
+//! Invariants:
+//! - Begin → produce → `send_offsets_to_transaction` → commit. Nothing is visible to a
+//!   `read_committed` consumer, and no input offset moves, unless the commit succeeded.
+//! - Retriable errors are retried in place; abort-required errors abort (the caller rolls its
+//!   in-memory state back and rewinds the consumer); fatal errors, and a commit or abort that
+//!   timed out or is otherwise ambiguous, recreate the producer — `init_transactions` under the
+//!   same transactional id bumps the epoch and so fences any delayed request of the old one
+//!   (librdkafka does not implement the newer transaction protocol that would do it for us).
+//! - All calls here block; the processor runs them on its own thread, off the async runtime.
+
+use std::time::Duration;
+
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::TopicPartitionList;
+
+use crate::config::Config;
+
+type TxProducer = ThreadedProducer<DefaultProducerContext>;
+
+/// What happened to a batch's transaction.
+#[derive(Debug, PartialEq)]
+pub enum TxnEnd {
+    Committed,
+    /// Aborted; the caller must roll back and rewind.
+    Aborted(String),
+    /// The producer was recreated; the caller must roll back and rewind.
+    Recreated(String),
+}
+
+/// A transactional producer that knows how to recover.
+pub struct Publisher {
+    config: Config,
+    producer: TxProducer,
+    timeout: Duration,
+    recreated: u64,
+}
+
+fn create(config: &Config) -> Result<TxProducer, KafkaError> {
+    let producer: TxProducer = config
+        .client_config()
+        .set("transactional.id", config.transactional_id())
+        .set("enable.idempotence", "true")
+        .set("transaction.timeout.ms", config.transaction_timeout_ms.to_string())
+        .set("linger.ms", "5")
+        .set("compression.type", "zstd")
+        .create()?;
+    producer.init_transactions(Duration::from_secs(60))?;
+    Ok(producer)
+}
+
+impl Publisher {
+    /// Creates the producer and initialises transactions (fencing an older incarnation).
+    ///
+    /// # Errors
+    /// When the producer cannot be created or `init_transactions` fails.
+    pub fn new(config: &Config) -> Result<Publisher, KafkaError> {
+        Ok(Publisher {
+            config: config.clone(),
+            producer: create(config)?,
+            timeout: Duration::from_millis(config.transaction_timeout_ms),
+            recreated: 0,
+        })
+    }
+
+    /// How many times the producer was recreated.
+    pub fn recreated(&self) -> u64 {
+        self.recreated
+    }
+
+    /// Begins a transaction.
+    ///
+    /// # Errors
+    /// As librdkafka's `begin_transaction` (the caller recreates on error).
+    pub fn begin(&mut self) -> Result<(), KafkaError> {
+        self.producer.begin_transaction()
+    }
+
+    /// Enqueues one record in the open transaction, waiting while the local queue is full.
+    ///
+    /// # Errors
+    /// Any production error but a full queue.
+    pub fn send(&self, topic: &str, key: &str, value: &[u8], headers: OwnedHeaders) -> Result<(), KafkaError> {
+        let mut record = BaseRecord::to(topic).key(key).payload(value).headers(headers);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Enqueues a tombstone (null value) for `key`.
+    ///
+    /// # Errors
+    /// As [`Publisher::send`].
+    pub fn tombstone(&self, topic: &str, key: &str) -> Result<(), KafkaError> {
+        let record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).key(key);
+        self.producer.send(record).map_err(|(e, _)| e)
+    }
+
+    /// Adds the input offsets to the transaction, then commits it. Every failure is classified
+    /// and handled; the result says what the caller must do.
+    pub fn commit(&mut self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> TxnEnd {
+        let sent = self.retry(|p, t| p.send_offsets_to_transaction(offsets, group, t));
+        let result = sent.and_then(|()| {
+            crate::failpoint::hit(crate::failpoint::AFTER_PRODUCE_BEFORE_COMMIT);
+            self.retry(|p, t| p.commit_transaction(t))
+        });
+        match result {
+            Ok(()) => TxnEnd::Committed,
+            Err(e) => self.recover(e),
+        }
+    }
+
+    /// Aborts the open transaction (a batch that cannot go on, e.g. the registry is down).
+    pub fn abort(&mut self, why: &str) -> TxnEnd {
+        match self.producer.abort_transaction(self.timeout) {
+            Ok(()) => TxnEnd::Aborted(why.to_owned()),
+            Err(e) => self.recreate(format!("{why}; abort failed: {e}")),
+        }
+    }
+
+    /// Retries `op` while librdkafka says the error is retriable (bounded).
+    fn retry(&self, op: impl Fn(&TxProducer, Duration) -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+        let mut attempt = 0;
+        loop {
+            match op(&self.producer, self.timeout) {
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "retriable transaction error; retrying");
+                    std::thread::sleep(Duration::from_millis(100 << attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn recover(&mut self, e: KafkaError) -> TxnEnd {
+        match &e {
+            KafkaError::Transaction(te) if te.txn_requires_abort() && !te.is_fatal() => {
+                tracing::warn!(error = %e, "transaction requires abort");
+                self.abort(&e.to_string())
+            }
+            _ => self.recreate(e.to_string()),
+        }
+    }
+
+    /// Replaces the producer; `init_transactions` fences the old epoch. Keeps trying: without
+    /// a producer the processor cannot make progress anyway.
+    fn recreate(&mut self, why: String) -> TxnEnd {
+        tracing::error!(reason = %why, "fatal or ambiguous transaction error: recreating the producer");
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match create(&self.config) {
+                Ok(p) => {
+                    self.producer = p;
+                    self.recreated += 1;
+                    return TxnEnd::Recreated(why);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "recreating the producer failed; retrying");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The Kafka tools vendors, sinks and analysts run beside the processor: `produce` (JSON-form
+//! events onto a topic, in the configured framing) and `tail` (any hirestate topic back to
+//! JSON lines, whatever its framing).
+
+pub mod produce;
+pub mod tail;
