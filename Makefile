@@ -48,3 +48,13 @@ kafka-down:
 ## Removes the test broker's jars and data (the next `make test` resolves them again).
 clean-kafka: kafka-down
 	rm -rf target/kafka
+
+## The hard-kill test at soak scale: a bigger stream and many more kills (HIRESTATE_SOAK=1;
+## HIRESTATE_TEST_SEED=<n> replays a kill schedule). Starts the test broker if needed.
+soak:
+	@started=0; \
+	if ! $(KAFKA) status; then $(KAFKA) up || exit 1; started=1; fi; \
+	status=0; \
+	KAFKA_BOOTSTRAP=$$($(KAFKA) bootstrap) HIRESTATE_REQUIRE_KAFKA=1 HIRESTATE_SOAK=1 $(CARGO) test --test processor_kills -- --nocapture || status=$$?; \
+	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
+	exit $$status

@@ -8,6 +8,7 @@ mod fixtures;
 use hirestate::codec::{BodyProblem, Codec, CodecError, Framing, AVRO_MAX_ALLOCATION};
 use hirestate::model::{CandidateState, Command, Event};
 use proptest::prelude::*;
+use std::sync::LazyLock;
 
 use fixtures::RegistryDouble;
 
@@ -291,6 +292,10 @@ async fn mutated_confluent_bodies_never_panic() {
     }
 }
 
+/// Built once per test binary: proptest runs hundreds of cases.
+static CODEC: LazyLock<Codec> = LazyLock::new(codec);
+static VALID: LazyLock<Vec<Vec<u8>>> = LazyLock::new(valid_payloads);
+
 fn valid_payloads() -> Vec<Vec<u8>> {
     let codec = codec();
     let mut out = Vec::new();
@@ -318,12 +323,11 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let codec = codec();
-        decode_all(&codec, &bytes);
+        decode_all(&CODEC, &bytes);
         // Behind a valid single-object header, so the Avro decoder sees them.
-        let mut framed = so_header(&codec);
+        let mut framed = so_header(&CODEC);
         framed.extend(&bytes);
-        decode_all(&codec, &framed);
+        decode_all(&CODEC, &framed);
     }
 
     #[test]
@@ -332,14 +336,12 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..6),
         cut in 0usize..16,
     ) {
-        let codec = codec();
-        let payloads = valid_payloads();
-        let mut bytes = which.get(&payloads).clone();
+        let mut bytes = which.get(&VALID).clone();
         for (at, bit) in flips {
             let i = at.index(bytes.len());
             bytes[i] ^= 1 << bit;
         }
         bytes.truncate(bytes.len().saturating_sub(cut));
-        decode_all(&codec, &bytes);
+        decode_all(&CODEC, &bytes);
     }
 }

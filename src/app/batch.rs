@@ -10,11 +10,11 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 use super::outputs::Outputs;
-use crate::codec::{detect, Codec, CodecError, Framing};
+use crate::codec::Codec;
 use crate::config::Config;
 use crate::fold::{self, Outcome};
-use crate::ingest::{Assignment, OwnedRecord};
-use crate::model::{CandidateState, Decision, Event};
+use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord};
+use crate::model::{CandidateState, Decision};
 use crate::policy::Policy;
 use crate::project::{Commit, Store};
 use crate::publish::{Publisher, TxnEnd};
@@ -83,64 +83,25 @@ impl Counts {
 /// Folds batches; holds what stays the same from batch to batch.
 pub struct BatchFolder<'a> {
     policy: &'a Policy,
-    codec: &'a Codec,
+    admission: Admission,
     events_topic: String,
     outputs: Outputs,
-    runtime: Handle,
     snapshot_every: u32,
     /// Totals over committed batches.
     pub counts: Counts,
 }
 
-/// Why a record could not become an event: (stage, error class, message).
-type Undecodable = (&'static str, &'static str, String);
-
 impl<'a> BatchFolder<'a> {
     /// A folder for `policy`, writing outputs to `topics`.
-    pub fn new(policy: &'a Policy, codec: &'a Codec, topics: &Topics, config: &Config, runtime: Handle) -> Self {
+    pub fn new(policy: &'a Policy, codec: &Codec, topics: &Topics, config: &Config, runtime: Handle) -> Self {
         BatchFolder {
             policy,
-            codec,
+            admission: Admission::new(codec.clone(), runtime.clone()),
             events_topic: topics.events.clone(),
-            outputs: Outputs::new(topics, codec, config.schema_registry.is_some(), runtime.clone()),
-            runtime,
+            outputs: Outputs::new(topics, codec, config.schema_registry.is_some(), runtime),
             snapshot_every: config.snapshot_every_batches.max(1),
             counts: Counts::default(),
         }
-    }
-
-    /// Decodes one record; `Err(Ok(..))` is undecodable (DLQ), `Err(Err(..))` is retryable.
-    fn decode(&self, r: &OwnedRecord) -> Result<Event, Result<Undecodable, CodecError>> {
-        let bytes = r.value.as_deref().unwrap_or_default();
-        let decoded = match detect(bytes) {
-            Ok(Framing::Confluent) => self.runtime.block_on(self.codec.decode::<Event>(bytes)),
-            _ => self.codec.decode_local::<Event>(bytes),
-        };
-        let event = match decoded {
-            Ok(e) => e,
-            Err(e) if e.retryable() => return Err(Err(e)),
-            Err(e) => return Err(Ok(("decode", "hirestate::codec::CodecError", e.to_string()))),
-        };
-        if let Err((field, len)) = crate::replay::check_limits(&event) {
-            let why = match len {
-                None => format!("field `{field}` is empty"),
-                Some(n) => format!("field `{field}` is {n} bytes, over the limit"),
-            };
-            return Err(Ok(("validate", "hirestate::limits", why)));
-        }
-        if r.key.as_deref() != Some(event.candidate_id.as_bytes()) {
-            // The key decides the partition, and one partition must own a candidate.
-            return Err(Ok((
-                "validate",
-                "hirestate::key",
-                format!(
-                    "record key {:?} is not the event's candidate_id {:?}",
-                    r.key.as_deref().map(String::from_utf8_lossy),
-                    event.candidate_id
-                ),
-            )));
-        }
-        Ok(event)
     }
 
     /// Processes `records` (all of partitions in `a`, each at or past its `next`).
@@ -168,16 +129,16 @@ impl<'a> BatchFolder<'a> {
         for r in records {
             let Some(ps) = a.partitions.get_mut(&r.partition) else { continue };
             next.insert(r.partition, r.offset + 1);
-            let event = match self.decode(r) {
-                Ok(e) => e,
-                Err(Err(e)) => {
+            let event = match self.admission.admit(r.key.as_deref(), r.value.as_deref()) {
+                Admitted::Event(e) => e,
+                Admitted::Retry(e) => {
                     failure = Some(format!("retryable decode error at {}/{}: {e}", r.partition, r.offset));
                     break;
                 }
-                Err(Ok((stage, class, message))) => {
+                Admitted::Refused(why) => {
                     counts.consumed += 1;
                     counts.dlq += 1;
-                    if let Err(e) = self.outputs.dlq(publisher, r, stage, class, &message) {
+                    if let Err(e) = self.outputs.dlq(publisher, r, &why) {
                         failure = Some(e.to_string());
                         break;
                     }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::codec::Codec;
 use crate::config::Config;
-use crate::ingest::{self, lock, Assignment, IngestContext, OwnedRecord, RestoreEnv};
+use crate::ingest::{self, lock, Admission, Assignment, IngestContext, OwnedRecord, RestoreEnv};
 use crate::policy::Policy;
 use crate::project::{self, Store};
 use crate::publish::Publisher;
@@ -70,22 +70,24 @@ pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &Run
         tracing::warn!(reason = %why, "state store rebuilt from Kafka");
     }
     let store: Arc<dyn Store + Sync> = Arc::new(store);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let env = Arc::new(RestoreEnv {
         config: config.clone(),
         topics: topics.clone(),
         policy: policy.clone(),
         codec: codec.clone(),
+        admission: Admission::new(codec.clone(), runtime.handle().clone()),
         store: store.clone(),
         restored_events: Default::default(),
     });
     let mut publisher = Publisher::new(config)?;
     let assignment = Arc::new(Mutex::new(Assignment::default()));
     let consumer = ingest::consumer(config, IngestContext { assignment: assignment.clone(), env: env.clone() })?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut folder = batch::BatchFolder::new(&policy, &codec, &topics, config, runtime.handle().clone());
 
     let mut report = RunReport { store_rebuilt: rebuilt, ..Default::default() };
     let mut last_record = Instant::now();
+    let mut seen_generation = 0;
     let batch_wait = Duration::from_millis(config.batch_max_ms);
     while !status.shutdown.load(Ordering::Relaxed) {
         // 1. ingest: collect a batch (rebalances and restores happen inside poll).
@@ -110,6 +112,11 @@ pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &Run
         let mut a = lock(&assignment);
         if let Some(fatal) = a.fatal.take() {
             anyhow::bail!("{fatal}");
+        }
+        if a.generation != seen_generation {
+            // A (re)assignment just finished restoring: idle time counts from now.
+            seen_generation = a.generation;
+            last_record = Instant::now();
         }
         status.ready.store(!a.partitions.is_empty(), Ordering::Relaxed);
         records.retain(|r| a.partitions.get(&r.partition).is_some_and(|p| p.epoch == r.epoch && r.offset >= p.next));

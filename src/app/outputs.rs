@@ -8,7 +8,7 @@ use tokio::runtime::Handle;
 use crate::codec::{Codec, Framing, Record};
 use crate::fold::Outcome;
 use crate::ingest::restore::SNAPSHOT_OFFSET_HEADER;
-use crate::ingest::OwnedRecord;
+use crate::ingest::{OwnedRecord, Refused};
 use crate::model::{CandidateState, Event};
 use crate::policy::Policy;
 use crate::publish::Publisher;
@@ -81,7 +81,7 @@ impl Outputs {
     ///
     /// # Errors
     /// Production failures.
-    pub fn dlq(&self, p: &Publisher, r: &OwnedRecord, stage: &str, class: &str, message: &str) -> anyhow::Result<()> {
+    pub fn dlq(&self, p: &Publisher, r: &OwnedRecord, why: &Refused) -> anyhow::Result<()> {
         let mut h = OwnedHeaders::new();
         if let Some(orig) = &r.headers {
             for x in orig.iter() {
@@ -91,9 +91,9 @@ impl Outputs {
         let h = header(h, "__connect.errors.topic", &self.topics.events);
         let h = header(h, "__connect.errors.partition", &r.partition.to_string());
         let h = header(h, "__connect.errors.offset", &r.offset.to_string());
-        let h = header(h, "__connect.errors.stage", stage);
-        let h = header(h, "__connect.errors.exception.class.name", class);
-        let h = header(h, "__connect.errors.exception.message", message);
+        let h = header(h, "__connect.errors.stage", why.stage);
+        let h = header(h, "__connect.errors.exception.class.name", why.class);
+        let h = header(h, "__connect.errors.exception.message", &why.message);
         let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
         p.send(&self.topics.dlq, &key, r.value.as_deref().unwrap_or_default(), h)?;
         Ok(())

@@ -36,7 +36,7 @@ pub(crate) fn resolve(
                 let found = w
                     .fields
                     .iter()
-                    .find(|wf| wf.name == rf.name || rf.aliases.iter().any(|a| *a == wf.name));
+                    .find(|wf| wf.name == rf.name || rf.aliases.contains(&wf.name));
                 let v = match found {
                     Some(wf) => {
                         let taken = fields

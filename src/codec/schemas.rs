@@ -188,20 +188,39 @@ impl WriterSchema {
                 detail: "a different record type".to_string(),
             });
         }
-        let mut rest: &[u8] = body;
-        let value = self
-            .reader
-            .read_value(&mut rest)
-            .map_err(|e| CodecError::AvroBody {
-                schema: self.full_name.clone(),
-                problem: classify(&e),
-            })?;
-        if !rest.is_empty() {
-            return Err(CodecError::AvroBody {
-                schema: self.full_name.clone(),
-                problem: BodyProblem::TrailingBytes { count: rest.len() },
-            });
-        }
+        let mut input = EofGuard {
+            rest: body,
+            hit_eof: false,
+        };
+        let decoded = self.reader.read_value(&mut input);
+        let problem = if input.hit_eof {
+            // apache-avro turns EOF at a union index into `null` and at a boolean into `Null`
+            // instead of failing; a valid body never reads past its end, so any EOF is a cut.
+            Some(BodyProblem::Truncated)
+        } else if let Err(e) = &decoded {
+            Some(classify(e))
+        } else if !input.rest.is_empty() {
+            Some(BodyProblem::TrailingBytes {
+                count: input.rest.len(),
+            })
+        } else {
+            None
+        };
+        let value = match (problem, decoded) {
+            (None, Ok(value)) => value,
+            (Some(problem), _) => {
+                return Err(CodecError::AvroBody {
+                    schema: self.full_name.clone(),
+                    problem,
+                })
+            }
+            (None, Err(e)) => {
+                return Err(CodecError::AvroBody {
+                    schema: self.full_name.clone(),
+                    problem: classify(&e),
+                })
+            }
+        };
         if self.header == reader.header {
             // Same canonical form: the value already has the reader's shape.
             return Ok(value);
@@ -317,6 +336,21 @@ fn schema_error(name: &str, e: &apache_avro::Error) -> CodecError {
     CodecError::Schema {
         name: name.to_string(),
         detail: e.to_string(),
+    }
+}
+
+/// A byte-slice reader that remembers whether anyone tried to read past its end.
+struct EofGuard<'a> {
+    rest: &'a [u8],
+    hit_eof: bool,
+}
+
+impl std::io::Read for EofGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !buf.is_empty() && self.rest.is_empty() {
+            self.hit_eof = true;
+        }
+        self.rest.read(buf)
     }
 }
 

@@ -142,6 +142,14 @@ impl Config {
                     Ok(n) => c.batch_max_ms = n,
                     Err(_) => errors.push(bad("not a whole number")),
                 },
+                "HIRESTATE_SESSION_TIMEOUT_MS" => match v.parse() {
+                    Ok(n) => c.session_timeout_ms = n,
+                    Err(_) => errors.push(bad("not a whole number")),
+                },
+                "HIRESTATE_TRANSACTION_TIMEOUT_MS" => match v.parse() {
+                    Ok(n) => c.transaction_timeout_ms = n,
+                    Err(_) => errors.push(bad("not a whole number")),
+                },
                 "HIRESTATE_SNAPSHOT_EVERY_BATCHES" => match v.parse() {
                     Ok(n) => c.snapshot_every_batches = n,
                     Err(_) => errors.push(bad("not a whole number")),

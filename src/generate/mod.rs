@@ -70,7 +70,7 @@ pub fn stream(spec: &Spec, policy: &Policy) -> Vec<Event> {
             all.push((e.occurred_at, c, i, e));
         }
     }
-    all.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    all.sort_by_key(|a| (a.0, a.1, a.2));
     all.into_iter().map(|(_, _, _, e)| e).collect()
 }
 

@@ -11,6 +11,7 @@
 //! - Each assignment of a partition gets a fresh epoch; records collected under an older
 //!   epoch are dropped, so a partition revoked and re-assigned mid-batch is never folded twice.
 
+mod admit;
 pub mod restore;
 mod source;
 
@@ -25,6 +26,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::config::Config;
 use crate::model::CandidateState;
 
+pub use admit::{Admission, Admitted, Refused};
 pub use restore::{RestoreEnv, RestoreError};
 pub use source::OwnedRecord;
 
@@ -137,6 +139,9 @@ pub fn consumer(config: &Config, ctx: IngestContext) -> Result<BaseConsumer<Inge
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        // Static membership: a restarted instance takes its partitions back at once instead of
+        // waiting out the session of its dead predecessor.
+        .set("group.instance.id", &config.instance_id)
         .set("partition.assignment.strategy", "range")
         .create_with_context(ctx)?;
     c.subscribe(&[&topic])?;

@@ -23,13 +23,14 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
-use super::PartitionState;
+use super::{Admission, Admitted, PartitionState};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::fold;
-use crate::model::{CandidateState, Event};
+use crate::model::CandidateState;
 use crate::policy::Policy;
 use crate::project::{Commit, Store, StoreError};
+use crate::telemetry::EofReaderContext;
 use crate::topics::Topics;
 
 /// Header on snapshot records: the input offset (next) the snapshot reflects.
@@ -41,6 +42,8 @@ pub struct RestoreEnv {
     pub topics: Topics,
     pub policy: Arc<Policy>,
     pub codec: Codec,
+    /// The live path's decoding and validation: restore folds exactly what it would have.
+    pub admission: Admission,
     pub store: Arc<dyn Store + Sync>,
     /// Events folded by restores so far (progress, exposed to health/metrics).
     pub restored_events: AtomicU64,
@@ -91,10 +94,19 @@ pub fn restore(env: &RestoreEnv, partition: i32, committed: Option<i64>) -> Resu
         if low > base {
             return Err(RestoreError::Gap { partition, from: base, low, missing: low - base });
         }
-        read_range(env, events, partition, base, target, |bytes| {
+        read_range(env, events, partition, base, target, |key, value| {
             crate::failpoint::hit(crate::failpoint::DURING_RESTORE);
-            // Undecodable records went to the DLQ when they were first consumed.
-            let Ok(event) = env.codec.decode_local::<Event>(bytes) else { return Ok(()) };
+            let event = loop {
+                match env.admission.admit(key, value) {
+                    Admitted::Event(e) => break e,
+                    // Went to the DLQ when it was first consumed.
+                    Admitted::Refused(_) => return Ok(()),
+                    Admitted::Retry(e) => {
+                        tracing::warn!(error = %e, partition, "restore waits for the schema registry");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            };
             let state = match ps.candidates.entry(event.candidate_id.clone()) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -139,14 +151,16 @@ fn kafka(partition: i32, topic: &str) -> impl Fn(KafkaError) -> RestoreError + '
     move |source| RestoreError::Kafka { partition, topic: topic.to_owned(), source }
 }
 
-fn reader(env: &RestoreEnv) -> Result<BaseConsumer, KafkaError> {
+type Reader = BaseConsumer<EofReaderContext>;
+
+fn reader(env: &RestoreEnv) -> Result<Reader, KafkaError> {
     env.config
         .client_config()
         .set("group.id", format!("{}-restore", env.config.group_id))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(EofReaderContext)
 }
 
 fn watermarks(env: &RestoreEnv, topic: &str, partition: i32) -> Result<(i64, i64), RestoreError> {
@@ -162,7 +176,7 @@ fn read_range(
     partition: i32,
     from: i64,
     until: i64,
-    mut each: impl FnMut(&[u8]) -> Result<(), RestoreError>,
+    mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<(), RestoreError>,
 ) -> Result<(), RestoreError> {
     let c = reader(env).map_err(kafka(partition, topic))?;
     let mut tpl = TopicPartitionList::new();
@@ -178,9 +192,7 @@ fn read_range(
                 }
                 at = m.offset() + 1;
                 last_progress = Instant::now();
-                if let Some(v) = m.payload() {
-                    each(v)?;
-                }
+                each(m.key(), m.payload())?;
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) => return Err(kafka(partition, topic)(e)),

@@ -12,3 +12,20 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// A client context for readers that read to the end of partitions on purpose (restore,
+/// `tail`): end-of-partition is how they know they are done, not an error worth a log line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EofReaderContext;
+
+impl rdkafka::ClientContext for EofReaderContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let eof = matches!(error, rdkafka::error::KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::PartitionEOF);
+        if !eof {
+            tracing::error!(%error, reason, "librdkafka error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofReaderContext {}

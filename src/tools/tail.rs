@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::model::{Alert, CandidateState, Command, Event, Rejection};
+use crate::telemetry::EofReaderContext;
 
 /// Counts of one `tail` run.
 #[derive(Debug, Default, PartialEq)]
@@ -66,13 +67,13 @@ pub fn tail(config: &Config, opts: &TailOptions, out: &mut impl Write, err: &mut
         codec = codec.with_registry(url)?;
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let c: BaseConsumer = config
+    let c: BaseConsumer<EofReaderContext> = config
         .client_config()
         .set("group.id", format!("hirestate-tail-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create()?;
+        .create_with_context(EofReaderContext)?;
     let md = c.fetch_metadata(Some(&opts.topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = md
         .topics()

@@ -1,0 +1,75 @@
+//! Admission: one consumed record → an [`Event`], or the reason it cannot be one. The live
+//! batch and restore both call [`Admission::admit`], so a record the live path dead-lettered is
+//! never folded by a restore, and a restore decodes every framing the live path does.
+
+use tokio::runtime::Handle;
+
+use crate::codec::{detect, Codec, CodecError, Framing};
+use crate::model::Event;
+
+/// Why a record is not an event: where it failed, an error class, and the message — what the
+/// DLQ's error headers carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub stage: &'static str,
+    pub class: &'static str,
+    pub message: String,
+}
+
+/// What admission found.
+#[derive(Debug)]
+pub enum Admitted {
+    Event(Event),
+    /// Never foldable: the live path sends it to the DLQ; restore skips it.
+    Refused(Refused),
+    /// Might work later (the schema registry is unreachable): retry, do not dead-letter.
+    Retry(CodecError),
+}
+
+/// Decoding and validation of inbound records.
+#[derive(Clone)]
+pub struct Admission {
+    codec: Codec,
+    runtime: Handle,
+}
+
+impl Admission {
+    /// `runtime` runs the registry look-ups of Confluent-framed records; the caller must not be
+    /// on one of its worker threads.
+    pub fn new(codec: Codec, runtime: Handle) -> Admission {
+        Admission { codec, runtime }
+    }
+
+    /// Decodes `value` in whatever framing it has and checks it may be folded: ids present,
+    /// strings bounded, and the record key equal to the candidate id (the key decides the
+    /// partition, and one partition must own a candidate).
+    pub fn admit(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Admitted {
+        let bytes = value.unwrap_or_default();
+        let decoded = match detect(bytes) {
+            Ok(Framing::Confluent) => self.runtime.block_on(self.codec.decode::<Event>(bytes)),
+            _ => self.codec.decode_local::<Event>(bytes),
+        };
+        let refuse = |stage, class, message| Admitted::Refused(Refused { stage, class, message });
+        let event = match decoded {
+            Ok(e) => e,
+            Err(e) if e.retryable() => return Admitted::Retry(e),
+            Err(e) => return refuse("decode", "hirestate::codec::CodecError", e.to_string()),
+        };
+        if let Err((field, len)) = crate::replay::check_limits(&event) {
+            let why = match len {
+                None => format!("field `{field}` is empty"),
+                Some(n) => format!("field `{field}` is {n} bytes, over the limit"),
+            };
+            return refuse("validate", "hirestate::limits", why);
+        }
+        if key != Some(event.candidate_id.as_bytes()) {
+            let why = format!(
+                "record key {:?} is not the event's candidate_id {:?}",
+                key.map(String::from_utf8_lossy),
+                event.candidate_id
+            );
+            return refuse("validate", "hirestate::key", why);
+        }
+        Admitted::Event(event)
+    }
+}
