@@ -15,8 +15,8 @@ use crate::app::{RunOptions, Status};
 use crate::codec::Framing;
 use crate::config::{Config, Overrides};
 use crate::policy::{self, DiagramFormat, Policy};
-use crate::topics::Topics;
 use crate::replay::{self, Format};
+use crate::topics::Topics;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -156,7 +156,10 @@ impl KafkaArgs {
             health_addr: self.health_addr.clone(),
         };
         let c = Config::load(self.config.as_deref(), std::env::vars(), &flags)?;
-        anyhow::ensure!(!c.bootstrap.is_empty(), "no Kafka cluster: set KAFKA_BOOTSTRAP or --bootstrap");
+        anyhow::ensure!(
+            !c.bootstrap.is_empty(),
+            "no Kafka cluster: set KAFKA_BOOTSTRAP or --bootstrap"
+        );
         Ok(c)
     }
 }
@@ -253,8 +256,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Policy { command } => policy_command(command),
         Command::Demo { candidates, seed } => crate::demo::run(candidates, seed),
-        Command::Run { kafka, exit_when_idle } => run_processor(&kafka.config()?, exit_when_idle),
-        Command::Produce { kafka, from_file, topic, framing } => {
+        Command::Run {
+            kafka,
+            exit_when_idle,
+        } => run_processor(&kafka.config()?, exit_when_idle),
+        Command::Produce {
+            kafka,
+            from_file,
+            topic,
+            framing,
+        } => {
             let config = kafka.config()?;
             let topic = topic.unwrap_or_else(|| Topics::new(&config.topic_prefix).events);
             let framing = match framing {
@@ -266,21 +277,46 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let input = open_input(&from_file)?;
             let rt = tokio::runtime::Runtime::new()?;
-            let report = rt.block_on(crate::tools::produce::produce(&config, input, &topic, framing, &mut io::stderr()))?;
-            eprintln!("produced {} events to {topic}; {} bad lines skipped", report.produced, report.bad_lines);
+            let report = rt.block_on(crate::tools::produce::produce(
+                &config,
+                input,
+                &topic,
+                framing,
+                &mut io::stderr(),
+            ))?;
+            eprintln!(
+                "produced {} events to {topic}; {} bad lines skipped",
+                report.produced, report.bad_lines
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tail { kafka, topic, from_beginning, until_end, format: _ } => {
+        Command::Tail {
+            kafka,
+            topic,
+            from_beginning,
+            until_end,
+            format: _,
+        } => {
             let config = kafka.config()?;
-            let opts = crate::tools::tail::TailOptions { topic, from_beginning, until_end, idle_exit: None };
+            let opts = crate::tools::tail::TailOptions {
+                topic,
+                from_beginning,
+                until_end,
+                idle_exit: None,
+            };
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
             let report = crate::tools::tail::tail(&config, &opts, &mut out, &mut io::stderr())?;
             out.flush()?;
-            eprintln!("{} records, {} undecodable", report.records, report.undecodable);
+            eprintln!(
+                "{} records, {} undecodable",
+                report.records, report.undecodable
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Topics { command: TopicsCommand::Ensure { kafka } } => {
+        Command::Topics {
+            command: TopicsCommand::Ensure { kafka },
+        } => {
             let config = kafka.config()?;
             let policy = load_policy(config.policy_dir.as_deref())?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -294,10 +330,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for p in &report.problems {
                 eprintln!("problem  {p}");
             }
-            Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::StateDump { kafka } => {
-            let flags = Overrides { state_dir: kafka.state_dir.clone(), ..Default::default() };
+            let flags = Overrides {
+                state_dir: kafka.state_dir.clone(),
+                ..Default::default()
+            };
             let config = Config::load(kafka.config.as_deref(), std::env::vars(), &flags)?;
             let store = crate::project::SledStore::open(&config.state_dir.join("projection"))?;
             let stdout = io::stdout();
@@ -337,7 +380,9 @@ fn open_input(from_file: &str) -> anyhow::Result<Box<dyn BufRead>> {
     Ok(if from_file == "-" {
         Box::new(BufReader::new(io::stdin()))
     } else {
-        Box::new(BufReader::new(File::open(from_file).with_context(|| format!("opening {from_file}"))?))
+        Box::new(BufReader::new(
+            File::open(from_file).with_context(|| format!("opening {from_file}"))?,
+        ))
     })
 }
 
@@ -346,7 +391,10 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
     let policy = Arc::new(load_policy(config.policy_dir.as_deref())?);
     tracing::info!(config = ?config.redacted(), policy_version = policy.version(), "starting");
     let status = Arc::new(Status::default());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     if let Some(addr) = config.health_addr.clone() {
         let s = status.clone();
         rt.spawn(async move {
@@ -357,10 +405,11 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
     }
     let s = status.clone();
     rt.spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -368,12 +417,16 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
         tracing::info!("shutdown requested: finishing the batch");
         s.shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
     });
-    let opts = RunOptions { exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs_f64) };
+    let opts = RunOptions {
+        exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs_f64),
+    };
     let config = config.clone();
     let worker = std::thread::Builder::new()
         .name("hirestate-processor".into())
         .spawn(move || crate::app::run(&config, policy, status, &opts))?;
-    let report = worker.join().map_err(|_| anyhow::anyhow!("the processor thread panicked"))??;
+    let report = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the processor thread panicked"))??;
     println!("{}", serde_json::to_string(&report)?);
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)

@@ -28,7 +28,10 @@ fn armed() -> &'static Option<Armed> {
                 Some((k.trim().to_owned(), v.trim().parse().ok()?))
             })
             .collect();
-        let counts = targets.keys().map(|k| (k.clone(), AtomicU64::new(0))).collect();
+        let counts = targets
+            .keys()
+            .map(|k| (k.clone(), AtomicU64::new(0)))
+            .collect();
         Some(Armed { targets, counts })
     })
 }
@@ -36,7 +39,9 @@ fn armed() -> &'static Option<Armed> {
 /// Passes fail point `name`; dies here if this is the armed pass.
 pub fn hit(name: &str) {
     let Some(a) = armed() else { return };
-    let (Some(target), Some(count)) = (a.targets.get(name), a.counts.get(name)) else { return };
+    let (Some(target), Some(count)) = (a.targets.get(name), a.counts.get(name)) else {
+        return;
+    };
     if count.fetch_add(1, Ordering::Relaxed) + 1 == *target {
         eprintln!("failpoint {name}: killing the process (pass {target})");
         std::process::abort();

@@ -57,7 +57,10 @@ impl Counts {
             }
         }
         for c in &o.commands {
-            *self.commands.entry(format!("{}/{}", c.target, c.op().as_str())).or_default() += 1;
+            *self
+                .commands
+                .entry(format!("{}/{}", c.target, c.op().as_str()))
+                .or_default() += 1;
         }
         self.alerts += o.alerts.len() as u64;
     }
@@ -93,7 +96,13 @@ pub struct BatchFolder<'a> {
 
 impl<'a> BatchFolder<'a> {
     /// A folder for `policy`, writing outputs to `topics`.
-    pub fn new(policy: &'a Policy, codec: &Codec, topics: &Topics, config: &Config, runtime: Handle) -> Self {
+    pub fn new(
+        policy: &'a Policy,
+        codec: &Codec,
+        topics: &Topics,
+        config: &Config,
+        runtime: Handle,
+    ) -> Self {
         BatchFolder {
             policy,
             admission: Admission::new(codec.clone(), runtime.clone()),
@@ -127,12 +136,17 @@ impl<'a> BatchFolder<'a> {
         let mut failure: Option<String> = None;
 
         for r in records {
-            let Some(ps) = a.partitions.get_mut(&r.partition) else { continue };
+            let Some(ps) = a.partitions.get_mut(&r.partition) else {
+                continue;
+            };
             next.insert(r.partition, r.offset + 1);
             let event = match self.admission.admit(r.key.as_deref(), r.value.as_deref()) {
                 Admitted::Event(e) => e,
                 Admitted::Retry(e) => {
-                    failure = Some(format!("retryable decode error at {}/{}: {e}", r.partition, r.offset));
+                    failure = Some(format!(
+                        "retryable decode error at {}/{}: {e}",
+                        r.partition, r.offset
+                    ));
                     break;
                 }
                 Admitted::Refused(why) => {
@@ -150,8 +164,13 @@ impl<'a> BatchFolder<'a> {
                 let loaded = store.candidate(&event.candidate_id)?.unwrap_or_default();
                 ps.candidates.insert(event.candidate_id.clone(), loaded);
             }
-            let state = ps.candidates.get_mut(&event.candidate_id).expect("inserted above");
-            originals.entry(key.clone()).or_insert_with(|| state.clone());
+            let state = ps
+                .candidates
+                .get_mut(&event.candidate_id)
+                .expect("inserted above");
+            originals
+                .entry(key.clone())
+                .or_insert_with(|| state.clone());
             let outcome = fold::apply(state, &event, self.policy);
             counts.count(&outcome);
             if outcome.decision != Decision::Duplicate {
@@ -220,18 +239,28 @@ impl<'a> BatchFolder<'a> {
             .collect();
         store.commit(&Commit {
             states,
-            offsets: next.iter().map(|(p, n)| (self.events_topic.as_str(), *p, *n)).collect(),
+            offsets: next
+                .iter()
+                .map(|(p, n)| (self.events_topic.as_str(), *p, *n))
+                .collect(),
             dirty,
             snapshot_rounds: rounds.clone(),
         })?;
         for (p, n) in &next {
-            let Some(ps) = a.partitions.get_mut(p) else { continue };
+            let Some(ps) = a.partitions.get_mut(p) else {
+                continue;
+            };
             ps.next = *n;
             if rounds.contains(p) {
                 ps.dirty.clear();
                 ps.batches_since_snapshot = 0;
             } else {
-                ps.dirty.extend(touched.iter().filter(|(tp, _)| tp == p).map(|(_, c)| c.clone()));
+                ps.dirty.extend(
+                    touched
+                        .iter()
+                        .filter(|(tp, _)| tp == p)
+                        .map(|(_, c)| c.clone()),
+                );
                 ps.batches_since_snapshot += 1;
             }
         }

@@ -58,7 +58,12 @@ pub struct RunReport {
 /// # Errors
 /// Start-up failures (store, producer, consumer), a restore that cannot complete (e.g. a
 /// retention gap), a store write that fails after a commit.
-pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &RunOptions) -> anyhow::Result<RunReport> {
+pub fn run(
+    config: &Config,
+    policy: Arc<Policy>,
+    status: Arc<Status>,
+    opts: &RunOptions,
+) -> anyhow::Result<RunReport> {
     let topics = Topics::new(&config.topic_prefix);
     let mut codec = Codec::embedded()?;
     if let Some(url) = &config.schema_registry {
@@ -70,7 +75,9 @@ pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &Run
         tracing::warn!(reason = %why, "state store rebuilt from Kafka");
     }
     let store: Arc<dyn Store + Sync> = Arc::new(store);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let env = Arc::new(RestoreEnv {
         config: config.clone(),
         topics: topics.clone(),
@@ -82,10 +89,20 @@ pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &Run
     });
     let mut publisher = Publisher::new(config)?;
     let assignment = Arc::new(Mutex::new(Assignment::default()));
-    let consumer = ingest::consumer(config, IngestContext { assignment: assignment.clone(), env: env.clone() })?;
-    let mut folder = batch::BatchFolder::new(&policy, &codec, &topics, config, runtime.handle().clone());
+    let consumer = ingest::consumer(
+        config,
+        IngestContext {
+            assignment: assignment.clone(),
+            env: env.clone(),
+        },
+    )?;
+    let mut folder =
+        batch::BatchFolder::new(&policy, &codec, &topics, config, runtime.handle().clone());
 
-    let mut report = RunReport { store_rebuilt: rebuilt, ..Default::default() };
+    let mut report = RunReport {
+        store_rebuilt: rebuilt,
+        ..Default::default()
+    };
     let mut last_record = Instant::now();
     let mut seen_generation = 0;
     let batch_wait = Duration::from_millis(config.batch_max_ms);
@@ -100,7 +117,10 @@ pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &Run
             }
             match consumer.poll(left) {
                 Some(Ok(m)) => {
-                    let epoch = lock(&assignment).partitions.get(&rdkafka::Message::partition(&m)).map(|p| p.epoch);
+                    let epoch = lock(&assignment)
+                        .partitions
+                        .get(&rdkafka::Message::partition(&m))
+                        .map(|p| p.epoch);
                     if let Some(epoch) = epoch {
                         records.push(OwnedRecord::from_message(&m, epoch));
                     }
@@ -118,8 +138,14 @@ pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &Run
             seen_generation = a.generation;
             last_record = Instant::now();
         }
-        status.ready.store(!a.partitions.is_empty(), Ordering::Relaxed);
-        records.retain(|r| a.partitions.get(&r.partition).is_some_and(|p| p.epoch == r.epoch && r.offset >= p.next));
+        status
+            .ready
+            .store(!a.partitions.is_empty(), Ordering::Relaxed);
+        records.retain(|r| {
+            a.partitions
+                .get(&r.partition)
+                .is_some_and(|p| p.epoch == r.epoch && r.offset >= p.next)
+        });
         if records.is_empty() {
             drop(a);
             if let Some(idle) = opts.exit_when_idle {
@@ -132,14 +158,21 @@ pub fn run(config: &Config, policy: Arc<Policy>, status: Arc<Status>, opts: &Run
         last_record = Instant::now();
 
         // 2–7. decode, fold, derive, publish in one transaction, then project.
-        let group = consumer.group_metadata().ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
         match folder.process(&mut a, &records, &mut publisher, &group, store.as_ref())? {
             batch::BatchEnd::Committed => report.batches += 1,
             batch::BatchEnd::RolledBack(why) => {
                 report.aborted_batches += 1;
                 tracing::warn!(reason = %why, "batch rolled back; rewinding");
                 for (p, ps) in a.partitions.iter() {
-                    let _ = consumer.seek(&topics.events, *p, rdkafka::Offset::Offset(ps.next), Duration::from_secs(10));
+                    let _ = consumer.seek(
+                        &topics.events,
+                        *p,
+                        rdkafka::Offset::Offset(ps.next),
+                        Duration::from_secs(10),
+                    );
                 }
             }
         }

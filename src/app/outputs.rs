@@ -30,7 +30,10 @@ pub struct Outputs {
 }
 
 fn header(h: OwnedHeaders, key: &str, value: &str) -> OwnedHeaders {
-    h.insert(Header { key, value: Some(value) })
+    h.insert(Header {
+        key,
+        value: Some(value),
+    })
 }
 
 impl Outputs {
@@ -39,14 +42,21 @@ impl Outputs {
         Outputs {
             topics: topics.clone(),
             codec: codec.clone(),
-            framing: if registry { Framing::Confluent } else { Framing::SingleObject },
+            framing: if registry {
+                Framing::Confluent
+            } else {
+                Framing::SingleObject
+            },
             runtime,
         }
     }
 
     fn encode<R: Record>(&self, record: &R, topic: &str) -> anyhow::Result<Vec<u8>> {
         let bytes = match self.framing {
-            Framing::Confluent => self.runtime.block_on(self.codec.encode(record, Framing::Confluent, topic)),
+            Framing::Confluent => {
+                self.runtime
+                    .block_on(self.codec.encode(record, Framing::Confluent, topic))
+            }
             f => self.codec.encode_local(record, f),
         };
         bytes.map_err(|e| anyhow::anyhow!("encoding a {} for {topic}: {e}", R::SCHEMA))
@@ -56,7 +66,13 @@ impl Outputs {
     ///
     /// # Errors
     /// Encoding or production failures (the batch is then rolled back).
-    pub fn emit(&self, p: &Publisher, event: &Event, outcome: &Outcome, policy: &Policy) -> anyhow::Result<()> {
+    pub fn emit(
+        &self,
+        p: &Publisher,
+        event: &Event,
+        outcome: &Outcome,
+        policy: &Policy,
+    ) -> anyhow::Result<()> {
         let key = event.candidate_id.as_str();
         for c in &outcome.commands {
             let topic = self.topics.commands(c.system, &c.target);
@@ -67,11 +83,21 @@ impl Outputs {
         }
         if let Some(r) = outcome.rejection(event, policy) {
             let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
-            p.send(&self.topics.rejections, key, &self.encode(&r, &self.topics.rejections)?, h)?;
+            p.send(
+                &self.topics.rejections,
+                key,
+                &self.encode(&r, &self.topics.rejections)?,
+                h,
+            )?;
         }
         for a in &outcome.alerts {
             let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
-            p.send(&self.topics.alerts, key, &self.encode(a, &self.topics.alerts)?, h)?;
+            p.send(
+                &self.topics.alerts,
+                key,
+                &self.encode(a, &self.topics.alerts)?,
+                h,
+            )?;
         }
         Ok(())
     }
@@ -85,7 +111,10 @@ impl Outputs {
         let mut h = OwnedHeaders::new();
         if let Some(orig) = &r.headers {
             for x in orig.iter() {
-                h = h.insert(Header { key: x.key, value: x.value });
+                h = h.insert(Header {
+                    key: x.key,
+                    value: x.value,
+                });
             }
         }
         let h = header(h, "__connect.errors.topic", &self.topics.events);
@@ -94,8 +123,17 @@ impl Outputs {
         let h = header(h, "__connect.errors.stage", why.stage);
         let h = header(h, "__connect.errors.exception.class.name", why.class);
         let h = header(h, "__connect.errors.exception.message", &why.message);
-        let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-        p.send(&self.topics.dlq, &key, r.value.as_deref().unwrap_or_default(), h)?;
+        let key = r
+            .key
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        p.send(
+            &self.topics.dlq,
+            &key,
+            r.value.as_deref().unwrap_or_default(),
+            h,
+        )?;
         Ok(())
     }
 
@@ -103,8 +141,17 @@ impl Outputs {
     ///
     /// # Errors
     /// Encoding or production failures.
-    pub fn snapshot(&self, p: &Publisher, state: &CandidateState, reflects: i64) -> anyhow::Result<()> {
-        let h = header(OwnedHeaders::new(), SNAPSHOT_OFFSET_HEADER, &reflects.to_string());
+    pub fn snapshot(
+        &self,
+        p: &Publisher,
+        state: &CandidateState,
+        reflects: i64,
+    ) -> anyhow::Result<()> {
+        let h = header(
+            OwnedHeaders::new(),
+            SNAPSHOT_OFFSET_HEADER,
+            &reflects.to_string(),
+        );
         let bytes = self.encode(state, &self.topics.snapshots)?;
         p.send(&self.topics.snapshots, &state.candidate_id, &bytes, h)?;
         Ok(())

@@ -68,7 +68,10 @@ impl Default for Config {
 }
 
 fn default_instance_id() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "instance-0".to_owned())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "instance-0".to_owned())
 }
 
 /// Flags that override everything else (each `None` leaves the layer below alone).
@@ -128,7 +131,9 @@ impl Config {
                 "HIRESTATE_INSTANCE_ID" => c.instance_id = v,
                 "HIRESTATE_STATE_DIR" => c.state_dir = PathBuf::from(v),
                 "HIRESTATE_POLICY_DIR" => c.policy_dir = Some(PathBuf::from(v)),
-                "HIRESTATE_SCHEMA_REGISTRY" => c.schema_registry = Some(v).filter(|s| !s.is_empty()),
+                "HIRESTATE_SCHEMA_REGISTRY" => {
+                    c.schema_registry = Some(v).filter(|s| !s.is_empty())
+                }
                 "HIRESTATE_HEALTH_ADDR" => c.health_addr = Some(v).filter(|s| !s.is_empty()),
                 "HIRESTATE_PARTITIONS" => match v.parse() {
                     Ok(n) => c.partitions = n,
@@ -157,20 +162,37 @@ impl Config {
                 _ => {
                     if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_") {
                         // HIRESTATE_KAFKA_SASL_MECHANISMS → sasl.mechanisms
-                        c.kafka.insert(key.to_ascii_lowercase().replace('_', "."), v);
+                        c.kafka
+                            .insert(key.to_ascii_lowercase().replace('_', "."), v);
                     }
                 }
             }
         }
         let f = flags.clone();
-        if let Some(v) = f.bootstrap { c.bootstrap = v }
-        if let Some(v) = f.topic_prefix { c.topic_prefix = v }
-        if let Some(v) = f.group_id { c.group_id = v }
-        if let Some(v) = f.instance_id { c.instance_id = v }
-        if let Some(v) = f.state_dir { c.state_dir = v }
-        if let Some(v) = f.policy_dir { c.policy_dir = Some(v) }
-        if let Some(v) = f.schema_registry { c.schema_registry = Some(v) }
-        if let Some(v) = f.health_addr { c.health_addr = Some(v) }
+        if let Some(v) = f.bootstrap {
+            c.bootstrap = v
+        }
+        if let Some(v) = f.topic_prefix {
+            c.topic_prefix = v
+        }
+        if let Some(v) = f.group_id {
+            c.group_id = v
+        }
+        if let Some(v) = f.instance_id {
+            c.instance_id = v
+        }
+        if let Some(v) = f.state_dir {
+            c.state_dir = v
+        }
+        if let Some(v) = f.policy_dir {
+            c.policy_dir = Some(v)
+        }
+        if let Some(v) = f.schema_registry {
+            c.schema_registry = Some(v)
+        }
+        if let Some(v) = f.health_addr {
+            c.health_addr = Some(v)
+        }
 
         if c.group_id.is_empty() {
             errors.push("group_id is empty".to_owned());
@@ -202,7 +224,10 @@ impl Config {
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
         for (k, v) in c.kafka.iter_mut() {
-            if ["password", "secret", "key", "token"].iter().any(|s| k.contains(s)) {
+            if ["password", "secret", "key", "token"]
+                .iter()
+                .any(|s| k.contains(s))
+            {
                 *v = "***".to_owned();
             }
         }
@@ -230,26 +255,46 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn layers_apply_in_order_defaults_file_env_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hirestate.toml");
-        std::fs::write(&file, "group_id = \"from-file\"\ntopic_prefix = \"file\"\nbatch_max_records = 7\n").unwrap();
-        let flags = Overrides { topic_prefix: Some("flag".into()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "group_id = \"from-file\"\ntopic_prefix = \"file\"\nbatch_max_records = 7\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            topic_prefix: Some("flag".into()),
+            ..Default::default()
+        };
         let c = Config::load(
             Some(&file),
-            env(&[("HIRESTATE_GROUP_ID", "from-env"), ("HIRESTATE_TOPIC_PREFIX", "env"), ("HIRESTATE_KAFKA_SASL_PASSWORD", "hunter2")]),
+            env(&[
+                ("HIRESTATE_GROUP_ID", "from-env"),
+                ("HIRESTATE_TOPIC_PREFIX", "env"),
+                ("HIRESTATE_KAFKA_SASL_PASSWORD", "hunter2"),
+            ]),
             &flags,
         )
         .unwrap();
         assert_eq!(c.batch_max_records, 7); // file over default
         assert_eq!(c.group_id, "from-env"); // env over file
         assert_eq!(c.topic_prefix, "flag"); // flag over env
-        assert_eq!(c.kafka.get("sasl.password").map(String::as_str), Some("hunter2"));
-        assert_eq!(c.redacted().kafka.get("sasl.password").map(String::as_str), Some("***"));
+        assert_eq!(
+            c.kafka.get("sasl.password").map(String::as_str),
+            Some("hunter2")
+        );
+        assert_eq!(
+            c.redacted().kafka.get("sasl.password").map(String::as_str),
+            Some("***")
+        );
     }
 
     #[test]
@@ -257,10 +302,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "group_id = \"g\"\n\nbatch_max_records = \"many\"\n").unwrap();
-        let err = Config::load(Some(&file), env(&[("HIRESTATE_BATCH_MAX_MS", "soon")]), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(
+            Some(&file),
+            env(&[("HIRESTATE_BATCH_MAX_MS", "soon")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("bad.toml:3:"), "{err}");
-        assert!(err.contains("HIRESTATE_BATCH_MAX_MS=\"soon\": not a whole number"), "{err}");
+        assert!(
+            err.contains("HIRESTATE_BATCH_MAX_MS=\"soon\": not a whole number"),
+            "{err}"
+        );
     }
 }

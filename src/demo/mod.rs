@@ -43,17 +43,35 @@ pub fn run(candidates: usize, seed: u64) -> anyhow::Result<ExitCode> {
         let cluster = MockCluster::new(1)?;
         config.bootstrap = cluster.bootstrap_servers();
         _mock = Some(cluster);
-        writeln!(out, "hirestate demo — embedded default: librdkafka's in-process mock cluster at {}", config.bootstrap)?;
-        writeln!(out, "  (the mock accepts transactions but neither hides aborted records nor stores")?;
+        writeln!(
+            out,
+            "hirestate demo — embedded default: librdkafka's in-process mock cluster at {}",
+            config.bootstrap
+        )?;
+        writeln!(
+            out,
+            "  (the mock accepts transactions but neither hides aborted records nor stores"
+        )?;
         writeln!(out, "   transactional offsets: this shows the data flow; `make test` proves exactly-once on a real broker)")?;
     } else {
         _mock = None;
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
         config.topic_prefix = format!("demo{stamp}");
         config.group_id = format!("demo{stamp}");
-        writeln!(out, "hirestate demo — cluster {} (KAFKA_BOOTSTRAP), topic prefix {}", config.bootstrap, config.topic_prefix)?;
+        writeln!(
+            out,
+            "hirestate demo — cluster {} (KAFKA_BOOTSTRAP), topic prefix {}",
+            config.bootstrap, config.topic_prefix
+        )?;
     }
-    writeln!(out, "policy version {}, digest {}… verified", policy.version(), &policy.digest()[..16])?;
+    writeln!(
+        out,
+        "policy version {}, digest {}… verified",
+        policy.version(),
+        &policy.digest()[..16]
+    )?;
 
     let rt = tokio::runtime::Runtime::new()?;
     let names = Topics::new(&config.topic_prefix);
@@ -63,17 +81,37 @@ pub fn run(candidates: usize, seed: u64) -> anyhow::Result<ExitCode> {
             for (t, _) in names.all(&policy) {
                 cluster.create_topic(&t, config.partitions, 1)?;
             }
-            writeln!(out, "topics: {} created on the mock cluster", names.all(&policy).len())?;
+            writeln!(
+                out,
+                "topics: {} created on the mock cluster",
+                names.all(&policy).len()
+            )?;
         }
         None => {
             let ensured = rt.block_on(topics::ensure(&config, &policy))?;
-            anyhow::ensure!(ensured.problems.is_empty(), "topics ensure: {}", ensured.problems.join("; "));
-            writeln!(out, "topics: {} created, {} existing", ensured.created.len(), ensured.existing.len())?;
+            anyhow::ensure!(
+                ensured.problems.is_empty(),
+                "topics ensure: {}",
+                ensured.problems.join("; ")
+            );
+            writeln!(
+                out,
+                "topics: {} created, {} existing",
+                ensured.created.len(),
+                ensured.existing.len()
+            )?;
         }
     }
 
     // Feed: the generated stream, plus undecodable records as a broken producer sends them.
-    let events = generate::stream(&Spec { seed, candidates, ..Spec::default() }, &policy);
+    let events = generate::stream(
+        &Spec {
+            seed,
+            candidates,
+            ..Spec::default()
+        },
+        &policy,
+    );
     let mut lines = Vec::new();
     for e in &events {
         serde_json::to_writer(&mut lines, e)?;
@@ -86,12 +124,19 @@ pub fn run(candidates: usize, seed: u64) -> anyhow::Result<ExitCode> {
         crate::codec::Framing::SingleObject,
         &mut io::stderr(),
     ))?;
-    let poison: [&[u8]; 3] = [b"\xC3\x01truncated", b"{\"kind\":\"teleported\"}", b"\x07not a framing"];
+    let poison: [&[u8]; 3] = [
+        b"\xC3\x01truncated",
+        b"{\"kind\":\"teleported\"}",
+        b"\x07not a framing",
+    ];
     let producer: FutureProducer = config.client_config().create()?;
     for (i, bytes) in poison.iter().enumerate() {
         let key = format!("cand-{i:06}");
-        rt.block_on(producer.send(FutureRecord::to(&names.events).key(&key).payload(*bytes), Duration::from_secs(10)))
-            .map_err(|(e, _)| e)?;
+        rt.block_on(producer.send(
+            FutureRecord::to(&names.events).key(&key).payload(*bytes),
+            Duration::from_secs(10),
+        ))
+        .map_err(|(e, _)| e)?;
     }
     writeln!(
         out,
@@ -103,7 +148,9 @@ pub fn run(candidates: usize, seed: u64) -> anyhow::Result<ExitCode> {
     // The processor, until the log is drained.
     let started = Instant::now();
     let status = Arc::new(Status::default());
-    let opts = RunOptions { exit_when_idle: Some(Duration::from_secs(2)) };
+    let opts = RunOptions {
+        exit_when_idle: Some(Duration::from_secs(2)),
+    };
     let report = app::run(&config, policy.clone(), status, &opts)?;
     writeln!(
         out,
@@ -117,9 +164,19 @@ pub fn run(candidates: usize, seed: u64) -> anyhow::Result<ExitCode> {
     writeln!(out, "\noutput topics:")?;
     let mut landed = std::collections::BTreeMap::new();
     let mut topics_out: Vec<String> = names.all_commands(&policy);
-    topics_out.extend([names.rejections.clone(), names.alerts.clone(), names.dlq.clone(), names.snapshots.clone()]);
+    topics_out.extend([
+        names.rejections.clone(),
+        names.alerts.clone(),
+        names.dlq.clone(),
+        names.snapshots.clone(),
+    ]);
     for t in &topics_out {
-        let opts = TailOptions { topic: t.clone(), from_beginning: true, until_end: true, idle_exit: Some(Duration::from_secs(5)) };
+        let opts = TailOptions {
+            topic: t.clone(),
+            from_beginning: true,
+            until_end: true,
+            idle_exit: Some(Duration::from_secs(5)),
+        };
         let r = tail::tail(&config, &opts, &mut io::sink(), &mut io::sink())?;
         writeln!(out, "  {t:<36} {:>7}", r.records)?;
         landed.insert(t.clone(), r.records);
@@ -132,18 +189,55 @@ pub fn run(candidates: usize, seed: u64) -> anyhow::Result<ExitCode> {
         summary.count(&Row::new(e, replayer.fold(e)));
     }
     let c = &report.counts;
-    writeln!(out, "\ndecisions (live):  applied {}  stale {}  duplicate {}  rejected {}  dlq {}", c.applied, c.stale, c.duplicate, c.rejected, c.dlq)?;
-    writeln!(out, "rejected by reason: {}", c.by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))?;
-    writeln!(out, "commands by target/op: {}", c.commands.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "))?;
+    writeln!(
+        out,
+        "\ndecisions (live):  applied {}  stale {}  duplicate {}  rejected {}  dlq {}",
+        c.applied, c.stale, c.duplicate, c.rejected, c.dlq
+    )?;
+    writeln!(
+        out,
+        "rejected by reason: {}",
+        c.by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    writeln!(
+        out,
+        "commands by target/op: {}",
+        c.commands
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
     let live_total = c.applied + c.stale + c.duplicate + c.rejected + c.dlq;
-    writeln!(out, "reconciles: consumed {} = applied+stale+duplicate+rejected+dlq {}", c.consumed, live_total)?;
+    writeln!(
+        out,
+        "reconciles: consumed {} = applied+stale+duplicate+rejected+dlq {}",
+        c.consumed, live_total
+    )?;
     let replay_commands: u64 = summary.commands_by_target.values().sum();
-    let live_commands: u64 = topics_out.iter().filter(|t| t.contains(".commands.")).map(|t| landed[t]).sum();
+    let live_commands: u64 = topics_out
+        .iter()
+        .filter(|t| t.contains(".commands."))
+        .map(|t| landed[t])
+        .sum();
     writeln!(out, "commands on the topics {live_commands} = commands an offline replay derives {replay_commands}")?;
     anyhow::ensure!(c.consumed == live_total, "the live counts do not reconcile");
-    anyhow::ensure!(live_commands == replay_commands, "live and replayed commands differ");
-    anyhow::ensure!(landed[&names.dlq] == poison.len() as u64, "DLQ count differs from the records corrupted");
-    writeln!(out, "\nnext: `hirestate replay --from-file schemas/samples/events.jsonl --format table`")?;
+    anyhow::ensure!(
+        live_commands == replay_commands,
+        "live and replayed commands differ"
+    );
+    anyhow::ensure!(
+        landed[&names.dlq] == poison.len() as u64,
+        "DLQ count differs from the records corrupted"
+    );
+    writeln!(
+        out,
+        "\nnext: `hirestate replay --from-file schemas/samples/events.jsonl --format table`"
+    )?;
     drop(out);
     Ok(ExitCode::SUCCESS)
 }

@@ -12,19 +12,24 @@ use crate::app::Status;
 
 /// The router, separate from the listener so tests can drive it directly.
 pub fn router(status: Arc<Status>) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" })).route(
-        "/readyz",
-        get(move || {
-            let status = status.clone();
-            async move {
-                if status.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ready\n")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready: no partition assigned and restored yet\n")
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let status = status.clone();
+                async move {
+                    if status.ready.load(Ordering::Relaxed) {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not ready: no partition assigned and restored yet\n",
+                        )
+                    }
                 }
-            }
-        }),
-    )
+            }),
+        )
 }
 
 /// Serves the endpoints on `addr` until the process ends.

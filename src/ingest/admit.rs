@@ -49,7 +49,13 @@ impl Admission {
             Ok(Framing::Confluent) => self.runtime.block_on(self.codec.decode::<Event>(bytes)),
             _ => self.codec.decode_local::<Event>(bytes),
         };
-        let refuse = |stage, class, message| Admitted::Refused(Refused { stage, class, message });
+        let refuse = |stage, class, message| {
+            Admitted::Refused(Refused {
+                stage,
+                class,
+                message,
+            })
+        };
         let event = match decoded {
             Ok(e) => e,
             Err(e) if e.retryable() => return Admitted::Retry(e),

@@ -65,7 +65,12 @@ pub struct IngestContext {
 impl ClientContext for IngestContext {}
 
 impl ConsumerContext for IngestContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
         let topic = self.env.topics.events.clone();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
@@ -78,13 +83,17 @@ impl ConsumerContext for IngestContext {
                 let mut assigned = TopicPartitionList::new();
                 for el in tpl.elements() {
                     let p = el.partition();
-                    let c = committed.find_partition(el.topic(), p).and_then(|e| match e.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
-                    });
+                    let c =
+                        committed
+                            .find_partition(el.topic(), p)
+                            .and_then(|e| match e.offset() {
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            });
                     match restore::restore(&self.env, p, c) {
                         Ok(mut ps) => {
-                            let _ = assigned.add_partition_offset(&topic, p, Offset::Offset(ps.next));
+                            let _ =
+                                assigned.add_partition_offset(&topic, p, Offset::Offset(ps.next));
                             let mut a = lock(&self.assignment);
                             a.next_epoch += 1;
                             ps.epoch = a.next_epoch;
@@ -129,7 +138,10 @@ pub fn lock(m: &Mutex<Assignment>) -> MutexGuard<'_, Assignment> {
 ///
 /// # Errors
 /// When librdkafka refuses the configuration or the subscription.
-pub fn consumer(config: &Config, ctx: IngestContext) -> Result<BaseConsumer<IngestContext>, rdkafka::error::KafkaError> {
+pub fn consumer(
+    config: &Config,
+    ctx: IngestContext,
+) -> Result<BaseConsumer<IngestContext>, rdkafka::error::KafkaError> {
     let topic = ctx.env.topics.events.clone();
     let c: BaseConsumer<IngestContext> = config
         .client_config()

@@ -56,11 +56,26 @@ pub enum RestoreError {
         "partition {partition}: restore needs the log from offset {from}, but it starts at {low} \
          (retention deleted {missing} records); refusing to skip them"
     )]
-    Gap { partition: i32, from: i64, low: i64, missing: i64 },
+    Gap {
+        partition: i32,
+        from: i64,
+        low: i64,
+        missing: i64,
+    },
     #[error("partition {partition}: reading {topic}: {source}")]
-    Kafka { partition: i32, topic: String, source: KafkaError },
+    Kafka {
+        partition: i32,
+        topic: String,
+        source: KafkaError,
+    },
     #[error("partition {partition}: no progress reading {topic} at offset {at} (target {target}) for {secs}s")]
-    Stalled { partition: i32, topic: String, at: i64, target: i64, secs: u64 },
+    Stalled {
+        partition: i32,
+        topic: String,
+        at: i64,
+        target: i64,
+        secs: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -70,7 +85,11 @@ pub enum RestoreError {
 ///
 /// # Errors
 /// [`RestoreError`]: a retention gap, Kafka or store failures.
-pub fn restore(env: &RestoreEnv, partition: i32, committed: Option<i64>) -> Result<PartitionState, RestoreError> {
+pub fn restore(
+    env: &RestoreEnv,
+    partition: i32,
+    committed: Option<i64>,
+) -> Result<PartitionState, RestoreError> {
     let started = Instant::now();
     let events = env.topics.events.as_str();
     let stored = env.store.next_offset(events, partition)?;
@@ -92,7 +111,12 @@ pub fn restore(env: &RestoreEnv, partition: i32, committed: Option<i64>) -> Resu
     if target > base {
         let (low, _) = watermarks(env, events, partition)?;
         if low > base {
-            return Err(RestoreError::Gap { partition, from: base, low, missing: low - base });
+            return Err(RestoreError::Gap {
+                partition,
+                from: base,
+                low,
+                missing: low - base,
+            });
         }
         read_range(env, events, partition, base, target, |key, value| {
             crate::failpoint::hit(crate::failpoint::DURING_RESTORE);
@@ -109,9 +133,11 @@ pub fn restore(env: &RestoreEnv, partition: i32, committed: Option<i64>) -> Resu
             };
             let state = match ps.candidates.entry(event.candidate_id.clone()) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(env.store.candidate(&event.candidate_id)?.unwrap_or_default())
-                }
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                    env.store
+                        .candidate(&event.candidate_id)?
+                        .unwrap_or_default(),
+                ),
             };
             fold::apply(state, &event, &env.policy);
             touched.insert(event.candidate_id);
@@ -148,7 +174,11 @@ pub fn restore(env: &RestoreEnv, partition: i32, committed: Option<i64>) -> Resu
 }
 
 fn kafka(partition: i32, topic: &str) -> impl Fn(KafkaError) -> RestoreError + '_ {
-    move |source| RestoreError::Kafka { partition, topic: topic.to_owned(), source }
+    move |source| RestoreError::Kafka {
+        partition,
+        topic: topic.to_owned(),
+        source,
+    }
 }
 
 type Reader = BaseConsumer<EofReaderContext>;
@@ -165,7 +195,8 @@ fn reader(env: &RestoreEnv) -> Result<Reader, KafkaError> {
 
 fn watermarks(env: &RestoreEnv, topic: &str, partition: i32) -> Result<(i64, i64), RestoreError> {
     let c = reader(env).map_err(kafka(partition, topic))?;
-    c.fetch_watermarks(topic, partition, Duration::from_secs(30)).map_err(kafka(partition, topic))
+    c.fetch_watermarks(topic, partition, Duration::from_secs(30))
+        .map_err(kafka(partition, topic))
 }
 
 /// Reads `topic`/`partition` from `from` until offset `until` (exclusive) or the end, calling
@@ -180,7 +211,8 @@ fn read_range(
 ) -> Result<(), RestoreError> {
     let c = reader(env).map_err(kafka(partition, topic))?;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(from)).map_err(kafka(partition, topic))?;
+    tpl.add_partition_offset(topic, partition, Offset::Offset(from))
+        .map_err(kafka(partition, topic))?;
     c.assign(&tpl).map_err(kafka(partition, topic))?;
     let mut last_progress = Instant::now();
     let mut at = from;
@@ -199,7 +231,9 @@ fn read_range(
             None => {
                 // Transaction markers take offsets but are never delivered: ask where we are.
                 if let Ok(pos) = c.position() {
-                    if let Some(Offset::Offset(p)) = pos.find_partition(topic, partition).map(|e| e.offset()) {
+                    if let Some(Offset::Offset(p)) =
+                        pos.find_partition(topic, partition).map(|e| e.offset())
+                    {
                         at = at.max(p);
                     }
                 }
@@ -219,15 +253,21 @@ fn read_range(
 }
 
 /// The newest snapshot of every candidate of `partition`, and the newest round's offset.
-fn read_snapshots(env: &RestoreEnv, partition: i32) -> Result<(Vec<CandidateState>, Option<i64>), RestoreError> {
+fn read_snapshots(
+    env: &RestoreEnv,
+    partition: i32,
+) -> Result<(Vec<CandidateState>, Option<i64>), RestoreError> {
     let topic = env.topics.snapshots.as_str();
     let c = reader(env).map_err(kafka(partition, topic))?;
-    let (_, high) = c.fetch_watermarks(topic, partition, Duration::from_secs(30)).map_err(kafka(partition, topic))?;
+    let (_, high) = c
+        .fetch_watermarks(topic, partition, Duration::from_secs(30))
+        .map_err(kafka(partition, topic))?;
     if high == 0 {
         return Ok((Vec::new(), None));
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning).map_err(kafka(partition, topic))?;
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .map_err(kafka(partition, topic))?;
     c.assign(&tpl).map_err(kafka(partition, topic))?;
     let mut latest: HashMap<String, Option<CandidateState>> = HashMap::new();
     let mut round: Option<i64> = None;
@@ -236,7 +276,10 @@ fn read_snapshots(env: &RestoreEnv, partition: i32) -> Result<(Vec<CandidateStat
         match c.poll(Duration::from_millis(500)) {
             Some(Ok(m)) => {
                 idle = Instant::now();
-                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                let key = m
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
                 let reflects = m.headers().and_then(|h| {
                     h.iter()
                         .find(|x| x.key == SNAPSHOT_OFFSET_HEADER)
@@ -245,7 +288,9 @@ fn read_snapshots(env: &RestoreEnv, partition: i32) -> Result<(Vec<CandidateStat
                         .and_then(|v| v.parse::<i64>().ok())
                 });
                 round = round.max(reflects);
-                let state = m.payload().and_then(|v| env.codec.decode_local::<CandidateState>(v).ok());
+                let state = m
+                    .payload()
+                    .and_then(|v| env.codec.decode_local::<CandidateState>(v).ok());
                 latest.insert(key, state);
                 if m.offset() + 1 >= high {
                     break;
@@ -254,7 +299,13 @@ fn read_snapshots(env: &RestoreEnv, partition: i32) -> Result<(Vec<CandidateStat
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) => return Err(kafka(partition, topic)(e)),
             None if idle.elapsed() > Duration::from_secs(60) => {
-                return Err(RestoreError::Stalled { partition, topic: topic.to_owned(), at: -1, target: high, secs: 60 })
+                return Err(RestoreError::Stalled {
+                    partition,
+                    topic: topic.to_owned(),
+                    at: -1,
+                    target: high,
+                    secs: 60,
+                })
             }
             None => {}
         }

@@ -16,7 +16,10 @@ pub struct OwnedRecord {
 
 impl OwnedRecord {
     /// Copies `m` out of the consumer's buffers.
-    pub fn from_message(m: &impl Message<Headers = rdkafka::message::BorrowedHeaders>, epoch: u64) -> OwnedRecord {
+    pub fn from_message(
+        m: &impl Message<Headers = rdkafka::message::BorrowedHeaders>,
+        epoch: u64,
+    ) -> OwnedRecord {
         OwnedRecord {
             partition: m.partition(),
             offset: m.offset(),
@@ -30,6 +33,9 @@ impl OwnedRecord {
     /// The value of header `name`, if present and UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
         let h = self.headers.as_ref()?;
-        h.iter().find(|x| x.key == name).and_then(|x| x.value).and_then(|v| std::str::from_utf8(v).ok())
+        h.iter()
+            .find(|x| x.key == name)
+            .and_then(|x| x.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 }

@@ -26,7 +26,10 @@ pub enum StoreError {
     #[error("state store at {path}: {source}")]
     Sled { path: String, source: sled::Error },
     #[error("state store: candidate {candidate:?} does not decode: {source}")]
-    Corrupt { candidate: String, source: serde_json::Error },
+    Corrupt {
+        candidate: String,
+        source: serde_json::Error,
+    },
     #[error("state store at {path}: {what}")]
     Verify { path: String, what: String },
 }

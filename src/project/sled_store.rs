@@ -49,28 +49,44 @@ impl SledStore {
             .path(dir)
             .flush_every_ms(Some(500))
             .open()
-            .map_err(|source| StoreError::Sled { path: path.clone(), source })?;
-        let sled_err = |source| StoreError::Sled { path: path.clone(), source };
+            .map_err(|source| StoreError::Sled {
+                path: path.clone(),
+                source,
+            })?;
+        let sled_err = |source| StoreError::Sled {
+            path: path.clone(),
+            source,
+        };
         match db.get(META).map_err(sled_err)? {
             Some(v) if v.as_ref() == FORMAT => {}
             Some(v) => {
                 return Err(StoreError::Verify {
                     path,
-                    what: format!("format marker is {:?}, expected {:?}", String::from_utf8_lossy(&v), String::from_utf8_lossy(FORMAT)),
+                    what: format!(
+                        "format marker is {:?}, expected {:?}",
+                        String::from_utf8_lossy(&v),
+                        String::from_utf8_lossy(FORMAT)
+                    ),
                 })
             }
             None if db.is_empty() => {
                 db.insert(META, FORMAT).map_err(sled_err)?;
             }
             None => {
-                return Err(StoreError::Verify { path, what: "no format marker on a non-empty store".to_owned() })
+                return Err(StoreError::Verify {
+                    path,
+                    what: "no format marker on a non-empty store".to_owned(),
+                })
             }
         }
         Ok(SledStore { path, db })
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
-        StoreError::Sled { path: self.path.clone(), source }
+        StoreError::Sled {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
@@ -97,12 +113,19 @@ pub fn open_or_rebuild(dir: &Path) -> Result<(SledStore, Option<String>), StoreE
 
 impl Store for SledStore {
     fn candidate(&self, candidate: &str) -> Result<Option<CandidateState>, StoreError> {
-        let Some(bytes) = self.db.get(candidate_key(candidate)).map_err(|e| self.err(e))? else {
+        let Some(bytes) = self
+            .db
+            .get(candidate_key(candidate))
+            .map_err(|e| self.err(e))?
+        else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| StoreError::Corrupt { candidate: candidate.to_owned(), source })
+            .map_err(|source| StoreError::Corrupt {
+                candidate: candidate.to_owned(),
+                source,
+            })
     }
 
     fn next_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
@@ -174,7 +197,10 @@ mod tests {
     use super::*;
 
     fn state(id: &str) -> CandidateState {
-        CandidateState { candidate_id: id.to_owned(), ..Default::default() }
+        CandidateState {
+            candidate_id: id.to_owned(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -193,7 +219,12 @@ mod tests {
         assert_eq!(s.candidate("zz").unwrap(), None);
         assert_eq!(s.next_offset("events", 0).unwrap(), Some(10));
         assert_eq!(s.next_offset("events", 2).unwrap(), None);
-        s.commit(&Commit { snapshot_rounds: vec![0], offsets: vec![("events", 0, 11)], ..Default::default() }).unwrap();
+        s.commit(&Commit {
+            snapshot_rounds: vec![0],
+            offsets: vec![("events", 0, 11)],
+            ..Default::default()
+        })
+        .unwrap();
         assert!(s.dirty(0).unwrap().is_empty());
         assert_eq!(s.dirty(1).unwrap(), vec!["b".to_owned()]);
         assert_eq!(s.all_candidates().unwrap().len(), 2);
@@ -208,7 +239,10 @@ mod tests {
             db.insert(META, b"something-else".as_slice()).unwrap();
             db.flush().unwrap();
         }
-        assert!(matches!(SledStore::open(&path), Err(StoreError::Verify { .. })));
+        assert!(matches!(
+            SledStore::open(&path),
+            Err(StoreError::Verify { .. })
+        ));
         let (s, rebuilt) = open_or_rebuild(&path).unwrap();
         assert!(rebuilt.unwrap().contains("format marker"));
         assert_eq!(s.all_candidates().unwrap(), vec![]);

@@ -46,7 +46,10 @@ fn create(config: &Config) -> Result<TxProducer, KafkaError> {
         .client_config()
         .set("transactional.id", config.transactional_id())
         .set("enable.idempotence", "true")
-        .set("transaction.timeout.ms", config.transaction_timeout_ms.to_string())
+        .set(
+            "transaction.timeout.ms",
+            config.transaction_timeout_ms.to_string(),
+        )
         .set("linger.ms", "5")
         .set("compression.type", "zstd")
         .create()?;
@@ -85,8 +88,17 @@ impl Publisher {
     ///
     /// # Errors
     /// Any production error but a full queue.
-    pub fn send(&self, topic: &str, key: &str, value: &[u8], headers: OwnedHeaders) -> Result<(), KafkaError> {
-        let mut record = BaseRecord::to(topic).key(key).payload(value).headers(headers);
+    pub fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), KafkaError> {
+        let mut record = BaseRecord::to(topic)
+            .key(key)
+            .payload(value)
+            .headers(headers);
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -110,7 +122,11 @@ impl Publisher {
 
     /// Adds the input offsets to the transaction, then commits it. Every failure is classified
     /// and handled; the result says what the caller must do.
-    pub fn commit(&mut self, offsets: &TopicPartitionList, group: &ConsumerGroupMetadata) -> TxnEnd {
+    pub fn commit(
+        &mut self,
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+    ) -> TxnEnd {
         let sent = self.retry(|p, t| p.send_offsets_to_transaction(offsets, group, t));
         let result = sent.and_then(|()| {
             crate::failpoint::hit(crate::failpoint::AFTER_PRODUCE_BEFORE_COMMIT);
@@ -131,7 +147,10 @@ impl Publisher {
     }
 
     /// Retries `op` while librdkafka says the error is retriable (bounded).
-    fn retry(&self, op: impl Fn(&TxProducer, Duration) -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    fn retry(
+        &self,
+        op: impl Fn(&TxProducer, Duration) -> Result<(), KafkaError>,
+    ) -> Result<(), KafkaError> {
         let mut attempt = 0;
         loop {
             match op(&self.producer, self.timeout) {

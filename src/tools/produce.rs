@@ -58,7 +58,9 @@ pub async fn produce(
         let bytes = codec.encode(&event, framing, topic).await?;
         // Enqueue now, in line order (per-candidate order is the product's contract); only the
         // delivery reports are awaited later.
-        let mut record = FutureRecord::to(topic).key(&event.candidate_id).payload(&bytes);
+        let mut record = FutureRecord::to(topic)
+            .key(&event.candidate_id)
+            .payload(&bytes);
         let delivery = loop {
             match producer.send_result(record) {
                 Ok(d) => break d,

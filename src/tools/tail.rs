@@ -35,9 +35,17 @@ pub struct TailOptions {
     pub idle_exit: Option<Duration>,
 }
 
-fn decode_as(codec: &Codec, topic: &str, bytes: &[u8], rt: &tokio::runtime::Handle) -> Result<Value, String> {
-    fn to_json<R: serde::Serialize>(r: Result<R, crate::codec::CodecError>) -> Result<Value, String> {
-        r.map_err(|e| e.to_string()).and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
+fn decode_as(
+    codec: &Codec,
+    topic: &str,
+    bytes: &[u8],
+    rt: &tokio::runtime::Handle,
+) -> Result<Value, String> {
+    fn to_json<R: serde::Serialize>(
+        r: Result<R, crate::codec::CodecError>,
+    ) -> Result<Value, String> {
+        r.map_err(|e| e.to_string())
+            .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
     }
     let name = topic.rsplit_once(".v1").map(|(n, _)| n).unwrap_or(topic);
     if name.ends_with("hiring.events") {
@@ -61,12 +69,19 @@ fn decode_as(codec: &Codec, topic: &str, bytes: &[u8], rt: &tokio::runtime::Hand
 ///
 /// # Errors
 /// Consumer creation or metadata failures, and I/O.
-pub fn tail(config: &Config, opts: &TailOptions, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<TailReport> {
+pub fn tail(
+    config: &Config,
+    opts: &TailOptions,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> anyhow::Result<TailReport> {
     let mut codec = Codec::embedded()?;
     if let Some(url) = &config.schema_registry {
         codec = codec.with_registry(url)?;
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let c: BaseConsumer<EofReaderContext> = config
         .client_config()
         .set("group.id", format!("hirestate-tail-{}", std::process::id()))
@@ -84,7 +99,11 @@ pub fn tail(config: &Config, opts: &TailOptions, out: &mut impl Write, err: &mut
     let mut tpl = TopicPartitionList::new();
     let mut ends: BTreeMap<i32, bool> = BTreeMap::new();
     for p in &partitions {
-        let start = if opts.from_beginning { Offset::Beginning } else { Offset::End };
+        let start = if opts.from_beginning {
+            Offset::Beginning
+        } else {
+            Offset::End
+        };
         tpl.add_partition_offset(&opts.topic, *p, start)?;
         let (low, high) = c.fetch_watermarks(&opts.topic, *p, Duration::from_secs(10))?;
         ends.insert(*p, !opts.from_beginning || high <= low);
@@ -103,7 +122,14 @@ pub fn tail(config: &Config, opts: &TailOptions, out: &mut impl Write, err: &mut
                     .headers()
                     .map(|h| {
                         h.iter()
-                            .map(|x| (x.key.to_owned(), x.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+                            .map(|x| {
+                                (
+                                    x.key.to_owned(),
+                                    x.value
+                                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                                        .unwrap_or_default(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -123,7 +149,13 @@ pub fn tail(config: &Config, opts: &TailOptions, out: &mut impl Write, err: &mut
                     }
                     Err(e) => {
                         report.undecodable += 1;
-                        writeln!(err, "undecodable: {}/{}@{}: {e}", m.topic(), m.partition(), m.offset())?;
+                        writeln!(
+                            err,
+                            "undecodable: {}/{}@{}: {e}",
+                            m.topic(),
+                            m.partition(),
+                            m.offset()
+                        )?;
                     }
                 }
             }

@@ -27,7 +27,13 @@ pub struct Topics {
 impl Topics {
     /// The names under `prefix` (empty: no prefix).
     pub fn new(prefix: &str) -> Topics {
-        let name = |n: &str| if prefix.is_empty() { n.to_owned() } else { format!("{prefix}.{n}") };
+        let name = |n: &str| {
+            if prefix.is_empty() {
+                n.to_owned()
+            } else {
+                format!("{prefix}.{n}")
+            }
+        };
         Topics {
             prefix: prefix.to_owned(),
             events: name("hiring.events.v1"),
@@ -50,20 +56,34 @@ impl Topics {
 
     /// Every command topic the policy's targets need.
     pub fn all_commands(&self, policy: &Policy) -> Vec<String> {
-        policy.targets.values().map(|t| self.commands(t.system, &t.name)).collect()
+        policy
+            .targets
+            .values()
+            .map(|t| self.commands(t.system, &t.name))
+            .collect()
     }
 
     /// Every topic with the settings `ensure` gives it.
     pub fn all(&self, policy: &Policy) -> Vec<(String, BTreeMap<&'static str, &'static str>)> {
         let mut v = vec![
             // The source of truth: never deleted by default.
-            (self.events.clone(), BTreeMap::from([("retention.ms", "-1"), ("retention.bytes", "-1")])),
-            (self.snapshots.clone(), BTreeMap::from([("cleanup.policy", "compact")])),
+            (
+                self.events.clone(),
+                BTreeMap::from([("retention.ms", "-1"), ("retention.bytes", "-1")]),
+            ),
+            (
+                self.snapshots.clone(),
+                BTreeMap::from([("cleanup.policy", "compact")]),
+            ),
             (self.rejections.clone(), BTreeMap::new()),
             (self.alerts.clone(), BTreeMap::new()),
             (self.dlq.clone(), BTreeMap::new()),
         ];
-        v.extend(self.all_commands(policy).into_iter().map(|t| (t, BTreeMap::new())));
+        v.extend(
+            self.all_commands(policy)
+                .into_iter()
+                .map(|t| (t, BTreeMap::new())),
+        );
         v
     }
 }
@@ -90,7 +110,11 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
         .iter()
         .map(|(name, settings)| {
             settings.iter().fold(
-                NewTopic::new(name, config.partitions, TopicReplication::Fixed(config.replication_factor)),
+                NewTopic::new(
+                    name,
+                    config.partitions,
+                    TopicReplication::Fixed(config.replication_factor),
+                ),
                 |t, (k, v)| t.set(k, v),
             )
         })
@@ -104,7 +128,10 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
         }
     }
     let counts = partition_counts(config, &[&topics.events, &topics.snapshots])?;
-    if let (Some(e), Some(s)) = (counts.first().copied().flatten(), counts.get(1).copied().flatten()) {
+    if let (Some(e), Some(s)) = (
+        counts.first().copied().flatten(),
+        counts.get(1).copied().flatten(),
+    ) {
         if e != s {
             report.problems.push(format!(
                 "{} has {e} partitions but {} has {s}: they must match",
