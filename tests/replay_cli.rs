@@ -422,7 +422,6 @@ fn replay_reports_each_malformed_line_by_number_and_goes_on() {
 }
 
 #[test]
-#[ignore = "replay does not name the field for an unknown kind (`kind`), a wrong type (`score`) or a bad time (`occurred_at`): serde's flattened-enum messages drop the field path"]
 fn replay_names_the_field_of_every_malformed_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = replay(&write_input(dir.path()), "jsonl", policy_dir());

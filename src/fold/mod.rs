@@ -5,8 +5,9 @@
 //! - Deterministic: no clock, no randomness, no I/O; ordered maps only. The same events in the
 //!   same order give the same states, decisions and command ids.
 //! - One decision per event, checked in DESIGN.md's order; the first that matches wins.
-//! - Atomic: a rejected or duplicate event changes nothing but the set of seen event ids (so a
-//!   resent rejected event is a `duplicate`), and emits no command.
+//! - Atomic: a duplicate event changes nothing; a rejected one changes only the bookkeeping —
+//!   the set of seen event ids (so a resent rejected event is a `duplicate`), `last_event_at`,
+//!   and the candidate id of a new state — and emits no command.
 //! - Canonical state only moves along transitions the policy lists, asserted by an authority.
 
 mod stage;

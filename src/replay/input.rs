@@ -42,9 +42,10 @@ pub fn parse_line(text: &str, line: usize) -> Result<Event, LineError> {
     }
     let event: Event = serde_json::from_str(text).map_err(|e| LineError::Json {
         line,
-        // serde_json's message names the field (`missing field `score``, `invalid type ...`);
-        // its own "at line 1 column N" refers to the single line, so keep only the column.
-        message: e.to_string().replace(" at line 1 column", " at column"),
+        // serde loses the field name inside the flattened, tagged kind; find it ourselves.
+        // Its own "at line 1 column N" refers to the single line, so keep only the column.
+        message: blame_field(text)
+            .unwrap_or_else(|| e.to_string().replace(" at line 1 column", " at column")),
     })?;
     check_limits(&event).map_err(|(field, problem)| match problem {
         None => LineError::EmptyField { line, field },
@@ -56,6 +57,117 @@ pub fn parse_line(text: &str, line: usize) -> Result<Event, LineError> {
         },
     })?;
     Ok(event)
+}
+
+/// The JSON type each known field must have, by kind (`None`: common to every kind).
+const FIELD_TYPES: &[(Option<&str>, &str, JsonType)] = &[
+    (None, "event_id", JsonType::String),
+    (None, "candidate_id", JsonType::String),
+    (None, "application_id", JsonType::String),
+    (None, "source_principal", JsonType::String),
+    (None, "signature", JsonType::String),
+    (Some("application_created"), "requisition_id", JsonType::String),
+    (Some("application_created"), "region", JsonType::String),
+    (Some("stage_changed"), "to_stage", JsonType::String),
+    (Some("stage_changed"), "reason", JsonType::String),
+    (Some("screening_completed"), "score", JsonType::Number),
+    (Some("screening_completed"), "recommendation", JsonType::String),
+    (Some("screening_completed"), "rubric_version", JsonType::String),
+    (Some("screening_completed"), "reviewer_ids", JsonType::Strings),
+    (Some("screening_completed"), "media_url", JsonType::String),
+    (Some("screening_completed"), "transcript_url", JsonType::String),
+    (Some("fields_asserted"), "fields", JsonType::Object),
+    (Some("writeback_acked"), "command_id", JsonType::String),
+    (Some("writeback_acked"), "remote_ref", JsonType::String),
+    (Some("writeback_acked"), "error", JsonType::String),
+    (Some("writeback_acked"), "retryable", JsonType::Bool),
+];
+
+const KINDS: [&str; 6] = [
+    "application_created",
+    "stage_changed",
+    "screening_completed",
+    "fields_asserted",
+    "writeback_acked",
+    "erasure_requested",
+];
+
+#[derive(Clone, Copy)]
+enum JsonType {
+    String,
+    Number,
+    Bool,
+    Object,
+    Strings,
+}
+
+impl JsonType {
+    fn accepts(self, v: &serde_json::Value) -> bool {
+        use serde_json::Value as V;
+        match self {
+            JsonType::String => v.is_string() || v.is_null(),
+            JsonType::Number => v.is_number(),
+            JsonType::Bool => v.is_boolean(),
+            JsonType::Object => v.is_object(),
+            JsonType::Strings => v.as_array().is_some_and(|a| a.iter().all(V::is_string)),
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            JsonType::String => "a string",
+            JsonType::Number => "a number",
+            JsonType::Bool => "true or false",
+            JsonType::Object => "an object",
+            JsonType::Strings => "a list of strings",
+        }
+    }
+}
+
+/// For a line serde refused, the field to blame and why, where one can be named.
+fn blame_field(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let obj = v.as_object()?;
+    let kind = match obj.get("kind") {
+        None => return Some("missing field `kind`".to_owned()),
+        Some(k) => match k.as_str() {
+            Some(k) if KINDS.contains(&k) => k,
+            _ => return Some(format!("field `kind`: unknown kind {k}, expected one of {}", KINDS.join(", "))),
+        },
+    };
+    match obj.get("source_system") {
+        None => return Some("missing field `source_system`".to_owned()),
+        Some(s) if s.as_str().and_then(crate::model::SourceSystem::parse).is_none() => {
+            let all: Vec<&str> = crate::model::SourceSystem::ALL.iter().map(|s| s.as_str()).collect();
+            return Some(format!("field `source_system`: unknown system {s}, expected one of {}", all.join(", ")));
+        }
+        _ => {}
+    }
+    match obj.get("occurred_at") {
+        None => return Some("missing field `occurred_at`".to_owned()),
+        Some(t) => {
+            if let Err(e) = t.as_str().ok_or_else(|| "not a string".to_owned()).and_then(crate::model::Timestamp::parse_rfc3339) {
+                return Some(format!("field `occurred_at`: {t} is not an RFC 3339 time ({e})"));
+            }
+        }
+    }
+    if kind == "writeback_acked" {
+        if let Some(s) = obj.get("status") {
+            if !matches!(s.as_str(), Some("confirmed" | "failed" | "rejected")) {
+                return Some(format!("field `status`: {s} is not confirmed, failed or rejected"));
+            }
+        }
+    }
+    for (for_kind, field, ty) in FIELD_TYPES {
+        if for_kind.is_some_and(|k| k != kind) {
+            continue;
+        }
+        if let Some(value) = obj.get(*field) {
+            if !ty.accepts(value) {
+                return Some(format!("field `{field}`: {value} is not {}", ty.name()));
+            }
+        }
+    }
+    None
 }
 
 /// Ids must be non-empty and every string bounded. Returns (field, None) for an empty id and
