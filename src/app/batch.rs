@@ -197,13 +197,24 @@ impl<'a> BatchFolder<'a> {
                     .chain(touched.iter().filter(|(tp, _)| tp == p).map(|(_, c)| c))
                     .collect();
                 for c in changed {
-                    if let Some(state) = ps.candidates.get(c) {
-                        if let Err(e) = self.outputs.snapshot(publisher, state, *n) {
-                            failure = Some(e.to_string());
-                            break;
-                        }
-                        counts.snapshots += 1;
+                    // A candidate changed in an earlier batch may no longer be in memory (e.g.
+                    // dirty since before a restart): its committed state is in the store.
+                    let stored;
+                    let state = match ps.candidates.get(c) {
+                        Some(s) => s,
+                        None => match store.candidate(c)? {
+                            Some(s) => {
+                                stored = s;
+                                &stored
+                            }
+                            None => continue,
+                        },
+                    };
+                    if let Err(e) = self.outputs.snapshot(publisher, state, *n) {
+                        failure = Some(e.to_string());
+                        break;
                     }
+                    counts.snapshots += 1;
                 }
             }
         }

@@ -105,6 +105,7 @@ pub fn run(
     };
     let mut last_record = Instant::now();
     let mut seen_generation = 0;
+    let mut retry_wait = Duration::ZERO;
     let batch_wait = Duration::from_millis(config.batch_max_ms);
     while !status.shutdown.load(Ordering::Relaxed) {
         // 1. ingest: collect a batch (rebalances and restores happen inside poll).
@@ -162,10 +163,17 @@ pub fn run(
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
         match folder.process(&mut a, &records, &mut publisher, &group, store.as_ref())? {
-            batch::BatchEnd::Committed => report.batches += 1,
+            batch::BatchEnd::Committed => {
+                report.batches += 1;
+                retry_wait = Duration::ZERO;
+            }
             batch::BatchEnd::RolledBack(why) => {
                 report.aborted_batches += 1;
-                tracing::warn!(reason = %why, "batch rolled back; rewinding");
+                // Back off: what failed (a registry, a broker) may need a moment.
+                retry_wait =
+                    (retry_wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
+                tracing::warn!(reason = %why, wait_ms = retry_wait.as_millis() as u64, "batch rolled back; rewinding");
+                std::thread::sleep(retry_wait);
                 for (p, ps) in a.partitions.iter() {
                     let _ = consumer.seek(
                         &topics.events,
