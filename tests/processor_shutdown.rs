@@ -2,9 +2,9 @@
 //! `/readyz` only once partitions are assigned and restored; SIGTERM finishes the batch,
 //! flushes the store, leaves the group and exits 0 within a bounded time, printing its report.
 
-mod support;
 #[path = "support/processor.rs"]
 mod processor;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,7 +16,11 @@ use processor::{wait_for, Setup};
 fn get(addr: &str, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     text.split_whitespace().nth(1)?.parse().ok()
@@ -35,32 +39,61 @@ fn wait_status(addr: &str, path: &str, want: u16, within: Duration) -> bool {
 
 #[test]
 fn health_endpoints_and_sigterm_shutdown() {
-    let Some(bs) = support::bootstrap("health_endpoints_and_sigterm_shutdown") else { return };
+    let Some(bs) = support::bootstrap("health_endpoints_and_sigterm_shutdown") else {
+        return;
+    };
     let setup = Setup::new(&bs, "shutdown", 2);
     let file = setup.generate("events.jsonl", 50, 11);
     setup.produce(&file);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let inst = setup.instance("a");
     // Idle exit far away: only the signal may stop it.
     let mut child = inst.spawn(&setup, 600.0, &[("HIRESTATE_HEALTH_ADDR", addr.as_str())]);
 
-    assert!(wait_status(&addr, "/healthz", 200, Duration::from_secs(30)), "/healthz never answered 200");
-    assert!(wait_status(&addr, "/readyz", 200, Duration::from_secs(60)), "/readyz never became ready:\n{}", inst.log_tail());
+    assert!(
+        wait_status(&addr, "/healthz", 200, Duration::from_secs(30)),
+        "/healthz never answered 200"
+    );
+    assert!(
+        wait_status(&addr, "/readyz", 200, Duration::from_secs(60)),
+        "/readyz never became ready:\n{}",
+        inst.log_tail()
+    );
 
     let sent = Instant::now();
-    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let status = wait_for(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
         let _ = child.kill();
         panic!("no exit within 20 s of SIGTERM:\n{}", inst.log_tail())
     });
-    assert!(status.success(), "exit {status:?} after SIGTERM:\n{}", inst.log_tail());
+    assert!(
+        status.success(),
+        "exit {status:?} after SIGTERM:\n{}",
+        inst.log_tail()
+    );
     assert!(sent.elapsed() < Duration::from_secs(20));
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("report {out:?}: {e}"));
-    assert!(get(&addr, "/healthz").is_none(), "the endpoints go away with the process");
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("report {out:?}: {e}"));
+    assert!(
+        get(&addr, "/healthz").is_none(),
+        "the endpoints go away with the process"
+    );
 
     // What the first run committed before the signal is not consumed again: a second run
     // consumes exactly the rest.
@@ -68,5 +101,9 @@ fn health_endpoints_and_sigterm_shutdown() {
     let first = report["counts"]["consumed"].as_u64().expect("consumed");
     assert!(first <= lines, "{report}");
     let second = inst.run_to_idle(&setup, 2.0, &[]);
-    assert_eq!(second["counts"]["consumed"].as_u64(), Some(lines - first), "first {first}, then {second}");
+    assert_eq!(
+        second["counts"]["consumed"].as_u64(),
+        Some(lines - first),
+        "first {first}, then {second}"
+    );
 }

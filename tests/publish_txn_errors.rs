@@ -14,7 +14,13 @@ use rdkafka::TopicPartitionList;
 use hirestate::config::Config;
 use hirestate::publish::{Publisher, TxnEnd};
 
-fn setup(test: &str) -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, Config, BaseConsumer) {
+fn setup(
+    test: &str,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    Config,
+    BaseConsumer,
+) {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic("out", 1, 1).expect("topic");
     let config = Config {
@@ -24,13 +30,18 @@ fn setup(test: &str) -> (MockCluster<'static, rdkafka::producer::DefaultProducer
         transaction_timeout_ms: 5_000,
         ..Config::default()
     };
-    let consumer: BaseConsumer = config.client_config().set("group.id", &config.group_id).create().expect("consumer");
+    let consumer: BaseConsumer = config
+        .client_config()
+        .set("group.id", &config.group_id)
+        .create()
+        .expect("consumer");
     (cluster, config, consumer)
 }
 
 fn one_batch(p: &mut Publisher, consumer: &BaseConsumer) -> TxnEnd {
     p.begin().expect("begin");
-    p.send("out", "cand-1", b"command", OwnedHeaders::new()).expect("send");
+    p.send("out", "cand-1", b"command", OwnedHeaders::new())
+        .expect("send");
     let meta = consumer.group_metadata().expect("group metadata");
     p.commit(&TopicPartitionList::new(), &meta)
 }
@@ -41,26 +52,44 @@ fn not_coordinator_on_end_txn_is_retried_and_the_batch_commits() {
     let mut p = Publisher::new(&config).expect("publisher");
     cluster.request_errors(
         RDKafkaApiKey::EndTxn,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR],
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        ],
     );
     assert_eq!(one_batch(&mut p, &consumer), TxnEnd::Committed);
-    assert_eq!(p.recreated(), 0, "a retriable error must not recreate the producer");
+    assert_eq!(
+        p.recreated(),
+        0,
+        "a retriable error must not recreate the producer"
+    );
 }
 
 #[test]
 fn producer_fenced_on_init_producer_id_refuses_to_start() {
     let (cluster, config, _consumer) = setup("fenced");
-    cluster.request_errors(RDKafkaApiKey::InitProducerId, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED]);
-    let err = Publisher::new(&config).err().expect("a fenced producer must not start");
+    cluster.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+    );
+    let err = Publisher::new(&config)
+        .err()
+        .expect("a fenced producer must not start");
     let text = err.to_string();
-    assert!(text.to_lowercase().contains("fenced"), "the error should say the producer was fenced: {text}");
+    assert!(
+        text.to_lowercase().contains("fenced"),
+        "the error should say the producer was fenced: {text}"
+    );
 }
 
 #[test]
 fn a_failed_produce_aborts_the_transaction_and_the_producer_stays() {
     let (cluster, config, consumer) = setup("abortable");
     let mut p = Publisher::new(&config).expect("publisher");
-    cluster.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE]);
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
     match one_batch(&mut p, &consumer) {
         TxnEnd::Aborted(why) => assert!(!why.is_empty()),
         other => panic!("expected an abort, got {other:?}"),
@@ -69,7 +98,10 @@ fn a_failed_produce_aborts_the_transaction_and_the_producer_stays() {
     cluster.clear_request_errors(RDKafkaApiKey::Produce);
     let ends: Vec<TxnEnd> = (0..4).map(|_| one_batch(&mut p, &consumer)).collect();
     eprintln!("{ends:?}");
-    assert!(ends.contains(&TxnEnd::Committed), "later batches go through: {ends:?}");
+    assert!(
+        ends.contains(&TxnEnd::Committed),
+        "later batches go through: {ends:?}"
+    );
 }
 
 /// librdkafka's mock-cluster calls only enqueue operations for the cluster's own thread, so
@@ -84,7 +116,8 @@ fn broker_down_during_commit_recreates_the_producer() {
     let (cluster, config, consumer) = setup("broker-down");
     let mut p = Publisher::new(&config).expect("publisher");
     p.begin().expect("begin");
-    p.send("out", "cand-1", b"command", OwnedHeaders::new()).expect("send");
+    p.send("out", "cand-1", b"command", OwnedHeaders::new())
+        .expect("send");
     cluster.broker_down(1).expect("broker down");
     let meta = consumer.group_metadata().expect("group metadata");
     let started = Instant::now();
@@ -102,6 +135,13 @@ fn broker_down_during_commit_recreates_the_producer() {
         }
     });
     assert_eq!(p.recreated(), 1);
-    assert!(started.elapsed() >= Duration::from_secs(5), "the commit should have waited out its timeout");
-    assert_eq!(one_batch(&mut p, &consumer), TxnEnd::Committed, "the new producer works");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "the commit should have waited out its timeout"
+    );
+    assert_eq!(
+        one_batch(&mut p, &consumer),
+        TxnEnd::Committed,
+        "the new producer works"
+    );
 }

@@ -74,6 +74,19 @@ fn default_instance_id() -> String {
         .unwrap_or_else(|| "instance-0".to_owned())
 }
 
+/// Parses `v` into `field`, or records the problem `bad()` describes.
+fn set_number<T: std::str::FromStr>(
+    field: &mut T,
+    v: &str,
+    bad: impl Fn() -> String,
+    errors: &mut Vec<String>,
+) {
+    match v.parse() {
+        Ok(n) => *field = n,
+        Err(_) => errors.push(bad()),
+    }
+}
+
 /// Flags that override everything else (each `None` leaves the layer below alone).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -135,30 +148,42 @@ impl Config {
                     c.schema_registry = Some(v).filter(|s| !s.is_empty())
                 }
                 "HIRESTATE_HEALTH_ADDR" => c.health_addr = Some(v).filter(|s| !s.is_empty()),
-                "HIRESTATE_PARTITIONS" => match v.parse() {
-                    Ok(n) => c.partitions = n,
-                    Err(_) => errors.push(bad("not a whole number")),
-                },
-                "HIRESTATE_BATCH_MAX_RECORDS" => match v.parse() {
-                    Ok(n) => c.batch_max_records = n,
-                    Err(_) => errors.push(bad("not a whole number")),
-                },
-                "HIRESTATE_BATCH_MAX_MS" => match v.parse() {
-                    Ok(n) => c.batch_max_ms = n,
-                    Err(_) => errors.push(bad("not a whole number")),
-                },
-                "HIRESTATE_SESSION_TIMEOUT_MS" => match v.parse() {
-                    Ok(n) => c.session_timeout_ms = n,
-                    Err(_) => errors.push(bad("not a whole number")),
-                },
-                "HIRESTATE_TRANSACTION_TIMEOUT_MS" => match v.parse() {
-                    Ok(n) => c.transaction_timeout_ms = n,
-                    Err(_) => errors.push(bad("not a whole number")),
-                },
-                "HIRESTATE_SNAPSHOT_EVERY_BATCHES" => match v.parse() {
-                    Ok(n) => c.snapshot_every_batches = n,
-                    Err(_) => errors.push(bad("not a whole number")),
-                },
+                "HIRESTATE_PARTITIONS" => set_number(
+                    &mut c.partitions,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_BATCH_MAX_RECORDS" => set_number(
+                    &mut c.batch_max_records,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_BATCH_MAX_MS" => set_number(
+                    &mut c.batch_max_ms,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_SESSION_TIMEOUT_MS" => set_number(
+                    &mut c.session_timeout_ms,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_TRANSACTION_TIMEOUT_MS" => set_number(
+                    &mut c.transaction_timeout_ms,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_SNAPSHOT_EVERY_BATCHES" => set_number(
+                    &mut c.snapshot_every_batches,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
                 _ => {
                     if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_") {
                         // HIRESTATE_KAFKA_SASL_MECHANISMS → sasl.mechanisms

@@ -48,6 +48,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// `decision` with the stage where it was and no effects (yet).
+    fn unchanged(decision: Decision, stage: Option<String>) -> Outcome {
+        Outcome {
+            decision,
+            detail: None,
+            stage_after: stage.clone(),
+            stage_before: stage,
+            commands: Vec::new(),
+            alerts: Vec::new(),
+            conflicts: Vec::new(),
+        }
+    }
+
     /// The rejection record a vendor gets back, when the event was rejected.
     pub fn rejection(&self, event: &Event, policy: &Policy) -> Option<Rejection> {
         let reason = self.decision.reason()?;
@@ -77,15 +90,7 @@ pub fn apply(state: &mut CandidateState, event: &Event, policy: &Policy) -> Outc
         .get(&event.application_id)
         .map(|a| a.stage.clone());
     if state.seen_event_ids.contains(&event.event_id) {
-        return Outcome {
-            decision: Decision::Duplicate,
-            detail: None,
-            stage_after: stage_before.clone(),
-            stage_before,
-            commands: Vec::new(),
-            alerts: Vec::new(),
-            conflicts: Vec::new(),
-        };
+        return Outcome::unchanged(Decision::Duplicate, stage_before);
     }
     if state.candidate_id.is_empty() {
         state.candidate_id = event.candidate_id.clone();
@@ -93,15 +98,7 @@ pub fn apply(state: &mut CandidateState, event: &Event, policy: &Policy) -> Outc
     state.seen_event_ids.insert(event.event_id.clone());
     state.last_event_at = state.last_event_at.max(Some(event.occurred_at));
 
-    let mut out = Outcome {
-        decision: Decision::Applied,
-        detail: None,
-        stage_after: stage_before.clone(),
-        stage_before,
-        commands: Vec::new(),
-        alerts: Vec::new(),
-        conflicts: Vec::new(),
-    };
+    let mut out = Outcome::unchanged(Decision::Applied, stage_before);
     match check(state, event, policy, &mut out) {
         Err((reason, detail)) => {
             out.decision = Decision::Rejected(reason);

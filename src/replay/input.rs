@@ -66,16 +66,36 @@ const FIELD_TYPES: &[(Option<&str>, &str, JsonType)] = &[
     (None, "application_id", JsonType::String),
     (None, "source_principal", JsonType::String),
     (None, "signature", JsonType::String),
-    (Some("application_created"), "requisition_id", JsonType::String),
+    (
+        Some("application_created"),
+        "requisition_id",
+        JsonType::String,
+    ),
     (Some("application_created"), "region", JsonType::String),
     (Some("stage_changed"), "to_stage", JsonType::String),
     (Some("stage_changed"), "reason", JsonType::String),
     (Some("screening_completed"), "score", JsonType::Number),
-    (Some("screening_completed"), "recommendation", JsonType::String),
-    (Some("screening_completed"), "rubric_version", JsonType::String),
-    (Some("screening_completed"), "reviewer_ids", JsonType::Strings),
+    (
+        Some("screening_completed"),
+        "recommendation",
+        JsonType::String,
+    ),
+    (
+        Some("screening_completed"),
+        "rubric_version",
+        JsonType::String,
+    ),
+    (
+        Some("screening_completed"),
+        "reviewer_ids",
+        JsonType::Strings,
+    ),
     (Some("screening_completed"), "media_url", JsonType::String),
-    (Some("screening_completed"), "transcript_url", JsonType::String),
+    (
+        Some("screening_completed"),
+        "transcript_url",
+        JsonType::String,
+    ),
     (Some("fields_asserted"), "fields", JsonType::Object),
     (Some("writeback_acked"), "command_id", JsonType::String),
     (Some("writeback_acked"), "remote_ref", JsonType::String),
@@ -131,29 +151,52 @@ fn blame_field(text: &str) -> Option<String> {
         None => return Some("missing field `kind`".to_owned()),
         Some(k) => match k.as_str() {
             Some(k) if KINDS.contains(&k) => k,
-            _ => return Some(format!("field `kind`: unknown kind {k}, expected one of {}", KINDS.join(", "))),
+            _ => {
+                return Some(format!(
+                    "field `kind`: unknown kind {k}, expected one of {}",
+                    KINDS.join(", ")
+                ))
+            }
         },
     };
     match obj.get("source_system") {
         None => return Some("missing field `source_system`".to_owned()),
-        Some(s) if s.as_str().and_then(crate::model::SourceSystem::parse).is_none() => {
-            let all: Vec<&str> = crate::model::SourceSystem::ALL.iter().map(|s| s.as_str()).collect();
-            return Some(format!("field `source_system`: unknown system {s}, expected one of {}", all.join(", ")));
+        Some(s)
+            if s.as_str()
+                .and_then(crate::model::SourceSystem::parse)
+                .is_none() =>
+        {
+            let all: Vec<&str> = crate::model::SourceSystem::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
+            return Some(format!(
+                "field `source_system`: unknown system {s}, expected one of {}",
+                all.join(", ")
+            ));
         }
         _ => {}
     }
     match obj.get("occurred_at") {
         None => return Some("missing field `occurred_at`".to_owned()),
         Some(t) => {
-            if let Err(e) = t.as_str().ok_or_else(|| "not a string".to_owned()).and_then(crate::model::Timestamp::parse_rfc3339) {
-                return Some(format!("field `occurred_at`: {t} is not an RFC 3339 time ({e})"));
+            if let Err(e) = t
+                .as_str()
+                .ok_or_else(|| "not a string".to_owned())
+                .and_then(crate::model::Timestamp::parse_rfc3339)
+            {
+                return Some(format!(
+                    "field `occurred_at`: {t} is not an RFC 3339 time ({e})"
+                ));
             }
         }
     }
     if kind == "writeback_acked" {
         if let Some(s) = obj.get("status") {
             if !matches!(s.as_str(), Some("confirmed" | "failed" | "rejected")) {
-                return Some(format!("field `status`: {s} is not confirmed, failed or rejected"));
+                return Some(format!(
+                    "field `status`: {s} is not confirmed, failed or rejected"
+                ));
             }
         }
     }

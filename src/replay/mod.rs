@@ -112,6 +112,21 @@ impl Summary {
     }
 }
 
+/// The events of a JSON-lines input, line by line: blank lines skipped, a malformed line an
+/// `Ok(Err(..))` naming its number, an I/O failure an `Err`.
+pub fn read_events(
+    input: impl BufRead,
+) -> impl Iterator<Item = std::io::Result<Result<Event, LineError>>> {
+    input
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| match line {
+            Err(e) => Some(Err(e)),
+            Ok(l) if l.trim().is_empty() => None,
+            Ok(l) => Some(Ok(parse_line(&l, i + 1))),
+        })
+}
+
 /// Replays `input` (JSON lines) under `policy`, writing rows to `out` in `format` and a line per
 /// malformed input line to `err`. Blank lines are skipped.
 ///
@@ -129,12 +144,8 @@ pub fn run(
     if format == Format::Table {
         output::write_table_header(out)?;
     }
-    for (i, line) in input.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = match parse_line(&line, i + 1) {
+    for parsed in read_events(input) {
+        let event = match parsed? {
             Ok(e) => e,
             Err(e) => {
                 summary.malformed += 1;

@@ -11,7 +11,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::codec::{Codec, Framing};
 use crate::config::Config;
-use crate::replay::parse_line;
+use crate::replay::read_events;
 
 /// Counts of one `produce` run.
 #[derive(Debug, Default, PartialEq)]
@@ -23,7 +23,7 @@ pub struct ProduceReport {
 /// Produces every good line of `input` to `topic`.
 ///
 /// # Errors
-/// Producer creation, I/O, or a delivery that fails (reported with its line).
+/// Producer creation, I/O, or a delivery that fails (reported with its event id).
 pub async fn produce(
     config: &Config,
     input: impl BufRead,
@@ -42,12 +42,8 @@ pub async fn produce(
         .create()?;
     let mut report = ProduceReport::default();
     let mut pending = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = match parse_line(&line, i + 1) {
+    for parsed in read_events(input) {
+        let event = match parsed? {
             Ok(e) => e,
             Err(e) => {
                 report.bad_lines += 1;
@@ -68,10 +64,10 @@ pub async fn produce(
                     record = r;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                Err((e, _)) => anyhow::bail!("line {}: cannot enqueue: {e}", i + 1),
+                Err((e, _)) => anyhow::bail!("event {}: cannot enqueue: {e}", event.event_id),
             }
         };
-        pending.push((i + 1, delivery));
+        pending.push((event.event_id.clone(), delivery));
         if pending.len() >= 10_000 {
             report.produced += drain(&mut pending).await?;
         }
@@ -80,15 +76,15 @@ pub async fn produce(
     Ok(report)
 }
 
-type Pending = Vec<(usize, DeliveryFuture)>;
+type Pending = Vec<(String, DeliveryFuture)>;
 
 async fn drain(pending: &mut Pending) -> anyhow::Result<u64> {
     let mut n = 0;
-    for (line, h) in pending.drain(..) {
+    for (event_id, h) in pending.drain(..) {
         match h.await {
             Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => anyhow::bail!("line {line}: delivery failed: {e}"),
-            Err(_) => anyhow::bail!("line {line}: the producer went away before delivery"),
+            Ok(Err((e, _))) => anyhow::bail!("event {event_id}: delivery failed: {e}"),
+            Err(_) => anyhow::bail!("event {event_id}: the producer went away before delivery"),
         }
         n += 1;
     }
