@@ -89,13 +89,14 @@ pub fn apply(state: &mut CandidateState, event: &Event, policy: &Policy) -> Outc
         .applications
         .get(&event.application_id)
         .map(|a| a.stage.clone());
-    if state.seen_event_ids.contains(&event.event_id) {
+    // One search of the seen set, not two: duplicates are rare, so cloning the id first is
+    // the cheaper bet.
+    if !state.seen_event_ids.insert(event.event_id.clone()) {
         return Outcome::unchanged(Decision::Duplicate, stage_before);
     }
     if state.candidate_id.is_empty() {
         state.candidate_id = event.candidate_id.clone();
     }
-    state.seen_event_ids.insert(event.event_id.clone());
     state.last_event_at = state.last_event_at.max(Some(event.occurred_at));
 
     let mut out = Outcome::unchanged(Decision::Applied, stage_before);

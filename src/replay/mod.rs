@@ -71,7 +71,11 @@ impl<'p> Replayer<'p> {
 
     /// Folds one event into its candidate's state.
     pub fn fold(&mut self, event: &Event) -> Outcome {
-        let state = self.states.entry(event.candidate_id.clone()).or_default();
+        // Look up before inserting: no key allocation for a candidate already known.
+        if !self.states.contains_key(&event.candidate_id) {
+            self.states.insert(event.candidate_id.clone(), CandidateState::default());
+        }
+        let state = self.states.get_mut(&event.candidate_id).expect("inserted above");
         fold::apply(state, event, self.policy)
     }
 
