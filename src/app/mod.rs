@@ -40,6 +40,8 @@ pub struct Status {
     pub shutdown: AtomicBool,
     /// Partitions assigned and restored, producer ready.
     pub ready: AtomicBool,
+    /// Events folded by restores so far (restore progress).
+    pub restored_events: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Totals of a run, printed as one JSON line when the processor stops.
@@ -85,7 +87,7 @@ pub fn run(
         codec: codec.clone(),
         admission: Admission::new(codec.clone(), runtime.handle().clone()),
         store: store.clone(),
-        restored_events: Default::default(),
+        restored_events: status.restored_events.clone(),
     });
     let mut publisher = Publisher::new(config)?;
     let assignment = Arc::new(Mutex::new(Assignment::default()));

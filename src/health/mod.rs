@@ -19,12 +19,17 @@ pub fn router(status: Arc<Status>) -> Router {
             get(move || {
                 let status = status.clone();
                 async move {
+                    let restored = status.restored_events.load(Ordering::Relaxed);
                     if status.ready.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "ready\n")
+                        (
+                            StatusCode::OK,
+                            format!("ready; restore folded {restored} events\n"),
+                        )
                     } else {
+                        let why = "not ready: no partition assigned and restored yet";
                         (
                             StatusCode::SERVICE_UNAVAILABLE,
-                            "not ready: no partition assigned and restored yet\n",
+                            format!("{why}; restore folded {restored} events so far\n"),
                         )
                     }
                 }

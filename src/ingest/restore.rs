@@ -45,8 +45,8 @@ pub struct RestoreEnv {
     /// The live path's decoding and validation: restore folds exactly what it would have.
     pub admission: Admission,
     pub store: Arc<dyn Store + Sync>,
-    /// Events folded by restores so far (progress, exposed to health/metrics).
-    pub restored_events: AtomicU64,
+    /// Events folded by restores so far: progress, shared with `/readyz`.
+    pub restored_events: Arc<AtomicU64>,
 }
 
 /// Why a partition could not be restored.
