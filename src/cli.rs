@@ -110,6 +110,21 @@ pub enum Command {
         #[arg(long)]
         no_acks: bool,
     },
+    /// Write-back KPIs from a log replay, in event time (see DESIGN.md and `kpi` module docs).
+    Kpi {
+        /// The JSON-lines file, or `-` for standard input.
+        #[arg(long = "from-file", value_name = "FILE|-")]
+        from_file: String,
+        /// RFC 3339 time the stuck counts are read at (default: the latest occurred_at read).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Policy directory (default: $HIRESTATE_POLICY_DIR, else the shipped policy).
+        #[arg(long, value_name = "DIR")]
+        policy: Option<PathBuf>,
+    },
 }
 
 /// Where the Kafka-facing commands point (each overrides config file and environment).
@@ -373,6 +388,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Kpi {
+            from_file,
+            as_of,
+            json,
+            policy,
+        } => crate::kpi::command(
+            &from_file,
+            as_of.as_deref(),
+            json,
+            &load_policy(policy.as_deref())?,
+        ),
     }
 }
 

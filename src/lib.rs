@@ -27,6 +27,7 @@ pub mod fold;
 pub mod generate;
 pub mod health;
 pub mod ingest;
+pub mod kpi;
 pub mod model;
 pub mod policy;
 pub mod project;
