@@ -1,7 +1,7 @@
 //! Records as the processor holds them between poll and fold: owned, tagged with the epoch of
 //! the assignment they were read under.
 
-use rdkafka::message::{Headers, Message, OwnedHeaders};
+use rdkafka::message::{Message, OwnedHeaders};
 
 /// One consumed record, owned.
 #[derive(Debug, Clone)]
@@ -28,14 +28,5 @@ impl OwnedRecord {
             headers: m.headers().map(|h| h.detach()),
             epoch,
         }
-    }
-
-    /// The value of header `name`, if present and UTF-8.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let h = self.headers.as_ref()?;
-        h.iter()
-            .find(|x| x.key == name)
-            .and_then(|x| x.value)
-            .and_then(|v| std::str::from_utf8(v).ok())
     }
 }
