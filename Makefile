@@ -35,9 +35,17 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Criterion benchmarks (ratios, side by side in one run; see README "Benchmarks").
+## Benchmarks (ratios, side by side in one run; see README "Benchmarks"): the criterion bench
+## `fold`, then the end-to-end bench `e2e` against the test broker, started here if it is not
+## already up and stopped after if this target started it (HIRESTATE_BENCH_EVENTS=<n> sizes it).
 bench:
 	$(CARGO) bench --bench fold
+	@started=0; \
+	if ! $(KAFKA) status; then $(KAFKA) up || exit 1; started=1; fi; \
+	status=0; \
+	KAFKA_BOOTSTRAP=$$($(KAFKA) bootstrap) $(CARGO) bench --bench e2e || status=$$?; \
+	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
+	exit $$status
 
 kafka-up:
 	$(KAFKA) up

@@ -1,0 +1,1037 @@
+//! End-to-end throughput of the processor, each figure side by side with its ceiling in the same
+//! run, so what this reports are RATIOS (absolute times on shared 2-core machines are noise).
+//! `cargo bench --bench e2e` (or `make bench`); `KAFKA_BOOTSTRAP` names the broker, without it
+//! only part 3 runs. `HIRESTATE_BENCH_EVENTS` (default 50 000) sets the stream size,
+//! `HIRESTATE_BENCH_ROUNDS` (default 1) repeats part 1 and reports medians, `HIRESTATE_KAFKA_*`
+//! passes librdkafka settings to every client (processor and pipe alike), as the processor's
+//! own configuration does.
+//!
+//! 1. **Live EOS path vs the raw transactional pipe.** The events (`generate::stream`, ~12 per
+//!    candidate) are produced once, Avro single-object, to the event log of a fresh topic
+//!    prefix. Then, each with its own consumer group and transactional id:
+//!    - *pipe*: a `read_committed` group consumer that collects batches exactly as the
+//!      processor does (up to `batch_max_records` = 500 or `batch_max_ms`), copies every record
+//!      (key and value) to one output topic in a transaction through a `ThreadedProducer` with
+//!      the processor's producer settings, adds the batch's next offsets with
+//!      `send_offsets_to_transaction` and commits: no logic at all. It runs twice (see
+//!      [`PipeMode`]): once ending transactions exactly as `publish::Publisher` does (like for
+//!      like), once waiting for the last delivery report before committing, which avoids a
+//!      ≥ 100 ms stall inside rust-rdkafka 0.39's `commit_transaction` (its flush polls for the
+//!      full 100 ms while anything is in flight). The second is the ceiling the target is
+//!      checked against: a ceiling must not share an avoidable stall with what it bounds;
+//!    - *processor*: the real thing, `app::run` in-process on its own thread.
+//!
+//!    **Timing method.** One watcher, identical for both, polls the group's committed offsets
+//!    (an OffsetFetch every 5 ms from a client that never joins the group, `read_uncommitted`
+//!    so it is not held back by a pending transaction). A group's committed offsets only move
+//!    when a transaction carrying the batch's outputs commits, so "committed = end of the log"
+//!    is exactly "the last output is committed". The figure is the *steady* rate: events
+//!    committed between the first observed commit and the last, over that window. It leaves
+//!    out start-up (producer `init_transactions`, group join, restore of empty partitions) and
+//!    the idle-exit wait, which are not per-event costs; the run is stopped through
+//!    `Status::shutdown` as soon as the watcher has seen the end, so the idle window is never
+//!    waited for. The whole-run rate (start of the run to the last commit) is printed too.
+//! 2. **Restore.** A second processor run of the SAME group (its committed offsets are at the
+//!    end of the log) with a NEW empty state dir: every partition is restored by folding the
+//!    whole log without emitting. `snapshot_every_batches` is set very high in both runs so no
+//!    snapshot exists to shorten the restore — so part 1 measures the processor without its
+//!    snapshot rounds. The time is the one restore itself logs per partition ("partition
+//!    restored", `ms`), captured by a tracing layer; restores run one after the other in the
+//!    rebalance callback, so their sum is the restore's wall time. `RunReport.restored_events`
+//!    gives the count. Time from the start of the run to `Status::ready` is printed as well.
+//! 3. **In-process, no Kafka.** The same events, encoded once. *Processor path*: per event
+//!    `Codec::decode_local` → `fold::apply` on an in-memory `HashMap` of `CandidateState`
+//!    (a candidate seen for the first time is looked up in the store first, as the live batch
+//!    does); per 500-event batch one `Store::commit` on a `SledStore` writing each touched
+//!    candidate once, with the batch's offset and the dirty markers the live path writes
+//!    between snapshot rounds. *Ceiling*: sled's own `apply_batch` of 500 inserts of 300-byte
+//!    values over as many keys as there are candidates. Both in fresh temp dirs with the
+//!    store's settings, five alternating rounds, medians; freeing the states is not timed.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+use hirestate::app::{self, RunOptions, RunReport, Status};
+use hirestate::codec::{Codec, Framing};
+use hirestate::config::Config;
+use hirestate::fold;
+use hirestate::generate::{stream, Spec};
+use hirestate::model::{CandidateState, Decision, Event};
+use hirestate::policy::Policy;
+use hirestate::project::{Commit, SledStore, Store};
+use hirestate::topics::Topics;
+
+const DEFAULT_EVENTS: usize = 50_000;
+/// What the generator makes per candidate, on average.
+const EVENTS_PER_CANDIDATE: usize = 12;
+const IN_PROCESS_ROUNDS: usize = 5;
+const RAW_VALUE_BYTES: usize = 300;
+/// High enough that no snapshot round happens (see part 2).
+const NO_SNAPSHOTS: u32 = 1_000_000;
+/// A run that has not committed everything by then is broken, not slow.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Safety net only: runs are stopped through `Status::shutdown`.
+const SAFETY_IDLE: Duration = Duration::from_secs(60);
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
+fn main() -> anyhow::Result<()> {
+    init_tracing()?;
+    let wanted = env_usize("HIRESTATE_BENCH_EVENTS", DEFAULT_EVENTS)?;
+    let rounds = env_usize("HIRESTATE_BENCH_ROUNDS", 1)?.max(1);
+    let policy = Arc::new(
+        hirestate::policy::load(&hirestate::policy::default_dir())
+            .map_err(|e| anyhow::anyhow!("default policy: {e}"))?,
+    );
+    let spec = Spec {
+        candidates: wanted.div_ceil(EVENTS_PER_CANDIDATE).max(1),
+        ..Spec::default()
+    };
+    let events = stream(&spec, &policy);
+    let defaults = Config::default();
+    let params = Params {
+        events: events.len(),
+        candidates: spec.candidates,
+        batch: defaults.batch_max_records,
+        batch_ms: defaults.batch_max_ms,
+        rounds,
+    };
+    eprintln!(
+        "e2e: {} events for {} candidates (seed {})",
+        params.events, params.candidates, spec.seed
+    );
+
+    let in_process = in_process(&events, &policy, params.batch)?;
+    let kafka = match std::env::var("KAFKA_BOOTSTRAP") {
+        Ok(b) if !b.trim().is_empty() => Some(with_kafka(b.trim(), &events, &policy, &params)?),
+        _ => {
+            eprintln!(
+                "e2e: KAFKA_BOOTSTRAP is not set: running part 3 (in-process) only; \
+                 `make bench` starts the test broker"
+            );
+            None
+        }
+    };
+    print_table(&params, kafka.as_ref(), &in_process);
+    Ok(())
+}
+
+struct Params {
+    events: usize,
+    candidates: usize,
+    batch: usize,
+    batch_ms: u64,
+    rounds: usize,
+}
+
+fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .replace('_', "")
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a whole number")),
+        _ => Ok(default),
+    }
+}
+
+fn unique(what: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("bench-e2e-{what}-{}-{nanos}", std::process::id())
+}
+
+fn rate(events: u64, d: Duration) -> f64 {
+    events as f64 / d.as_secs_f64().max(1e-9)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restore timing: the restore's own per-partition log line, captured.
+
+/// (milliseconds, records of the range folded) per "partition restored" line.
+static RESTORES: Mutex<Vec<(u64, i64)>> = Mutex::new(Vec::new());
+
+fn restores() -> std::sync::MutexGuard<'static, Vec<(u64, i64)>> {
+    RESTORES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct RestoreTimes;
+
+#[derive(Default)]
+struct RestoreLine {
+    message: String,
+    ms: Option<u64>,
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+impl tracing::field::Visit for RestoreLine {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        }
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        match field.name() {
+            "ms" => self.ms = Some(value),
+            "from" => self.from = i64::try_from(value).ok(),
+            "to" => self.to = i64::try_from(value).ok(),
+            _ => {}
+        }
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        match field.name() {
+            "ms" => self.ms = u64::try_from(value).ok(),
+            "from" => self.from = Some(value),
+            "to" => self.to = Some(value),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for RestoreTimes {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut line = RestoreLine::default();
+        event.record(&mut line);
+        if line.message == "partition restored" {
+            if let (Some(ms), Some(from), Some(to)) = (line.ms, line.from, line.to) {
+                restores().push((ms, to - from));
+            }
+        }
+    }
+}
+
+/// Warnings and errors to stderr (a failing run says why; `RUST_LOG` shows more, e.g.
+/// `RUST_LOG=rdkafka=debug` with `HIRESTATE_KAFKA_DEBUG=eos`); the restore lines to
+/// [`RestoreTimes`]. Every other callsite stays disabled, so the hot path pays nothing.
+fn init_tracing() -> anyhow::Result<()> {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+    let shown = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(shown),
+        )
+        .with(RestoreTimes.with_filter(
+            Targets::new().with_target("hirestate::ingest::restore", tracing::Level::INFO),
+        ));
+    tracing::subscriber::set_global_default(subscriber)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 3: in-process, no Kafka.
+
+struct InProcess {
+    /// Median events/s of decode + fold + project.
+    processor: f64,
+    /// Share of the processor path's time spent in `Store::commit` (median round).
+    store_share: f64,
+    /// Median values/s of raw sled `apply_batch`.
+    raw_sled: f64,
+    touched_per_batch: f64,
+    state_bytes: f64,
+}
+
+fn in_process(events: &[Event], policy: &Policy, batch: usize) -> anyhow::Result<InProcess> {
+    let codec = Codec::embedded()?;
+    let encoded = events
+        .iter()
+        .map(|e| codec.encode_local(e, Framing::SingleObject))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = events
+        .iter()
+        .map(|e| e.candidate_id.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let (mut proc, mut raw, mut shares) = (vec![], vec![], vec![]);
+    let (mut touched, mut state_bytes) = (0.0, 0.0);
+    for round in 0..IN_PROCESS_ROUNDS {
+        let r = raw_sled(events.len(), keys, batch, round as u64)?;
+        raw.push(rate(events.len() as u64, r));
+        let p = processor_path(&encoded, &codec, policy, batch)?;
+        proc.push(rate(events.len() as u64, p.elapsed));
+        shares.push(p.store.as_secs_f64() / p.elapsed.as_secs_f64().max(1e-9));
+        touched = p.touched as f64 / encoded.len().div_ceil(batch) as f64;
+        state_bytes = p.state_bytes;
+        eprintln!(
+            "e2e part 3 round {}: raw sled {:.0} values/s, processor path {:.0} events/s",
+            round + 1,
+            raw[round],
+            proc[round]
+        );
+    }
+    Ok(InProcess {
+        processor: median(proc),
+        store_share: median(shares),
+        raw_sled: median(raw),
+        touched_per_batch: touched,
+        state_bytes,
+    })
+}
+
+fn sled_db(dir: &Path) -> anyhow::Result<sled::Db> {
+    // The store's own settings (project::SledStore::open).
+    Ok(sled::Config::new()
+        .path(dir)
+        .flush_every_ms(Some(500))
+        .open()?)
+}
+
+/// `n` inserts of 300-byte values in `apply_batch`es of `batch`, keys drawn over `keys`.
+fn raw_sled(n: usize, keys: usize, batch: usize, seed: u64) -> anyhow::Result<Duration> {
+    let dir = tempfile::tempdir()?;
+    let db = sled_db(dir.path())?;
+    let names: Vec<Vec<u8>> = (0..keys)
+        .map(|i| format!("c/cand-{i:06}").into_bytes())
+        .collect();
+    let mut value = [0u8; RAW_VALUE_BYTES];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let start = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let mut b = sled::Batch::default();
+        for _ in 0..batch.min(n - done) {
+            // xorshift: a cheap spread over the key space, and values that differ.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            value[..8].copy_from_slice(&x.to_le_bytes());
+            b.insert(&names[(x % keys as u64) as usize][..], &value[..]);
+        }
+        db.apply_batch(b)?;
+        done += batch;
+    }
+    let elapsed = start.elapsed();
+    drop(db);
+    Ok(elapsed)
+}
+
+struct PathTimes {
+    elapsed: Duration,
+    store: Duration,
+    touched: usize,
+    /// Mean size of a stored state (JSON) at the end of the run.
+    state_bytes: f64,
+}
+
+fn processor_path(
+    encoded: &[Vec<u8>],
+    codec: &Codec,
+    policy: &Policy,
+    batch: usize,
+) -> anyhow::Result<PathTimes> {
+    const TOPIC: &str = "bench.hiring.events.v1";
+    let dir = tempfile::tempdir()?;
+    let store = SledStore::open(&dir.path().join("projection"))?;
+    let mut states: HashMap<String, CandidateState> = HashMap::new();
+    let mut store_time = Duration::ZERO;
+    let mut touched_total = 0;
+    let start = Instant::now();
+    for (i, chunk) in encoded.chunks(batch).enumerate() {
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        for bytes in chunk {
+            let event: Event = codec.decode_local(bytes)?;
+            if !states.contains_key(&event.candidate_id) {
+                let loaded = store.candidate(&event.candidate_id)?.unwrap_or_default();
+                states.insert(event.candidate_id.clone(), loaded);
+            }
+            let Some(state) = states.get_mut(&event.candidate_id) else {
+                bail!("candidate {} vanished", event.candidate_id);
+            };
+            let outcome = fold::apply(state, &event, policy);
+            if outcome.decision != Decision::Duplicate {
+                touched.insert(event.candidate_id.clone());
+            }
+            black_box(outcome);
+        }
+        let t = Instant::now();
+        store.commit(&Commit {
+            states: touched.iter().filter_map(|c| states.get(c)).collect(),
+            offsets: vec![(TOPIC, 0, (i * batch + chunk.len()) as i64)],
+            dirty: touched.iter().map(|c| (0, c.as_str())).collect(),
+            snapshot_rounds: vec![],
+        })?;
+        store_time += t.elapsed();
+        touched_total += touched.len();
+    }
+    let elapsed = start.elapsed();
+    // What one candidate write costs sled, in bytes (not timed).
+    let mut json = 0;
+    for s in states.values() {
+        json += serde_json::to_vec(s)?.len();
+    }
+    let state_bytes = json as f64 / states.len().max(1) as f64;
+    drop(states);
+    drop(store);
+    Ok(PathTimes {
+        elapsed,
+        store: store_time,
+        touched: touched_total,
+        state_bytes,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parts 1 and 2: against the broker.
+
+struct Run {
+    /// Events committed in the steady window, and the window.
+    steady_events: u64,
+    steady: Duration,
+    /// Start of the run to the last commit.
+    whole: Duration,
+}
+
+struct KafkaFigures {
+    bootstrap: String,
+    overrides: std::collections::BTreeMap<String, String>,
+    partitions: i32,
+    logged: u64,
+    /// Per mode ([`PipeMode::ALL`] order): the runs, and the last round's breakdown.
+    pipes: Vec<(PipeMode, Vec<Run>, PipeTimes)>,
+    processor: Vec<Run>,
+    report: RunReport,
+    restore_events: u64,
+    restore_logged: Duration,
+    restore_to_ready: Duration,
+}
+
+fn with_kafka(
+    bootstrap: &str,
+    events: &[Event],
+    policy: &Arc<Policy>,
+    params: &Params,
+) -> anyhow::Result<KafkaFigures> {
+    let prefix = unique("t");
+    let scratch = tempfile::tempdir()?;
+    let base = Config {
+        bootstrap: bootstrap.to_owned(),
+        topic_prefix: prefix.clone(),
+        group_id: unique("g"),
+        instance_id: "bench-0".to_owned(),
+        state_dir: scratch.path().join("unused"),
+        snapshot_every_batches: NO_SNAPSHOTS,
+        kafka: kafka_passthrough(),
+        ..Config::default()
+    };
+    let topics = Topics::new(&prefix);
+    let pipe_out = format!("{prefix}.bench.pipe.out.v1");
+
+    let mut jsonl = Vec::new();
+    for e in events {
+        serde_json::to_writer(&mut jsonl, e)?;
+        jsonl.push(b'\n');
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let ensured = hirestate::topics::ensure(&base, policy).await?;
+        if !ensured.problems.is_empty() {
+            bail!("topics ensure: {}", ensured.problems.join("; "));
+        }
+        create_topic(&base, &pipe_out).await?;
+        let started = Instant::now();
+        let produced = hirestate::tools::produce::produce(
+            &base,
+            &jsonl[..],
+            &topics.events,
+            Framing::SingleObject,
+            &mut std::io::stderr(),
+        )
+        .await?;
+        eprintln!(
+            "e2e: produced {} events to {} in {:.1}s ({} bad lines)",
+            produced.produced,
+            topics.events,
+            started.elapsed().as_secs_f64(),
+            produced.bad_lines
+        );
+        anyhow::Ok(())
+    })?;
+    drop(rt);
+    let logged = log_end(&base, &topics.events)?;
+
+    let mut pipes: Vec<(PipeMode, Vec<Run>, PipeTimes)> = PipeMode::ALL
+        .iter()
+        .map(|m| (*m, Vec::new(), PipeTimes::default()))
+        .collect();
+    let mut processor = Vec::new();
+    let mut last = None;
+    for round in 0..params.rounds {
+        for (mode, runs, last_times) in pipes.iter_mut() {
+            let (p, times) = run_pipe(&base, &topics.events, &pipe_out, logged, round, *mode)?;
+            eprintln!(
+                "e2e part 1 round {}: pipe ({}) {:.0} events/s steady; {}",
+                round + 1,
+                mode.label(),
+                rate(p.steady_events, p.steady),
+                times.per_batch()
+            );
+            runs.push(p);
+            *last_times = times;
+        }
+        let config = Config {
+            group_id: format!("{}-r{round}", base.group_id),
+            state_dir: scratch.path().join(format!("state-r{round}")),
+            ..base.clone()
+        };
+        let (r, report) = run_processor(&config, policy, logged)?;
+        eprintln!(
+            "e2e part 1 round {}: processor {:.0} events/s steady ({} consumed, {} batches)",
+            round + 1,
+            rate(r.steady_events, r.steady),
+            report.counts.consumed,
+            report.batches
+        );
+        processor.push(r);
+        last = Some((config, report));
+    }
+    let Some((config, report)) = last else {
+        bail!("no round ran");
+    };
+
+    // Part 2: the same group, a new empty state dir.
+    let config = Config {
+        state_dir: scratch.path().join("state-restore"),
+        ..config
+    };
+    let (restore_events, restore_logged, restore_to_ready) = run_restore(&config, policy)?;
+    if restore_events != logged {
+        eprintln!("e2e: WARNING restore folded {restore_events} events, the log holds {logged}");
+    }
+    Ok(KafkaFigures {
+        bootstrap: bootstrap.to_owned(),
+        overrides: base.kafka.clone(),
+        partitions: base.partitions,
+        logged,
+        pipes,
+        processor,
+        report,
+        restore_events,
+        restore_logged,
+        restore_to_ready,
+    })
+}
+
+/// `HIRESTATE_KAFKA_*` as the processor's config reads them (`HIRESTATE_KAFKA_RETRY_BACKOFF_MS`
+/// → `retry.backoff.ms`): librdkafka settings for every client of the bench, pipe included, so
+/// a tuning can be tried on both sides at once.
+fn kafka_passthrough() -> std::collections::BTreeMap<String, String> {
+    std::env::vars()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("HIRESTATE_KAFKA_")?;
+            Some((key.to_ascii_lowercase().replace('_', "."), v))
+        })
+        .collect()
+}
+
+async fn create_topic(config: &Config, name: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
+    let topic = NewTopic::new(
+        name,
+        config.partitions,
+        TopicReplication::Fixed(config.replication_factor),
+    );
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin.create_topics([&topic], &opts).await? {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The sum of the high watermarks of `topic`: what "everything committed" means.
+fn log_end(config: &Config, topic: &str) -> anyhow::Result<u64> {
+    let c: BaseConsumer = config.client_config().create()?;
+    let mut total = 0;
+    for p in 0..config.partitions {
+        let (_, high) = c.fetch_watermarks(topic, p, Duration::from_secs(30))?;
+        total += high;
+    }
+    Ok(u64::try_from(total)?)
+}
+
+/// Polls `group`'s committed offsets on `topic` until they add up to `target`, or `gave_up`.
+struct Watcher {
+    consumer: BaseConsumer,
+    tpl: TopicPartitionList,
+}
+
+impl Watcher {
+    fn new(config: &Config, group: &str, topic: &str) -> anyhow::Result<Watcher> {
+        let consumer: BaseConsumer = config
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            // No require_stable: a pending transaction must not hold the answer back.
+            .set("isolation.level", "read_uncommitted")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..config.partitions {
+            tpl.add_partition(topic, p);
+        }
+        let w = Watcher { consumer, tpl };
+        w.committed()?; // finds the coordinator before the clock starts
+        Ok(w)
+    }
+
+    fn committed(&self) -> anyhow::Result<u64> {
+        let c = self
+            .consumer
+            .committed_offsets(self.tpl.clone(), Duration::from_secs(10))?;
+        Ok(c.elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => u64::try_from(o).ok(),
+                _ => None,
+            })
+            .sum())
+    }
+
+    /// Watches from `t0` until `target` is committed; `gave_up` says the run ended on its own.
+    fn watch(&self, t0: Instant, target: u64, gave_up: impl Fn() -> bool) -> anyhow::Result<Run> {
+        let mut first: Option<(Duration, u64)> = None;
+        loop {
+            let sum = self.committed()?;
+            let now = t0.elapsed();
+            if sum > 0 && first.is_none() {
+                first = Some((now, sum));
+            }
+            if sum >= target {
+                let (at, n) = first.unwrap_or((now, sum));
+                return Ok(Run {
+                    steady_events: target.saturating_sub(n),
+                    steady: now.saturating_sub(at),
+                    whole: now,
+                });
+            }
+            if gave_up() {
+                bail!("the run ended with {sum} of {target} offsets committed");
+            }
+            if now > RUN_TIMEOUT {
+                bail!("only {sum} of {target} offsets committed after {RUN_TIMEOUT:?}");
+            }
+            thread::sleep(WATCH_EVERY);
+        }
+    }
+}
+
+/// `app::run` on a thread named `name` (so `perf report --comm <name>` isolates it).
+fn spawn_processor(
+    name: &str,
+    config: &Config,
+    policy: &Arc<Policy>,
+    status: &Arc<Status>,
+) -> std::io::Result<thread::JoinHandle<anyhow::Result<RunReport>>> {
+    let (config, policy, status) = (config.clone(), policy.clone(), status.clone());
+    thread::Builder::new().name(name.to_owned()).spawn(move || {
+        app::run(
+            &config,
+            policy,
+            status,
+            &RunOptions {
+                exit_when_idle: Some(SAFETY_IDLE),
+            },
+        )
+    })
+}
+
+fn run_processor(
+    config: &Config,
+    policy: &Arc<Policy>,
+    target: u64,
+) -> anyhow::Result<(Run, RunReport)> {
+    let watcher = Watcher::new(
+        config,
+        &config.group_id,
+        &Topics::new(&config.topic_prefix).events,
+    )?;
+    let status = Arc::new(Status::default());
+    let t0 = Instant::now();
+    let handle = spawn_processor("processor", config, policy, &status)?;
+    let watched = watcher.watch(t0, target, || handle.is_finished());
+    status.shutdown.store(true, Ordering::Relaxed);
+    let report = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the processor thread panicked"))?
+        .context("processor run")?;
+    Ok((watched?, report))
+}
+
+/// Returns (restored events, restore time as logged, start to ready).
+fn run_restore(config: &Config, policy: &Arc<Policy>) -> anyhow::Result<(u64, Duration, Duration)> {
+    restores().clear();
+    let status = Arc::new(Status::default());
+    let t0 = Instant::now();
+    let handle = spawn_processor("restore", config, policy, &status)?;
+    while !status.ready.load(Ordering::Relaxed) && !handle.is_finished() {
+        if t0.elapsed() > RUN_TIMEOUT {
+            status.shutdown.store(true, Ordering::Relaxed);
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    let to_ready = t0.elapsed();
+    status.shutdown.store(true, Ordering::Relaxed);
+    let report = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the restore run's thread panicked"))?
+        .context("restore run")?;
+    let logged: u64 = restores().iter().map(|(ms, _)| ms).sum();
+    Ok((
+        report.restored_events,
+        Duration::from_millis(logged),
+        to_ready,
+    ))
+}
+
+// The pipe: the ceiling of part 1.
+
+/// How the pipe ends a transaction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PipeMode {
+    /// `send_offsets_to_transaction` then `commit_transaction`, as `publish::Publisher` does.
+    /// rust-rdkafka 0.39's `commit_transaction` first flushes: `rd_kafka_flush(0)`, and while
+    /// deliveries are outstanding `poll(100 ms)`, which always waits the full 100 ms.
+    AsProcessor,
+    /// The same, after waiting (sleeps of 0.2 ms) until `in_flight_count()` is 0, so that flush
+    /// returns at once: what a transaction costs without that stall — the ceiling.
+    Drained,
+}
+
+impl PipeMode {
+    const ALL: [PipeMode; 2] = [PipeMode::AsProcessor, PipeMode::Drained];
+    fn label(self) -> &'static str {
+        match self {
+            PipeMode::AsProcessor => "commits as the processor does",
+            PipeMode::Drained => "deliveries drained before commit",
+        }
+    }
+    fn short(self) -> &'static str {
+        match self {
+            PipeMode::AsProcessor => "asproc",
+            PipeMode::Drained => "drained",
+        }
+    }
+}
+
+/// Where the pipe's time goes, summed over its batches (the first batch's collect includes the
+/// group join).
+#[derive(Debug, Default, Clone)]
+struct PipeTimes {
+    batches: u32,
+    collect: Duration,
+    produce: Duration,
+    drain: Duration,
+    offsets: Duration,
+    commit: Duration,
+}
+
+impl PipeTimes {
+    fn per_batch(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(self.batches.max(1));
+        format!(
+            "{} batches, per batch: collect {:.1} ms, produce {:.1} ms, drain {:.1} ms, \
+             send_offsets_to_transaction {:.1} ms, commit_transaction {:.1} ms",
+            self.batches,
+            ms(self.collect),
+            ms(self.produce),
+            ms(self.drain),
+            ms(self.offsets),
+            ms(self.commit)
+        )
+    }
+}
+
+struct Copied {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+}
+
+fn run_pipe(
+    base: &Config,
+    input: &str,
+    output: &str,
+    target: u64,
+    round: usize,
+    mode: PipeMode,
+) -> anyhow::Result<(Run, PipeTimes)> {
+    let group = format!("{}-pipe-{}-r{round}", base.group_id, mode.short());
+    let watcher = Watcher::new(base, &group, input)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let handle = {
+        let (base, input, output, stop) = (
+            base.clone(),
+            input.to_owned(),
+            output.to_owned(),
+            stop.clone(),
+        );
+        thread::Builder::new()
+            .name("pipe".to_owned())
+            .spawn(move || pipe(&base, &group, &input, &output, target, &stop, mode))?
+    };
+    let watched = watcher.watch(t0, target, || handle.is_finished());
+    stop.store(true, Ordering::Relaxed);
+    let times = handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pipe thread panicked"))??;
+    Ok((watched?, times))
+}
+
+/// Consume → produce in one transaction per batch, batches closed as the processor closes
+/// them, with the processor's producer settings (`publish::create`).
+fn pipe(
+    base: &Config,
+    group: &str,
+    input: &str,
+    output: &str,
+    target: u64,
+    stop: &AtomicBool,
+    mode: PipeMode,
+) -> anyhow::Result<PipeTimes> {
+    let timeout = Duration::from_millis(base.transaction_timeout_ms);
+    let producer: ThreadedProducer<DefaultProducerContext> = base
+        .client_config()
+        .set("transactional.id", format!("{group}-tx"))
+        .set("enable.idempotence", "true")
+        .set(
+            "transaction.timeout.ms",
+            base.transaction_timeout_ms.to_string(),
+        )
+        .set("linger.ms", "5")
+        .set("compression.type", "zstd")
+        .create()?;
+    producer.init_transactions(Duration::from_secs(60))?;
+    let consumer: BaseConsumer = base
+        .client_config()
+        .set("group.id", group)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", base.session_timeout_ms.to_string())
+        .set("partition.assignment.strategy", "range")
+        .create()?;
+    consumer.subscribe(&[input])?;
+
+    let wait = Duration::from_millis(base.batch_max_ms);
+    let mut times = PipeTimes::default();
+    let mut copied = 0u64;
+    let mut records: Vec<Copied> = Vec::with_capacity(base.batch_max_records);
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    while copied < target && !stop.load(Ordering::Relaxed) {
+        records.clear();
+        next.clear();
+        let started = Instant::now();
+        let deadline = started + wait;
+        while records.len() < base.batch_max_records {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match consumer.poll(left) {
+                Some(Ok(m)) => {
+                    next.insert(m.partition(), m.offset() + 1);
+                    records.push(Copied {
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                    });
+                }
+                Some(Err(e)) => eprintln!("e2e pipe: consumer error: {e}"),
+                None => break,
+            }
+        }
+        if records.is_empty() {
+            continue;
+        }
+        let collected = Instant::now();
+        times.collect += collected.duration_since(started);
+        producer.begin_transaction()?;
+        for r in &records {
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(output);
+            if let Some(k) = &r.key {
+                record = record.key(&k[..]);
+            }
+            if let Some(v) = &r.value {
+                record = record.payload(&v[..]);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        thread::sleep(Duration::from_millis(2));
+                    }
+                    Err((e, _)) => return Err(e.into()),
+                }
+            }
+        }
+        let enqueued = Instant::now();
+        times.produce += enqueued.duration_since(collected);
+        if mode == PipeMode::Drained {
+            // The background thread serves delivery reports as they come: wait for the last.
+            let deadline = enqueued + timeout;
+            while producer.in_flight_count() > 0 {
+                if Instant::now() > deadline {
+                    bail!("deliveries still in flight after {timeout:?}");
+                }
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+        let sent = Instant::now();
+        times.drain += sent.duration_since(enqueued);
+        let mut offsets = TopicPartitionList::new();
+        for (p, n) in &next {
+            offsets.add_partition_offset(input, *p, Offset::Offset(*n))?;
+        }
+        let meta = consumer
+            .group_metadata()
+            .context("no consumer group metadata")?;
+        producer.send_offsets_to_transaction(&offsets, &meta, timeout)?;
+        let offsets_sent = Instant::now();
+        times.offsets += offsets_sent.duration_since(sent);
+        producer.commit_transaction(timeout)?;
+        times.commit += offsets_sent.elapsed();
+        times.batches += 1;
+        copied += records.len() as u64;
+    }
+    consumer.unsubscribe();
+    Ok(times)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report.
+
+fn verdict(ratio: f64, target: f64) -> &'static str {
+    if ratio >= target {
+        "meets target"
+    } else {
+        "BELOW target"
+    }
+}
+
+fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
+    println!();
+    println!("hirestate e2e benchmark (ratios are the result; absolute rates are this machine's)");
+    println!(
+        "parameters: {} events, {} candidates, batch_max_records {}, batch_max_ms {}, \
+         snapshot_every_batches {NO_SNAPSHOTS} (no snapshots), Avro single-object input",
+        p.events, p.candidates, p.batch, p.batch_ms
+    );
+    match kafka {
+        Some(k) => println!(
+            "broker: {} ({} partitions; {} records in the log); part 1 rounds: {} (medians); \
+             librdkafka overrides: {:?}",
+            k.bootstrap, k.partitions, k.logged, p.rounds, k.overrides
+        ),
+        None => println!("broker: none (KAFKA_BOOTSTRAP unset): parts 1 and 2 skipped"),
+    }
+    println!();
+    println!("| # | measurement | events/s | ratio | target |");
+    println!("| --- | --- | ---: | ---: | --- |");
+    if let Some(k) = kafka {
+        let steady = |runs: &[Run]| {
+            median(
+                runs.iter()
+                    .map(|r| rate(r.steady_events, r.steady))
+                    .collect(),
+            )
+        };
+        let whole = |runs: &[Run]| median(runs.iter().map(|r| rate(k.logged, r.whole)).collect());
+        let proc = steady(&k.processor);
+        let proc_w = whole(&k.processor);
+        println!("| 1 | processor `app::run` with EOS, steady | {proc:.0} | | |");
+        for (mode, runs, _) in &k.pipes {
+            let (pipe, pipe_w) = (steady(runs), whole(runs));
+            let r = proc / pipe;
+            let (name, target) = match mode {
+                PipeMode::Drained => ("**ceiling**", format!("≥ 0.70: {}", verdict(r, 0.7))),
+                PipeMode::AsProcessor => ("like for like", String::new()),
+            };
+            println!(
+                "| 1 | raw transactional pipe, {} ({name}), steady | {pipe:.0} | processor / pipe **{r:.2}** | {target} |",
+                mode.label()
+            );
+            println!(
+                "| 1 | (whole runs incl. start-up: this pipe {pipe_w:.0}, processor {proc_w:.0}) | | {:.2} | |",
+                proc_w / pipe_w
+            );
+        }
+        println!(
+            "| 2 | restore: fold the whole log, no emit ({} events, {:.2}s) | {:.0} | {:.2} × live processor | |",
+            k.restore_events,
+            k.restore_logged.as_secs_f64(),
+            rate(k.restore_events, k.restore_logged),
+            rate(k.restore_events, k.restore_logged) / proc
+        );
+        println!(
+            "| 2 | (restore run start to ready: {:.2}s) | {:.0} | | |",
+            k.restore_to_ready.as_secs_f64(),
+            rate(k.restore_events, k.restore_to_ready)
+        );
+    }
+    println!(
+        "| 3 | raw sled apply_batch({}) of {RAW_VALUE_BYTES} B values (ceiling) | {:.0} | | |",
+        p.batch, local.raw_sled
+    );
+    println!(
+        "| 3 | decode + fold + project (sled), {:.0} candidates (~{:.0} B JSON each) written per batch, {:.0}% of time in Store::commit | {:.0} | | |",
+        local.touched_per_batch,
+        local.state_bytes,
+        local.store_share * 100.0,
+        local.processor
+    );
+    let r = local.processor / local.raw_sled;
+    println!(
+        "| 3 | **in-process path / raw sled** | | **{r:.2}** | ≥ 0.80: {} |",
+        verdict(r, 0.8)
+    );
+    if let Some(k) = kafka {
+        let c = &k.report.counts;
+        let commands: u64 = c.commands.values().sum();
+        println!();
+        println!(
+            "processor run (last round): consumed {}, applied {}, stale {}, duplicate {}, rejected {}, dlq {}; \
+             outputs: {} commands, {} rejections, {} alerts ({:.2} per event); {} batches, {} aborted",
+            c.consumed,
+            c.applied,
+            c.stale,
+            c.duplicate,
+            c.rejected,
+            c.dlq,
+            commands,
+            c.rejected,
+            c.alerts,
+            (commands + c.rejected + c.alerts + c.dlq) as f64 / c.consumed.max(1) as f64,
+            k.report.batches,
+            k.report.aborted_batches
+        );
+        for (mode, _, times) in &k.pipes {
+            println!("pipe, {} (last round): {}", mode.label(), times.per_batch());
+        }
+    }
+}
