@@ -1,6 +1,7 @@
-//! Fail points for the hard-kill tests: `HIRESTATE_FAILPOINTS=name=N,other=M` makes the N-th
-//! pass through `hit("name")` kill the process on the spot (SIGABRT via `abort`: no
-//! destructor, no flush — as hard as SIGKILL for everything this process holds). Unset, a hit
+//! Fail points for the recovery tests: `HIRESTATE_FAILPOINTS=name=N,other=M` arms them.
+//! [`hit`] kills the process on the N-th pass (SIGABRT via `abort`: no destructor, no flush —
+//! as hard as SIGKILL for everything this process holds); [`fires`] instead answers `true` on
+//! the N-th pass, for failures the caller then simulates (an ambiguous commit). Unset, a pass
 //! costs one relaxed atomic load.
 
 use std::collections::HashMap;
@@ -11,6 +12,10 @@ use std::sync::OnceLock;
 pub const AFTER_PRODUCE_BEFORE_COMMIT: &str = "after_produce_before_commit";
 pub const AFTER_COMMIT_BEFORE_STORE: &str = "after_commit_before_store";
 pub const DURING_RESTORE: &str = "during_restore";
+/// The commit succeeded, but the processor is told its outcome is unknown.
+pub const AMBIGUOUS_AFTER_COMMIT: &str = "ambiguous_after_commit";
+/// The commit is never sent, and the processor is told its outcome is unknown.
+pub const AMBIGUOUS_INSTEAD_OF_COMMIT: &str = "ambiguous_instead_of_commit";
 
 struct Armed {
     targets: HashMap<String, u64>,
@@ -36,14 +41,22 @@ fn armed() -> &'static Option<Armed> {
     })
 }
 
+/// Passes fail point `name`; `true` on its armed pass.
+pub fn fires(name: &str) -> bool {
+    let Some(a) = armed() else { return false };
+    let (Some(target), Some(count)) = (a.targets.get(name), a.counts.get(name)) else {
+        return false;
+    };
+    let fired = count.fetch_add(1, Ordering::Relaxed) + 1 == *target;
+    if fired {
+        eprintln!("failpoint {name}: fires (pass {target})");
+    }
+    fired
+}
+
 /// Passes fail point `name`; dies here if this is the armed pass.
 pub fn hit(name: &str) {
-    let Some(a) = armed() else { return };
-    let (Some(target), Some(count)) = (a.targets.get(name), a.counts.get(name)) else {
-        return;
-    };
-    if count.fetch_add(1, Ordering::Relaxed) + 1 == *target {
-        eprintln!("failpoint {name}: killing the process (pass {target})");
+    if fires(name) {
         std::process::abort();
     }
 }

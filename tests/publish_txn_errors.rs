@@ -118,6 +118,9 @@ fn broker_down_during_commit_recreates_the_producer() {
     p.begin().expect("begin");
     p.send("out", "cand-1", b"command", OwnedHeaders::new())
         .expect("send");
+    // Let the record be delivered: the broker then fails the commit itself (EndTxn), not the
+    // record (which would make the transaction abortable instead).
+    std::thread::sleep(Duration::from_secs(1));
     cluster.broker_down(1).expect("broker down");
     let meta = consumer.group_metadata().expect("group metadata");
     let started = Instant::now();

@@ -1,8 +1,9 @@
 //! One batch, start to end: decode → fold → outputs → one transaction → store. On any
 //! failure before the commit is known to have succeeded, the in-memory states the batch
-//! touched are put back as they were, so memory, sled and Kafka agree again after the rewind.
+//! touched are dropped — the store still holds them as of the last commit and they reload
+//! from there — so memory, sled and Kafka agree again after the rewind.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::{Offset, TopicPartitionList};
@@ -129,7 +130,6 @@ impl<'a> BatchFolder<'a> {
         if let Err(e) = publisher.begin() {
             return Ok(BatchEnd::RolledBack(format!("begin_transaction: {e}")));
         }
-        let mut originals: HashMap<(i32, String), CandidateState> = HashMap::new();
         let mut touched: BTreeSet<(i32, String)> = BTreeSet::new();
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let mut counts = Counts::default();
@@ -168,9 +168,6 @@ impl<'a> BatchFolder<'a> {
                 .candidates
                 .get_mut(&event.candidate_id)
                 .expect("inserted above");
-            originals
-                .entry(key.clone())
-                .or_insert_with(|| state.clone());
             let outcome = fold::apply(state, &event, self.policy);
             counts.count(&outcome);
             if outcome.decision != Decision::Duplicate {
@@ -230,9 +227,11 @@ impl<'a> BatchFolder<'a> {
             }
         };
         if end != TxnEnd::Committed {
-            for ((p, c), state) in originals {
-                if let Some(ps) = a.partitions.get_mut(&p) {
-                    ps.candidates.insert(c, state);
+            // The store holds every candidate's state as of the last commit (it is written
+            // after each one): forgetting what this batch changed is the rollback.
+            for (p, c) in &touched {
+                if let Some(ps) = a.partitions.get_mut(p) {
+                    ps.candidates.remove(c);
                 }
             }
             return Ok(BatchEnd::RolledBack(format!("{end:?}")));

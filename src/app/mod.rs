@@ -55,6 +55,44 @@ pub struct RunReport {
     pub store_rebuilt: Option<String>,
 }
 
+/// After a rolled-back batch: the commit may have happened after all (a timed-out commit is
+/// ambiguous, and recreating the producer completes or aborts it), so each partition is
+/// restored against the group's committed offsets — folding, without emitting, whatever the
+/// store is behind — and the consumer is rewound to where the restored state ends.
+///
+/// # Errors
+/// When committed offsets cannot be read or a restore fails.
+fn resync(
+    consumer: &rdkafka::consumer::BaseConsumer<IngestContext>,
+    a: &mut Assignment,
+    env: &RestoreEnv,
+) -> anyhow::Result<()> {
+    let topic = &env.topics.events;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in a.partitions.keys() {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
+    for (p, ps) in a.partitions.iter_mut() {
+        let c = committed
+            .find_partition(topic, *p)
+            .and_then(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        let epoch = ps.epoch;
+        *ps = ingest::restore::restore(env, *p, c)?;
+        ps.epoch = epoch;
+        consumer.seek(
+            topic,
+            *p,
+            rdkafka::Offset::Offset(ps.next),
+            Duration::from_secs(10),
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs the processor until shutdown (or idle, with [`RunOptions::exit_when_idle`]).
 ///
 /// # Errors
@@ -176,14 +214,7 @@ pub fn run(
                     (retry_wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
                 tracing::warn!(reason = %why, wait_ms = retry_wait.as_millis() as u64, "batch rolled back; rewinding");
                 std::thread::sleep(retry_wait);
-                for (p, ps) in a.partitions.iter() {
-                    let _ = consumer.seek(
-                        &topics.events,
-                        *p,
-                        rdkafka::Offset::Offset(ps.next),
-                        Duration::from_secs(10),
-                    );
-                }
+                resync(&consumer, &mut a, &env)?;
             }
         }
     }

@@ -9,7 +9,7 @@ use crate::codec::{Codec, Framing, Record};
 use crate::fold::Outcome;
 use crate::ingest::restore::SNAPSHOT_OFFSET_HEADER;
 use crate::ingest::{OwnedRecord, Refused};
-use crate::model::{CandidateState, Event};
+use crate::model::{CandidateState, Event, TargetSystem};
 use crate::policy::Policy;
 use crate::publish::Publisher;
 use crate::topics::Topics;
@@ -27,6 +27,7 @@ pub struct Outputs {
     codec: Codec,
     framing: Framing,
     runtime: Handle,
+    command_topics: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<str>>>,
 }
 
 fn header(h: OwnedHeaders, key: &str, value: &str) -> OwnedHeaders {
@@ -42,6 +43,7 @@ impl Outputs {
         Outputs {
             topics: topics.clone(),
             codec: codec.clone(),
+            command_topics: Default::default(),
             framing: if registry {
                 Framing::Confluent
             } else {
@@ -49,6 +51,17 @@ impl Outputs {
             },
             runtime,
         }
+    }
+
+    /// The command topic of `target`, named once per target rather than once per command.
+    fn command_topic(&self, system: TargetSystem, target: &str) -> std::rc::Rc<str> {
+        let mut names = self.command_topics.borrow_mut();
+        if let Some(t) = names.get(target) {
+            return t.clone();
+        }
+        let t: std::rc::Rc<str> = self.topics.commands(system, target).into();
+        names.insert(target.to_owned(), t.clone());
+        t
     }
 
     fn encode<R: Record>(&self, record: &R, topic: &str) -> anyhow::Result<Vec<u8>> {
@@ -75,7 +88,7 @@ impl Outputs {
     ) -> anyhow::Result<()> {
         let key = event.candidate_id.as_str();
         for c in &outcome.commands {
-            let topic = self.topics.commands(c.system, &c.target);
+            let topic = self.command_topic(c.system, &c.target);
             let h = header(OwnedHeaders::new(), COMMAND_ID_HEADER, &c.command_id);
             let h = header(h, ATTEMPT_HEADER, &c.attempt.to_string());
             let h = header(h, EVENT_ID_HEADER, &event.event_id);

@@ -5,8 +5,8 @@
 //! - Begin → produce → `send_offsets_to_transaction` → commit. Nothing is visible to a
 //!   `read_committed` consumer, and no input offset moves, unless the commit succeeded.
 //! - Retriable errors are retried in place; abort-required errors abort (the caller rolls its
-//!   in-memory state back and rewinds the consumer); fatal errors, and a commit or abort that
-//!   timed out or is otherwise ambiguous, recreate the producer — `init_transactions` under the
+//!   in-memory state back and re-syncs with the committed offsets); fatal errors, and a commit
+//!   or abort that timed out or is otherwise ambiguous, recreate the producer — `init_transactions` under the
 //!   same transactional id bumps the epoch and so fences any delayed request of the old one
 //!   (librdkafka does not implement the newer transaction protocol that would do it for us).
 //! - All calls here block; the processor runs them on its own thread, off the async runtime.
@@ -22,6 +22,14 @@ use rdkafka::TopicPartitionList;
 use crate::config::Config;
 
 type TxProducer = ThreadedProducer<DefaultProducerContext>;
+
+/// Whether an error means "no answer in time": the request may or may not have taken effect.
+fn timed_out(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut
+    )
+}
 
 /// What happened to a batch's transaction.
 #[derive(Debug, PartialEq)]
@@ -127,14 +135,34 @@ impl Publisher {
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
     ) -> TxnEnd {
+        self.await_deliveries();
         let sent = self.retry(|p, t| p.send_offsets_to_transaction(offsets, group, t));
         let result = sent.and_then(|()| {
             crate::failpoint::hit(crate::failpoint::AFTER_PRODUCE_BEFORE_COMMIT);
-            self.retry(|p, t| p.commit_transaction(t))
+            if crate::failpoint::fires(crate::failpoint::AMBIGUOUS_INSTEAD_OF_COMMIT) {
+                return Err(KafkaError::Canceled);
+            }
+            self.retry(|p, t| p.commit_transaction(t))?;
+            if crate::failpoint::fires(crate::failpoint::AMBIGUOUS_AFTER_COMMIT) {
+                return Err(KafkaError::Canceled);
+            }
+            Ok(())
         });
         match result {
             Ok(()) => TxnEnd::Committed,
             Err(e) => self.recover(e),
+        }
+    }
+
+    /// Waits (bounded by the transaction timeout) until every record of the transaction is
+    /// acknowledged. librdkafka's commit flushes first, and rust-rdkafka's flush sleeps a full
+    /// 100 ms poll while anything is in flight; the producer's own thread polls delivery
+    /// reports, so a short wait here saves that stall on every batch (measured by
+    /// `benches/e2e.rs`). Whatever is still in flight after the timeout, commit handles.
+    fn await_deliveries(&self) {
+        let deadline = std::time::Instant::now() + self.timeout;
+        while self.producer.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(500));
         }
     }
 
@@ -147,6 +175,8 @@ impl Publisher {
     }
 
     /// Retries `op` while librdkafka says the error is retriable (bounded).
+    /// A timed-out call is not retried: its outcome is ambiguous, and DESIGN.md makes that
+    /// fatal for the producer (see the module doc).
     fn retry(
         &self,
         op: impl Fn(&TxProducer, Duration) -> Result<(), KafkaError>,
@@ -154,7 +184,9 @@ impl Publisher {
         let mut attempt = 0;
         loop {
             match op(&self.producer, self.timeout) {
-                Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt < 5 => {
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && !timed_out(e.code()) && attempt < 5 =>
+                {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "retriable transaction error; retrying");
                     std::thread::sleep(Duration::from_millis(100 << attempt));
@@ -166,7 +198,9 @@ impl Publisher {
 
     fn recover(&mut self, e: KafkaError) -> TxnEnd {
         match &e {
-            KafkaError::Transaction(te) if te.txn_requires_abort() && !te.is_fatal() => {
+            KafkaError::Transaction(te)
+                if te.txn_requires_abort() && !te.is_fatal() && !timed_out(te.code()) =>
+            {
                 tracing::warn!(error = %e, "transaction requires abort");
                 self.abort(&e.to_string())
             }

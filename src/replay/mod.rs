@@ -73,9 +73,13 @@ impl<'p> Replayer<'p> {
     pub fn fold(&mut self, event: &Event) -> Outcome {
         // Look up before inserting: no key allocation for a candidate already known.
         if !self.states.contains_key(&event.candidate_id) {
-            self.states.insert(event.candidate_id.clone(), CandidateState::default());
+            self.states
+                .insert(event.candidate_id.clone(), CandidateState::default());
         }
-        let state = self.states.get_mut(&event.candidate_id).expect("inserted above");
+        let state = self
+            .states
+            .get_mut(&event.candidate_id)
+            .expect("inserted above");
         fold::apply(state, event, self.policy)
     }
 
