@@ -17,12 +17,7 @@ demo: build
 ## Unit, property and integration tests against a real single-node Kafka broker (KRaft),
 ## started here if it is not already up and stopped after if this target started it.
 test:
-	@started=0; \
-	if ! $(KAFKA) status; then $(KAFKA) up || exit 1; started=1; fi; \
-	status=0; \
-	KAFKA_BOOTSTRAP=$$($(KAFKA) bootstrap) HIRESTATE_REQUIRE_KAFKA=1 $(CARGO) test --all-targets || status=$$?; \
-	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
-	exit $$status
+	HIRESTATE_REQUIRE_KAFKA=1 $(KAFKA) with $(CARGO) test --all-targets
 
 ## Tests that need no broker.
 test-unit:
@@ -40,12 +35,7 @@ fmt:
 ## already up and stopped after if this target started it (HIRESTATE_BENCH_EVENTS=<n> sizes it).
 bench:
 	$(CARGO) bench --bench fold
-	@started=0; \
-	if ! $(KAFKA) status; then $(KAFKA) up || exit 1; started=1; fi; \
-	status=0; \
-	KAFKA_BOOTSTRAP=$$($(KAFKA) bootstrap) $(CARGO) bench --bench e2e || status=$$?; \
-	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
-	exit $$status
+	$(KAFKA) with $(CARGO) bench --bench e2e
 
 kafka-up:
 	$(KAFKA) up
@@ -60,9 +50,4 @@ clean-kafka: kafka-down
 ## The hard-kill test at soak scale: a bigger stream and many more kills (HIRESTATE_SOAK=1;
 ## HIRESTATE_TEST_SEED=<n> replays a kill schedule). Starts the test broker if needed.
 soak:
-	@started=0; \
-	if ! $(KAFKA) status; then $(KAFKA) up || exit 1; started=1; fi; \
-	status=0; \
-	KAFKA_BOOTSTRAP=$$($(KAFKA) bootstrap) HIRESTATE_REQUIRE_KAFKA=1 HIRESTATE_SOAK=1 $(CARGO) test --test processor_kills -- --nocapture || status=$$?; \
-	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
-	exit $$status
+	HIRESTATE_REQUIRE_KAFKA=1 HIRESTATE_SOAK=1 $(KAFKA) with $(CARGO) test --test processor_kills -- --nocapture

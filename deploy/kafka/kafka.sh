@@ -3,6 +3,8 @@
 #   kafka.sh up      resolve jars with mvn (cached in ~/.m2), format storage once, start, wait
 #   kafka.sh down    stop the broker this script started
 #   kafka.sh status  exit 0 when the broker answers metadata requests
+#   kafka.sh with CMD...  run CMD with KAFKA_BOOTSTRAP set, starting the broker first if it is
+#                    not up and stopping it after (whatever CMD's exit) only if it started it
 # Everything lives under target/kafka; the broker listens on 127.0.0.1 only.
 set -euo pipefail
 
@@ -81,10 +83,19 @@ down() {
   rm -f "$pidfile"
 }
 
+with() {
+  local started=0 status=0
+  if ! ping 2>/dev/null; then up; started=1; fi
+  KAFKA_BOOTSTRAP="$bootstrap" "$@" || status=$?
+  if [ "$started" = 1 ]; then down; fi
+  return "$status"
+}
+
 case "${1:-}" in
   up) up ;;
+  with) shift; with "$@" ;;
   down) down ;;
   status) ping ;;
   bootstrap) echo "$bootstrap" ;;
-  *) echo "usage: kafka.sh up|down|status|bootstrap" >&2; exit 2 ;;
+  *) echo "usage: kafka.sh up|down|status|bootstrap|with CMD..." >&2; exit 2 ;;
 esac
