@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::codec::Codec;
 use crate::config::Config;
-use crate::ingest::{self, lock, Admission, Assignment, IngestContext, OwnedRecord, RestoreEnv};
+use crate::ingest::{self, lock, Admission, Assignment, IngestContext, RestoreEnv};
 use crate::policy::Policy;
 use crate::project::{self, Store};
 use crate::publish::Publisher;
@@ -149,27 +149,8 @@ pub fn run(
     let batch_wait = Duration::from_millis(config.batch_max_ms);
     while !status.shutdown.load(Ordering::Relaxed) {
         // 1. ingest: collect a batch (rebalances and restores happen inside poll).
-        let mut records: Vec<OwnedRecord> = Vec::new();
-        let deadline = Instant::now() + batch_wait;
-        while records.len() < config.batch_max_records {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match consumer.poll(left) {
-                Some(Ok(m)) => {
-                    let epoch = lock(&assignment)
-                        .partitions
-                        .get(&rdkafka::Message::partition(&m))
-                        .map(|p| p.epoch);
-                    if let Some(epoch) = epoch {
-                        records.push(OwnedRecord::from_message(&m, epoch));
-                    }
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                None => break,
-            }
-        }
+        let mut records =
+            ingest::collect(&consumer, &assignment, config.batch_max_records, batch_wait);
         let mut a = lock(&assignment);
         if let Some(fatal) = a.fatal.take() {
             anyhow::bail!("{fatal}");

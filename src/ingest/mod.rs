@@ -129,6 +129,38 @@ impl ConsumerContext for IngestContext {
     }
 }
 
+/// Polls until `max` records are collected or `wait` has passed, tagging each record with its
+/// partition's assignment epoch (records of partitions not assigned are not kept).
+pub fn collect(
+    consumer: &BaseConsumer<IngestContext>,
+    assignment: &Mutex<Assignment>,
+    max: usize,
+    wait: Duration,
+) -> Vec<OwnedRecord> {
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + wait;
+    while records.len() < max {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match consumer.poll(left) {
+            Some(Ok(m)) => {
+                let epoch = lock(assignment)
+                    .partitions
+                    .get(&rdkafka::Message::partition(&m))
+                    .map(|p| p.epoch);
+                if let Some(epoch) = epoch {
+                    records.push(OwnedRecord::from_message(&m, epoch));
+                }
+            }
+            Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            None => break,
+        }
+    }
+    records
+}
+
 /// Locks, recovering from a poisoned mutex (a panic elsewhere already stops the processor).
 pub fn lock(m: &Mutex<Assignment>) -> MutexGuard<'_, Assignment> {
     m.lock().unwrap_or_else(|p| p.into_inner())
