@@ -11,7 +11,6 @@
 
 use std::hint::black_box;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -21,27 +20,9 @@ use hirestate::replay::{self, parse_line, Format, Replayer};
 
 const CANDIDATES: usize = 2_000;
 
-/// The default policy; a signed temp copy if it is not signed yet.
+/// The shipped policy.
 fn policy() -> Policy {
-    let dir = hirestate::policy::default_dir();
-    hirestate::policy::load(&dir).unwrap_or_else(|first| {
-        let tmp = copy_dir(&dir);
-        hirestate::policy::sign(&tmp, None, None, None)
-            .unwrap_or_else(|e| panic!("default policy fails its checks: {first}\n{e}"));
-        hirestate::policy::load(&tmp).expect("signed copy loads")
-    })
-}
-
-fn copy_dir(dir: &Path) -> PathBuf {
-    let tmp = std::env::temp_dir().join(format!("hirestate-bench-policy-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp policy dir");
-    for entry in std::fs::read_dir(dir).expect("read policy dir") {
-        let entry = entry.expect("dir entry");
-        if entry.path().is_file() {
-            std::fs::copy(entry.path(), tmp.join(entry.file_name())).expect("copy policy file");
-        }
-    }
-    tmp
+    hirestate::policy::load(&hirestate::policy::default_dir()).expect("the shipped policy loads")
 }
 
 fn fold_benches(c: &mut Criterion) {

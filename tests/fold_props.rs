@@ -13,7 +13,6 @@
 //!   `last_event_at` bookkeeping); a duplicate changes nothing at all.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use hirestate::fold::{apply, Outcome};
@@ -77,29 +76,13 @@ fn expected_id(event_id: &str, op: &str, target: &str) -> String {
 // Policy.
 // ---------------------------------------------------------------------------------------------
 
-/// The default policy; a signed temp copy if it is not signed yet.
+/// The shipped policy (its digest is checked by `policy_check`; a stale one fails here too).
 fn policy() -> &'static Policy {
     static P: OnceLock<Policy> = OnceLock::new();
     P.get_or_init(|| {
-        let dir = hirestate::policy::default_dir();
-        hirestate::policy::load(&dir).unwrap_or_else(|first| {
-            let tmp = copy_dir(&dir);
-            hirestate::policy::sign(&tmp, None, None, None)
-                .unwrap_or_else(|e| panic!("default policy fails its checks: {first}\n{e}"));
-            hirestate::policy::load(&tmp).expect("signed copy loads")
-        })
+        hirestate::policy::load(&hirestate::policy::default_dir())
+            .expect("the shipped policy loads")
     })
-}
-
-fn copy_dir(dir: &Path) -> PathBuf {
-    let tmp = tempfile::tempdir().expect("tempdir").keep();
-    for entry in std::fs::read_dir(dir).expect("read policy dir") {
-        let entry = entry.expect("dir entry");
-        if entry.path().is_file() {
-            std::fs::copy(entry.path(), tmp.join(entry.file_name())).expect("copy policy file");
-        }
-    }
-    tmp
 }
 
 // ---------------------------------------------------------------------------------------------

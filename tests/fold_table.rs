@@ -157,21 +157,13 @@ struct Loaded {
     dir: PathBuf,
 }
 
-/// The default policy. If it is not (yet) signed, a signed copy in a temp dir.
+/// The shipped policy and its directory (a stale digest fails here, not silently re-signed).
 fn loaded() -> &'static Loaded {
     static P: OnceLock<Loaded> = OnceLock::new();
     P.get_or_init(|| {
         let dir = hirestate::policy::default_dir();
-        match hirestate::policy::load(&dir) {
-            Ok(policy) => Loaded { policy, dir },
-            Err(first) => {
-                let tmp = copy_dir(&dir);
-                hirestate::policy::sign(&tmp, None, None, None)
-                    .unwrap_or_else(|e| panic!("default policy fails its checks: {first}\n{e}"));
-                let policy = hirestate::policy::load(&tmp).expect("signed copy loads");
-                Loaded { policy, dir: tmp }
-            }
-        }
+        let policy = hirestate::policy::load(&dir).expect("the shipped policy loads");
+        Loaded { policy, dir }
     })
 }
 

@@ -10,23 +10,13 @@ use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hirestate");
 
-/// A policy directory the binary accepts: the default one, or a signed copy of it.
+/// The shipped policy directory (a stale digest fails here, not silently re-signed).
 fn policy_dir() -> &'static Path {
     static D: OnceLock<PathBuf> = OnceLock::new();
     D.get_or_init(|| {
         let dir = hirestate::policy::default_dir();
-        if hirestate::policy::load(&dir).is_ok() {
-            return dir;
-        }
-        let tmp = tempfile::tempdir().expect("tempdir").keep();
-        for entry in std::fs::read_dir(&dir).expect("read policy dir") {
-            let entry = entry.expect("dir entry");
-            if entry.path().is_file() {
-                std::fs::copy(entry.path(), tmp.join(entry.file_name())).expect("copy");
-            }
-        }
-        hirestate::policy::sign(&tmp, None, None, None).expect("sign a copy of the policy");
-        tmp
+        hirestate::policy::load(&dir).expect("the shipped policy loads");
+        dir
     })
 }
 
