@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::app::{RunOptions, Status};
 use crate::codec::Framing;
 use crate::config::{Config, Overrides};
+use crate::kpi::Source;
 use crate::policy::{self, DiagramFormat, Policy};
 use crate::replay::{self, Format};
 use crate::topics::Topics;
@@ -54,6 +55,30 @@ pub enum Command {
         candidates: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Seed of the SIMULATED sink's answers (default: --seed).
+        #[arg(long, value_name = "SEED")]
+        sink_seed: Option<u64>,
+        /// Shortest simulated write-back latency (event time), seconds.
+        #[arg(long, value_name = "SECS", default_value_t = crate::demo::sink::default_latency_min_secs())]
+        sink_latency_min: u64,
+        /// Longest simulated write-back latency (event time), seconds.
+        #[arg(long, value_name = "SECS", default_value_t = crate::demo::sink::default_latency_max_secs())]
+        sink_latency_max: u64,
+        /// Share (0–1) of write-back attempts the simulated remote answers `failed`.
+        #[arg(long, value_name = "RATE", default_value_t = crate::demo::sink::default_failure_rate())]
+        sink_failure_rate: f64,
+        /// Share (0–1) of failures marked retryable.
+        #[arg(long, value_name = "SHARE", default_value_t = crate::demo::sink::default_retryable_share())]
+        sink_retryable_share: f64,
+        /// Share (0–1) of write-back attempts the simulated remote answers `rejected`.
+        #[arg(long, value_name = "RATE", default_value_t = crate::demo::sink::default_rejection_rate())]
+        sink_rejection_rate: f64,
+        /// Where to write the HTML KPI report.
+        #[arg(long, value_name = "FILE", default_value = crate::demo::DEFAULT_HTML_REPORT)]
+        html: PathBuf,
+        /// Do not write the HTML KPI report.
+        #[arg(long)]
+        no_html: bool,
     },
     /// The live processor: consume hiring.events.v1, fold, emit exactly once.
     Run {
@@ -110,17 +135,33 @@ pub enum Command {
         #[arg(long)]
         no_acks: bool,
     },
-    /// Write-back KPIs from a log replay, in event time (see DESIGN.md and `kpi` module docs).
+    /// Write-back KPIs from a log replay, in event time (see DESIGN.md and `kpi` module docs):
+    /// of a JSON-lines file, or of the live events topic with `--bootstrap`.
     Kpi {
         /// The JSON-lines file, or `-` for standard input.
-        #[arg(long = "from-file", value_name = "FILE|-")]
-        from_file: String,
+        #[arg(
+            long = "from-file",
+            value_name = "FILE|-",
+            required_unless_present = "bootstrap",
+            conflicts_with = "bootstrap"
+        )]
+        from_file: Option<String>,
+        /// Read the events topic of this cluster instead (env KAFKA_BOOTSTRAP is not enough:
+        /// the flag chooses the live topic).
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Topic prefix of the live topics (env HIRESTATE_TOPIC_PREFIX).
+        #[arg(long)]
+        topic_prefix: Option<String>,
         /// RFC 3339 time the stuck counts are read at (default: the latest occurred_at read).
         #[arg(long)]
         as_of: Option<String>,
         /// One JSON object instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also write a self-contained HTML report with charts (inline SVG, no script) to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// Policy directory (default: $HIRESTATE_POLICY_DIR, else the shipped policy).
         #[arg(long, value_name = "DIR")]
         policy: Option<PathBuf>,
@@ -270,7 +311,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy { command } => policy_command(command),
-        Command::Demo { candidates, seed } => crate::demo::run(candidates, seed),
+        Command::Demo {
+            candidates,
+            seed,
+            sink_seed,
+            sink_latency_min,
+            sink_latency_max,
+            sink_failure_rate,
+            sink_retryable_share,
+            sink_rejection_rate,
+            html,
+            no_html,
+        } => crate::demo::run(&crate::demo::DemoOptions {
+            candidates,
+            seed,
+            sink: crate::demo::SinkOptions {
+                seed: sink_seed.unwrap_or(seed),
+                latency_min_secs: sink_latency_min,
+                latency_max_secs: sink_latency_max,
+                failure_rate: sink_failure_rate,
+                rejection_rate: sink_rejection_rate,
+                retryable_share: sink_retryable_share,
+            },
+            html: (!no_html).then_some(html),
+        }),
         Command::Run {
             kafka,
             exit_when_idle,
@@ -390,15 +454,41 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Kpi {
             from_file,
+            bootstrap,
+            topic_prefix,
             as_of,
             json,
+            html,
             policy,
-        } => crate::kpi::command(
-            &from_file,
-            as_of.as_deref(),
-            json,
-            &load_policy(policy.as_deref())?,
-        ),
+        } => {
+            let policy = load_policy(policy.as_deref())?;
+            let as_of = as_of.as_deref();
+            match (from_file, bootstrap) {
+                (Some(f), _) => {
+                    crate::kpi::command(Source::File(&f), as_of, json, html.as_deref(), &policy)
+                }
+                (None, bootstrap) => {
+                    let config = KafkaArgs {
+                        config: None,
+                        bootstrap,
+                        topic_prefix,
+                        group_id: None,
+                        instance_id: None,
+                        state_dir: None,
+                        policy_dir: None,
+                        schema_registry: None,
+                        health_addr: None,
+                    }
+                    .config()?;
+                    let topic = Topics::new(&config.topic_prefix).events;
+                    let source = Source::Topic {
+                        config: &config,
+                        topic: &topic,
+                    };
+                    crate::kpi::command(source, as_of, json, html.as_deref(), &policy)
+                }
+            }
+        }
     }
 }
 
@@ -416,7 +506,13 @@ fn open_input(from_file: &str) -> anyhow::Result<Box<dyn BufRead>> {
 fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result<ExitCode> {
     let policy = Arc::new(load_policy(config.policy_dir.as_deref())?);
     tracing::info!(config = ?config.redacted(), policy_version = policy.version(), "starting");
-    let status = Arc::new(Status::default());
+    let metrics = Arc::new(crate::metrics::Metrics::new(
+        config.otlp_endpoint.as_deref(),
+    )?);
+    if let Some(url) = metrics.otlp_endpoint() {
+        tracing::info!(url, "metrics pushed over OTLP");
+    }
+    let status = Arc::new(Status::with_metrics(metrics.clone()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -452,7 +548,10 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
         .spawn(move || crate::app::run(&config, policy, status, &opts))?;
     let report = worker
         .join()
-        .map_err(|_| anyhow::anyhow!("the processor thread panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the processor thread panicked"));
+    // The last OTLP export, whatever the run's end.
+    metrics.shutdown();
+    let report = report??;
     println!("{}", serde_json::to_string(&report)?);
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)

@@ -104,7 +104,7 @@ fn a_union_index_out_of_range_names_index_and_size() {
     let codec = codec();
     let mut bytes = so_header(&codec);
     // event_id "a", candidate_id "b", application_id "c", source_system #0, principal "d",
-    // occurred_at 0, signature null, payload branch 9 (zigzag 18) of 6.
+    // occurred_at 0, signature null, payload branch 9 (zigzag 18) of 7 (HiringEvent.avsc lists seven kinds).
     bytes.extend([2, b'a', 2, b'b', 2, b'c', 0, 2, b'd', 0, 0, 18]);
     assert_eq!(
         codec.decode_local::<Event>(&bytes),
@@ -112,7 +112,7 @@ fn a_union_index_out_of_range_names_index_and_size() {
             schema: "dev.hirestate.v1.HiringEvent".to_string(),
             problem: BodyProblem::UnionIndexOutOfRange {
                 index: 9,
-                variants: 6
+                variants: 7
             },
         })
     );

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use hirestate::model::{
     AckStatus, Alert, AlertKind, Application, CandidateState, Command, CommandOp, CommandPayload,
     CommandRecord, CommandStatus, Event, EventKind, FieldValue, RejectReason, Rejection,
-    SourceSystem, TargetSystem, Timestamp,
+    SourceSystem, TargetSystem, TimerKind, Timestamp,
 };
 use serde_json::json;
 use wiremock::matchers::{method, path_regex};
@@ -115,6 +115,26 @@ pub fn events() -> Vec<Event> {
             },
         ),
         event("e-8", SourceSystem::Privacy, EventKind::ErasureRequested {}),
+        event(
+            "deadline:retry:c0ffee:2",
+            SourceSystem::Hirestate,
+            EventKind::DeadlineReached {
+                timer: TimerKind::Retry,
+                subject: "c0ffee".to_string(),
+                due_at: ts("2026-11-28T10:00:30Z"),
+                attempt: 2,
+            },
+        ),
+        event(
+            "deadline:stage_dwell:app-9:triage:1",
+            SourceSystem::Hirestate,
+            EventKind::DeadlineReached {
+                timer: TimerKind::StageDwell,
+                subject: "triage".to_string(),
+                due_at: ts("2026-12-01T10:00:00Z"),
+                attempt: 0,
+            },
+        ),
     ]
 }
 
@@ -229,6 +249,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         stage_entered_at: ts("2026-11-28T10:00:00Z"),
         fields: fields.clone(),
         field_sources: sources.clone(),
+        stuck_alerted: id == "app-2",
     };
     let mut applications = BTreeMap::new();
     applications.insert("app-1".to_string(), app("app-1"));
@@ -244,6 +265,10 @@ pub fn snapshots() -> Vec<CandidateState> {
             issued_at: ts("2026-11-28T10:00:00Z"),
             acked_at: None,
             attempts: 1,
+            owner: "recruiter".to_string(),
+            retry_at: None,
+            stuck_alerted: true,
+            resend: self::commands().into_iter().next().map(std::sync::Arc::new),
         },
     );
     commands.insert(
@@ -256,6 +281,10 @@ pub fn snapshots() -> Vec<CandidateState> {
             issued_at: ts("2026-11-28T10:00:00Z"),
             acked_at: Some(ts("2026-11-28T10:05:00Z")),
             attempts: 3,
+            owner: "hr ops".to_string(),
+            retry_at: Some(ts("2026-11-28T10:07:00Z")),
+            stuck_alerted: false,
+            resend: self::commands().into_iter().last().map(std::sync::Arc::new),
         },
     );
     let full = CandidateState {
@@ -370,11 +399,13 @@ impl RegistryDouble {
 #[test]
 fn fixtures_cover_every_kind_and_the_samples_parse() {
     let kinds: BTreeSet<&str> = events().iter().map(|e| e.kind.name()).collect();
-    assert_eq!(kinds.len(), 6);
+    assert_eq!(kinds.len(), 7);
     let samples = sample_events();
     assert!(samples.len() >= 30, "{}", samples.len());
     let sample_kinds: BTreeSet<&str> = samples.iter().map(|e| e.kind.name()).collect();
+    // Every kind a source sends; `deadline_reached` is hirestate's own.
     assert_eq!(sample_kinds.len(), 6, "{sample_kinds:?}");
+    assert!(!sample_kinds.contains("deadline_reached"));
     let candidates: BTreeSet<&str> = samples.iter().map(|e| e.candidate_id.as_str()).collect();
     assert!((4..=5).contains(&candidates.len()));
 }

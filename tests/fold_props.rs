@@ -15,10 +15,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
+use hirestate::fold::timers::{self, Due};
 use hirestate::fold::{apply, Outcome};
 use hirestate::generate::{stream, Spec};
 use hirestate::model::{
-    AckStatus, CandidateState, Decision, Event, EventKind, FieldValue, SourceSystem, Timestamp,
+    AckStatus, AlertKind, CandidateState, Decision, Event, EventKind, FieldValue, SourceSystem,
+    TimerKind, Timestamp,
 };
 use hirestate::policy::Policy;
 use proptest::prelude::*;
@@ -361,9 +363,11 @@ fn check_each_step(events: &[Event], policy: &Policy) -> Result<(), TestCaseErro
                 prop_assert!(
                     matches!(
                         e.kind,
-                        EventKind::StageChanged { .. } | EventKind::ScreeningCompleted { .. }
+                        EventKind::StageChanged { .. }
+                            | EventKind::ScreeningCompleted { .. }
+                            | EventKind::DeadlineReached { .. }
                     ),
-                    "only stage requests are stale: {}",
+                    "only stage requests and deadlines are stale: {}",
                     ctx
                 );
             }
@@ -536,6 +540,11 @@ proptest! {
     }
 
     #[test]
+    fn generated_streams_fire_each_deadline_alert_once(seed in any::<u64>(), n in 1usize..30) {
+        check_timers(&generated(seed, n, true), policy())?;
+    }
+
+    #[test]
     fn generated_streams_ignore_inserted_duplicates(
         seed in any::<u64>(),
         n in 1usize..25,
@@ -543,6 +552,75 @@ proptest! {
     ) {
         check_idempotent(&generated(seed, n, true), &ins, policy())?;
     }
+}
+
+/// Timers (`fold::timers`): every deadline a state waits for was announced by the event that
+/// started it (so the processor's index, fed from outcomes, misses none); firing every due
+/// deadline in time order, over and over, raises each `stuck` once per stage entry and each
+/// `writeback_stuck` once per command, re-emits retries under the same id with the next
+/// attempt, and ends with nothing pending but deadlines still in the future.
+fn check_timers(events: &[Event], policy: &Policy) -> Result<(), TestCaseError> {
+    let mut states: States = States::new();
+    let mut announced: Vec<(String, Due)> = Vec::new();
+    for e in events {
+        let state = states.entry(e.candidate_id.clone()).or_default();
+        let out = apply(state, e, policy);
+        announced.extend(
+            out.scheduled
+                .into_iter()
+                .map(|d| (e.candidate_id.clone(), d)),
+        );
+    }
+    for (cand, state) in &states {
+        for due in timers::pending(state, policy) {
+            prop_assert!(
+                announced.contains(&(cand.clone(), due.clone())),
+                "pending {:?} of {} was never announced",
+                due,
+                cand
+            );
+        }
+    }
+    // Fire everything due, three rounds (round two and three find only duplicates or nothing).
+    let mut alerted: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let mut fired: Vec<(String, Due)> = Vec::new();
+    for _round in 0..3 {
+        let mut due_now: Vec<(String, Due)> = states
+            .iter()
+            .flat_map(|(c, s)| {
+                timers::pending(s, policy)
+                    .into_iter()
+                    .map(move |d| (c.clone(), d))
+            })
+            .collect();
+        due_now.extend(fired.iter().cloned());
+        due_now.sort_by_key(|(_, d)| d.at);
+        for (cand, due) in due_now {
+            let e = timers::event(&cand, &due);
+            let state = states.get_mut(&cand).expect("a timer's candidate exists");
+            let before_attempts = state.commands.get(&due.subject).map(|c| c.attempts);
+            let out = apply(state, &e, policy);
+            for a in &out.alerts {
+                let key = match a.kind {
+                    AlertKind::Stuck => format!("stuck {} {}", a.application_id, due.at.micros()),
+                    other => format!("{} {}", other.as_str(), due.subject),
+                };
+                *alerted.entry((cand.clone(), key)).or_default() += 1;
+            }
+            for c in &out.commands {
+                prop_assert_eq!(due.timer, TimerKind::Retry);
+                prop_assert_eq!(&c.command_id, &due.subject);
+                prop_assert_eq!(Some(c.attempt), before_attempts.map(|a| a + 1));
+            }
+            fired.push((cand, due));
+        }
+    }
+    for (key, n) in &alerted {
+        prop_assert_eq!(*n, 1, "alert raised {} times: {:?}", n, key);
+    }
+    // Every application was created in a stage with a dwell SLA: something fired.
+    prop_assert!(states.is_empty() || !alerted.is_empty(), "no timer fired");
+    Ok(())
 }
 
 /// The strategies reach every decision, so the properties above are not vacuous.

@@ -19,11 +19,8 @@ use std::time::Duration;
 use hirestate::codec::{Codec, Framing};
 use hirestate::model::Event;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 const POISON_HEADER: &str = "x-test-poison";
@@ -136,51 +133,10 @@ type RawRecord = (Vec<u8>, Vec<u8>, BTreeMap<String, String>);
 
 /// Every committed record of `topic`.
 fn read_raw(bootstrap: &str, topic: &str, partitions: i32) -> Vec<RawRecord> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", support::unique("dlq-reader"))
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let mut eof = 0;
-    while eof < partitions {
-        match c.poll(Duration::from_secs(30)) {
-            Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| {
-                                (
-                                    x.key.to_owned(),
-                                    String::from_utf8_lossy(x.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push((
-                    m.key().unwrap_or_default().to_vec(),
-                    m.payload().unwrap_or_default().to_vec(),
-                    headers,
-                ));
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => eof += 1,
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => panic!("reading {topic}: nothing for 30 s"),
-        }
-    }
-    out
+    support::read_raw(bootstrap, topic, partitions)
+        .into_iter()
+        .map(|r| (r.key, r.value, r.headers.into_iter().collect()))
+        .collect()
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! from there — so memory, sled and Kafka agree again after the rewind.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::{Offset, TopicPartitionList};
@@ -15,10 +17,13 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::fold::{self, Outcome};
 use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord};
+use crate::metrics::{self, Metrics, Tally};
 use crate::model::{CandidateState, Decision};
 use crate::policy::Policy;
 use crate::project::{Commit, Store};
 use crate::publish::{Publisher, TxnEnd};
+use crate::telemetry::trace_context::TraceContext;
+use crate::timers::{index, Clock};
 use crate::topics::Topics;
 
 /// How a batch ended.
@@ -66,7 +71,8 @@ impl Counts {
         self.alerts += o.alerts.len() as u64;
     }
 
-    fn merge(&mut self, b: &Counts) {
+    /// Adds `b` to these totals.
+    pub fn merge(&mut self, b: &Counts) {
         self.consumed += b.consumed;
         self.applied += b.applied;
         self.stale += b.stale;
@@ -93,6 +99,23 @@ pub struct BatchFolder<'a> {
     snapshot_every: u32,
     /// Totals over committed batches.
     pub counts: Counts,
+    /// `deadline_reached` events sent by committed batches.
+    pub timers_fired: u64,
+    /// Recorded to with each committed batch's tally, where `counts` is merged.
+    metrics: Arc<Metrics>,
+    /// When timers are due.
+    clock: Arc<dyn Clock>,
+    timers_per_batch: usize,
+    trace_sample_ratio: f64,
+}
+
+/// What firing the due timers of a batch produced.
+#[derive(Default)]
+struct Fired {
+    /// Index keys fired or found moot: removed with the batch's store commit.
+    done: Vec<Vec<u8>>,
+    /// `deadline_reached` events sent.
+    sent: u64,
 }
 
 impl<'a> BatchFolder<'a> {
@@ -103,6 +126,8 @@ impl<'a> BatchFolder<'a> {
         topics: &Topics,
         config: &Config,
         runtime: Handle,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         BatchFolder {
             policy,
@@ -111,7 +136,59 @@ impl<'a> BatchFolder<'a> {
             outputs: Outputs::new(topics, codec, config.schema_registry.is_some(), runtime),
             snapshot_every: config.snapshot_every_batches.max(1),
             counts: Counts::default(),
+            timers_fired: 0,
+            metrics,
+            clock,
+            timers_per_batch: config.timers_per_batch.max(1),
+            trace_sample_ratio: config.trace_sample_ratio,
         }
+    }
+
+    /// Whether any assigned partition has a timer due (a batch with no records then still
+    /// runs, to fire it).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn timers_due(&self, a: &Assignment, store: &dyn Store) -> anyhow::Result<bool> {
+        let now = self.clock.now();
+        for p in a.partitions.keys() {
+            if !store.due_timers(*p, now, 1)?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Fires the timers due in `a`'s partitions: a live one becomes a `deadline_reached` event
+    /// in its candidate's input partition (folded when consumed, like any event); a moot one
+    /// (the state moved on) is just dropped. Either way its index entry goes with the commit.
+    fn fire_timers(
+        &self,
+        a: &Assignment,
+        publisher: &Publisher,
+        store: &dyn Store,
+    ) -> anyhow::Result<Fired> {
+        let now = self.clock.now();
+        let mut fired = Fired::default();
+        for (p, ps) in &a.partitions {
+            for (key, entry) in store.due_timers(*p, now, self.timers_per_batch)? {
+                let stored;
+                let state = match ps.candidates.get(&entry.candidate_id) {
+                    Some(s) => Some(s),
+                    None => {
+                        stored = store.candidate(&entry.candidate_id)?;
+                        stored.as_ref()
+                    }
+                };
+                if state.is_some_and(|s| fold::timers::live(s, &entry.due, self.policy)) {
+                    let event = fold::timers::event(&entry.candidate_id, &entry.due);
+                    self.outputs.deadline(publisher, *p, &event)?;
+                    fired.sent += 1;
+                }
+                fired.done.push(key);
+            }
+        }
+        Ok(fired)
     }
 
     /// Processes `records` (all of partitions in `a`, each at or past its `next`).
@@ -127,13 +204,17 @@ impl<'a> BatchFolder<'a> {
         group: &ConsumerGroupMetadata,
         store: &dyn Store,
     ) -> anyhow::Result<BatchEnd> {
+        let span = tracing::info_span!("batch", records = records.len());
+        let _entered = span.enter();
         if let Err(e) = publisher.begin() {
             return Ok(BatchEnd::RolledBack(format!("begin_transaction: {e}")));
         }
         let mut touched: BTreeSet<(i32, String)> = BTreeSet::new();
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let mut counts = Counts::default();
+        let mut tally = Tally::default();
         let mut failure: Option<String> = None;
+        let mut scheduled: Vec<index::Entry> = Vec::new();
 
         for r in records {
             let Some(ps) = a.partitions.get_mut(&r.partition) else {
@@ -152,6 +233,7 @@ impl<'a> BatchFolder<'a> {
                 Admitted::Refused(why) => {
                     counts.consumed += 1;
                     counts.dlq += 1;
+                    tally.dead_letter(why.stage, why.class);
                     if let Err(e) = self.outputs.dlq(publisher, r, &why) {
                         failure = Some(e.to_string());
                         break;
@@ -168,14 +250,48 @@ impl<'a> BatchFolder<'a> {
                 .candidates
                 .get_mut(&event.candidate_id)
                 .expect("inserted above");
+            // A span per event, for the sampled share of traces (by trace id, so vendor,
+            // hirestate and sink sample the same traces).
+            let trace = TraceContext::for_event(r.trace.as_ref(), &event.event_id);
+            let _event_span = trace.within_ratio(self.trace_sample_ratio).then(|| {
+                tracing::debug_span!(
+                    "event",
+                    event_id = %event.event_id,
+                    trace_id = %trace.trace_id_hex(),
+                    partition = r.partition,
+                    offset = r.offset
+                )
+                .entered()
+            });
+            let before = metrics::status_before(state, &event);
+            let stuck_before = metrics::stuck_of(state, &event);
             let outcome = fold::apply(state, &event, self.policy);
+            tally.observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
             counts.count(&outcome);
+            tally.observe(&event, &outcome, state, before);
+            scheduled.extend(outcome.scheduled.iter().map(|due| index::Entry {
+                partition: r.partition,
+                candidate_id: event.candidate_id.clone(),
+                due: due.clone(),
+            }));
             if outcome.decision != Decision::Duplicate {
                 touched.insert(key);
             }
-            if let Err(e) = self.outputs.emit(publisher, &event, &outcome, self.policy) {
+            if let Err(e) =
+                self.outputs
+                    .emit(publisher, &event, r.trace.as_ref(), &outcome, self.policy)
+            {
                 failure = Some(e.to_string());
                 break;
+            }
+        }
+
+        // Timers due by now, checked against the states as this batch left them.
+        let mut fired = Fired::default();
+        if failure.is_none() {
+            match self.fire_timers(a, publisher, store) {
+                Ok(f) => fired = f,
+                Err(e) => failure = Some(format!("firing timers: {e}")),
             }
         }
 
@@ -223,7 +339,11 @@ impl<'a> BatchFolder<'a> {
                 for (p, n) in &next {
                     tpl.add_partition_offset(&self.events_topic, *p, Offset::Offset(*n))?;
                 }
-                publisher.commit(&tpl, group)
+                let started = Instant::now();
+                let end = publisher.commit(&tpl, group);
+                self.metrics
+                    .record_commit(started.elapsed(), end == TxnEnd::Committed);
+                end
             }
         };
         if end != TxnEnd::Committed {
@@ -255,7 +375,13 @@ impl<'a> BatchFolder<'a> {
                 .collect(),
             dirty,
             snapshot_rounds: rounds.clone(),
+            timers: scheduled,
+            timers_done: fired.done,
         })?;
+        if fired.sent > 0 {
+            tracing::debug!(sent = fired.sent, "due timers fired into the log");
+        }
+        self.timers_fired += fired.sent;
         for (p, n) in &next {
             let Some(ps) = a.partitions.get_mut(p) else {
                 continue;
@@ -275,6 +401,7 @@ impl<'a> BatchFolder<'a> {
             }
         }
         self.counts.merge(&counts);
+        self.metrics.record_batch(&tally);
         Ok(BatchEnd::Committed)
     }
 }

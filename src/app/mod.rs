@@ -4,7 +4,8 @@
 //! input offsets) → project (sled, after the commit).
 //!
 //! The loop runs on its own OS thread: every transactional call blocks, and none may run on the
-//! async runtime. The async side (signals, health endpoints) talks to it through atomics.
+//! async runtime. The async side (signals, health endpoints) talks to it through atomics and
+//! the [`Metrics`] instruments.
 
 mod batch;
 mod outputs;
@@ -19,12 +20,14 @@ use serde::Serialize;
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::ingest::{self, lock, Admission, Assignment, IngestContext, RestoreEnv};
+use crate::metrics::{Metrics, Tally};
 use crate::policy::Policy;
 use crate::project::{self, Store};
 use crate::publish::Publisher;
 use crate::topics::Topics;
 
 pub use batch::Counts;
+pub use outputs::ATTEMPT_HEADER;
 
 /// How the processor should run beyond its configuration.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +45,21 @@ pub struct Status {
     pub ready: AtomicBool,
     /// Events folded by restores so far (restore progress).
     pub restored_events: Arc<std::sync::atomic::AtomicU64>,
+    /// The run's instruments (`/metrics`, OTLP). One per run: the command-status gauge starts
+    /// from the store at each run's start.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Status {
+    /// A status whose metrics are `metrics` (e.g. with an OTLP exporter).
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Status {
+        Status {
+            shutdown: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+            restored_events: Arc::default(),
+            metrics,
+        }
+    }
 }
 
 /// Totals of a run, printed as one JSON line when the processor stops.
@@ -53,6 +71,8 @@ pub struct RunReport {
     pub producer_recreated: u64,
     pub restored_events: u64,
     pub store_rebuilt: Option<String>,
+    /// `deadline_reached` events the timers wrote into the log (committed batches).
+    pub timers_fired: u64,
 }
 
 /// After a rolled-back batch: the commit may have happened after all (a timed-out commit is
@@ -93,6 +113,27 @@ fn resync(
     Ok(())
 }
 
+/// The command-status gauge (pending commands among them) mirrors state: it starts from the
+/// commands in the store; restores and committed batches move it from there.
+///
+/// # Errors
+/// When the store cannot be read.
+fn count_stored_commands(store: &dyn Store, metrics: &Metrics) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut t = Tally::default();
+    let states = store.all_candidates()?;
+    for s in &states {
+        t.add_statuses_of(s);
+    }
+    metrics.record_stored(&t);
+    tracing::info!(
+        candidates = states.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "write-back statuses counted from the store"
+    );
+    Ok(())
+}
+
 /// Runs the processor until shutdown (or idle, with [`RunOptions::exit_when_idle`]).
 ///
 /// # Errors
@@ -115,6 +156,7 @@ pub fn run(
         tracing::warn!(reason = %why, "state store rebuilt from Kafka");
     }
     let store: Arc<dyn Store + Sync> = Arc::new(store);
+    count_stored_commands(store.as_ref(), &status.metrics)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -126,6 +168,7 @@ pub fn run(
         admission: Admission::new(codec.clone(), runtime.handle().clone()),
         store: store.clone(),
         restored_events: status.restored_events.clone(),
+        metrics: status.metrics.clone(),
     });
     let mut publisher = Publisher::new(config)?;
     let assignment = Arc::new(Mutex::new(Assignment::default()));
@@ -136,8 +179,15 @@ pub fn run(
             env: env.clone(),
         },
     )?;
-    let mut folder =
-        batch::BatchFolder::new(&policy, &codec, &topics, config, runtime.handle().clone());
+    let mut folder = batch::BatchFolder::new(
+        &policy,
+        &codec,
+        &topics,
+        config,
+        runtime.handle().clone(),
+        status.metrics.clone(),
+        crate::timers::clock::from_spec(&config.clock).map_err(anyhow::Error::msg)?,
+    );
 
     let mut report = RunReport {
         store_rebuilt: rebuilt,
@@ -168,7 +218,7 @@ pub fn run(
                 .get(&r.partition)
                 .is_some_and(|p| p.epoch == r.epoch && r.offset >= p.next)
         });
-        if records.is_empty() {
+        if records.is_empty() && !folder.timers_due(&a, store.as_ref())? {
             drop(a);
             if let Some(idle) = opts.exit_when_idle {
                 if status.ready.load(Ordering::Relaxed) && last_record.elapsed() >= idle {
@@ -201,6 +251,7 @@ pub fn run(
     }
     store.flush()?;
     report.counts = folder.counts.clone();
+    report.timers_fired = folder.timers_fired;
     report.producer_recreated = publisher.recreated();
     report.restored_events = env.restored_events.load(Ordering::Relaxed);
     consumer.unsubscribe();

@@ -1,6 +1,14 @@
 //! What one batch writes, record by record: commands to each target's topic, rejection
 //! records, alerts, DLQ records, snapshots — encoded in the configured framing, keyed by
 //! `candidate_id`, with headers a sink or an auditor can use without decoding.
+//!
+//! Every record written here carries a W3C `traceparent` (and the inbound `tracestate`, when
+//! there was one): the trace of the input event it derives from — the inbound record's, or one
+//! started for the event — with a span id of hirestate's own, derived from the output's identity
+//! so that a re-emission after a crash writes the same headers
+//! ([`crate::telemetry::trace_context`]). DLQ records continue the trace of the undecodable
+//! record when it had a valid one, else start one derived from its topic, partition and offset;
+//! snapshots, which no single event causes, start one derived from candidate and offset.
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use tokio::runtime::Handle;
@@ -12,6 +20,7 @@ use crate::ingest::{OwnedRecord, Refused};
 use crate::model::{CandidateState, Event, TargetSystem};
 use crate::policy::Policy;
 use crate::publish::Publisher;
+use crate::telemetry::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 use crate::topics::Topics;
 
 /// Header carrying a command's idempotency key.
@@ -35,6 +44,16 @@ fn header(h: OwnedHeaders, key: &str, value: &str) -> OwnedHeaders {
         key,
         value: Some(value),
     })
+}
+
+/// Adds the `traceparent` of hirestate's span for the output named `span_key` in `trace`,
+/// and `trace`'s `tracestate`.
+fn traced(h: OwnedHeaders, trace: &TraceContext, span_key: &[&str]) -> OwnedHeaders {
+    let h = header(h, TRACEPARENT, &trace.child_traceparent(span_key));
+    match &trace.tracestate {
+        Some(state) => header(h, TRACESTATE, state),
+        None => h,
+    }
 }
 
 impl Outputs {
@@ -75,7 +94,9 @@ impl Outputs {
         bytes.map_err(|e| anyhow::anyhow!("encoding a {} for {topic}: {e}", R::SCHEMA))
     }
 
-    /// Sends the commands, the rejection record and the alerts `outcome` carries.
+    /// Sends the commands, the rejection record and the alerts `outcome` carries, in the trace
+    /// of `inbound` (the input record's trace context) or, without one, a trace started for
+    /// `event`.
     ///
     /// # Errors
     /// Encoding or production failures (the batch is then rolled back).
@@ -83,19 +104,24 @@ impl Outputs {
         &self,
         p: &Publisher,
         event: &Event,
+        inbound: Option<&TraceContext>,
         outcome: &Outcome,
         policy: &Policy,
     ) -> anyhow::Result<()> {
         let key = event.candidate_id.as_str();
+        let trace = TraceContext::for_event(inbound, &event.event_id);
         for c in &outcome.commands {
             let topic = self.command_topic(c.system, &c.target);
+            let attempt = c.attempt.to_string();
             let h = header(OwnedHeaders::new(), COMMAND_ID_HEADER, &c.command_id);
-            let h = header(h, ATTEMPT_HEADER, &c.attempt.to_string());
+            let h = header(h, ATTEMPT_HEADER, &attempt);
             let h = header(h, EVENT_ID_HEADER, &event.event_id);
-            p.send(&topic, key, &self.encode(c, &topic)?, h)?;
+            let h = traced(h, &trace, &["command", &c.command_id, &attempt]);
+            p.send(&topic, key, &self.encode(&**c, &topic)?, h)?;
         }
         if let Some(r) = outcome.rejection(event, policy) {
             let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
+            let h = traced(h, &trace, &["rejection", &event.event_id]);
             p.send(
                 &self.topics.rejections,
                 key,
@@ -105,6 +131,7 @@ impl Outputs {
         }
         for a in &outcome.alerts {
             let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
+            let h = traced(h, &trace, &["alert", &a.alert_id]);
             p.send(
                 &self.topics.alerts,
                 key,
@@ -115,8 +142,29 @@ impl Outputs {
         Ok(())
     }
 
+    /// Sends the `deadline_reached` event of a due timer into partition `partition` of the
+    /// input topic (its candidate's partition), where the processor folds it like any event.
+    ///
+    /// # Errors
+    /// Encoding or production failures (the batch is then rolled back).
+    pub fn deadline(&self, p: &Publisher, partition: i32, event: &Event) -> anyhow::Result<()> {
+        let topic = &self.topics.events;
+        let trace = TraceContext::for_event(None, &event.event_id);
+        let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
+        let h = traced(h, &trace, &["deadline", &event.event_id]);
+        p.send_to(
+            topic,
+            partition,
+            &event.candidate_id,
+            &self.encode(event, topic)?,
+            h,
+        )?;
+        Ok(())
+    }
+
     /// Sends an undecodable record to the DLQ: original key, value and headers, plus error
-    /// headers named as Kafka Connect names them.
+    /// headers named as Kafka Connect names them. The original trace headers are replaced by
+    /// hirestate's (same trace when the original was valid).
     ///
     /// # Errors
     /// Production failures.
@@ -124,6 +172,10 @@ impl Outputs {
         let mut h = OwnedHeaders::new();
         if let Some(orig) = &r.headers {
             for x in orig.iter() {
+                if x.key.eq_ignore_ascii_case(TRACEPARENT) || x.key.eq_ignore_ascii_case(TRACESTATE)
+                {
+                    continue;
+                }
                 h = h.insert(Header {
                     key: x.key,
                     value: x.value,
@@ -136,6 +188,16 @@ impl Outputs {
         let h = header(h, "__connect.errors.stage", why.stage);
         let h = header(h, "__connect.errors.exception.class.name", why.class);
         let h = header(h, "__connect.errors.exception.message", &why.message);
+        let (partition, offset) = (r.partition.to_string(), r.offset.to_string());
+        let trace = r.trace.clone().unwrap_or_else(|| {
+            TraceContext::started(&[
+                b"hirestate.dlq",
+                self.topics.events.as_bytes(),
+                partition.as_bytes(),
+                offset.as_bytes(),
+            ])
+        });
+        let h = traced(h, &trace, &["dlq", &partition, &offset]);
         let key = r
             .key
             .as_deref()
@@ -160,11 +222,14 @@ impl Outputs {
         state: &CandidateState,
         reflects: i64,
     ) -> anyhow::Result<()> {
-        let h = header(
-            OwnedHeaders::new(),
-            SNAPSHOT_OFFSET_HEADER,
-            &reflects.to_string(),
-        );
+        let reflects = reflects.to_string();
+        let h = header(OwnedHeaders::new(), SNAPSHOT_OFFSET_HEADER, &reflects);
+        let trace = TraceContext::started(&[
+            b"hirestate.snapshot",
+            state.candidate_id.as_bytes(),
+            reflects.as_bytes(),
+        ]);
+        let h = traced(h, &trace, &["snapshot", &state.candidate_id, &reflects]);
         let bytes = self.encode(state, &self.topics.snapshots)?;
         p.send(&self.topics.snapshots, &state.candidate_id, &bytes, h)?;
         Ok(())

@@ -79,6 +79,14 @@ pub const EMBEDDED_SOURCES: &[(&str, &str)] = &[
         include_str!("../../schemas/avro/ErasureRequested.avsc"),
     ),
     (
+        "TimerKind",
+        include_str!("../../schemas/avro/TimerKind.avsc"),
+    ),
+    (
+        "DeadlineReached",
+        include_str!("../../schemas/avro/DeadlineReached.avsc"),
+    ),
+    (
         "HiringEvent",
         include_str!("../../schemas/avro/HiringEvent.avsc"),
     ),

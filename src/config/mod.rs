@@ -38,8 +38,22 @@ pub struct Config {
     /// Must stay below the group session timeout.
     pub transaction_timeout_ms: u64,
     pub session_timeout_ms: u64,
-    /// Health endpoints (`/healthz`, `/readyz`); empty: off.
+    /// Health endpoints (`/healthz`, `/readyz`, `/metrics`); empty: off.
     pub health_addr: Option<String>,
+    /// How often librdkafka reports the ingest consumer's statistics (the source of the
+    /// consumer-lag gauge); 0: never.
+    pub statistics_interval_ms: u64,
+    /// OTLP/HTTP collector base URL (e.g. `http://collector:4318`) the metrics are also pushed
+    /// to, as protobuf, every `OTEL_METRIC_EXPORT_INTERVAL` ms (default 60 s); empty: no push.
+    pub otlp_endpoint: Option<String>,
+    /// The timers' clock: `wall`, `fixed:<RFC 3339>` (frozen) or `file:<path>` (the time
+    /// written in a file, for tests driving a processor in another process).
+    pub clock: String,
+    /// Due timers fired per batch at most (the rest fire in the next ones).
+    pub timers_per_batch: usize,
+    /// Share of traces (decided by trace id, 0–1) that get a `debug` span per event; the
+    /// `traceparent` headers are written for every record regardless.
+    pub trace_sample_ratio: f64,
     /// Extra librdkafka settings (SASL/SSL, …), passed to every client.
     pub kafka: BTreeMap<String, String>,
 }
@@ -62,6 +76,11 @@ impl Default for Config {
             transaction_timeout_ms: 30_000,
             session_timeout_ms: 45_000,
             health_addr: None,
+            statistics_interval_ms: 5_000,
+            otlp_endpoint: None,
+            clock: "wall".to_owned(),
+            timers_per_batch: 500,
+            trace_sample_ratio: 1.0,
             kafka: BTreeMap::new(),
         }
     }
@@ -148,6 +167,24 @@ impl Config {
                     c.schema_registry = Some(v).filter(|s| !s.is_empty())
                 }
                 "HIRESTATE_HEALTH_ADDR" => c.health_addr = Some(v).filter(|s| !s.is_empty()),
+                "HIRESTATE_OTLP_ENDPOINT" => c.otlp_endpoint = Some(v).filter(|s| !s.is_empty()),
+                "HIRESTATE_CLOCK" => c.clock = v,
+                "HIRESTATE_TRACE_SAMPLE_RATIO" => match v.parse::<f64>() {
+                    Ok(r) => c.trace_sample_ratio = r,
+                    Err(_) => errors.push(bad("not a number")),
+                },
+                "HIRESTATE_TIMERS_PER_BATCH" => set_number(
+                    &mut c.timers_per_batch,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_STATISTICS_INTERVAL_MS" => set_number(
+                    &mut c.statistics_interval_ms,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
                 "HIRESTATE_PARTITIONS" => set_number(
                     &mut c.partitions,
                     &v,
@@ -234,8 +271,24 @@ impl Config {
                 c.transaction_timeout_ms, c.session_timeout_ms
             ));
         }
+        if let Some(e) = &c.otlp_endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                errors.push(format!(
+                    "otlp_endpoint {e:?} must be an http:// or https:// URL"
+                ));
+            }
+        }
         if c.snapshot_every_batches == 0 {
             errors.push("snapshot_every_batches must be at least 1".to_owned());
+        }
+        if let Err(e) = crate::timers::clock::from_spec(&c.clock) {
+            errors.push(e);
+        }
+        if !(0.0..=1.0).contains(&c.trace_sample_ratio) {
+            errors.push(format!(
+                "trace_sample_ratio = {} must be between 0 and 1",
+                c.trace_sample_ratio
+            ));
         }
         if errors.is_empty() {
             Ok(c)
@@ -323,6 +376,34 @@ mod tests {
     }
 
     #[test]
+    fn metrics_keys_come_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.toml");
+        std::fs::write(&file, "statistics_interval_ms = 250\n").unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[("HIRESTATE_OTLP_ENDPOINT", "http://127.0.0.1:4318")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.statistics_interval_ms, 250);
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        assert_eq!(Config::default().otlp_endpoint, None);
+        let err = Config::load(
+            None,
+            env(&[
+                ("HIRESTATE_OTLP_ENDPOINT", "collector:4318"),
+                ("HIRESTATE_STATISTICS_INTERVAL_MS", "often"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("otlp_endpoint \"collector:4318\""), "{err}");
+        assert!(err.contains("HIRESTATE_STATISTICS_INTERVAL_MS"), "{err}");
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once_with_file_line() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
@@ -339,5 +420,35 @@ mod tests {
             err.contains("HIRESTATE_BATCH_MAX_MS=\"soon\": not a whole number"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn timer_and_tracing_keys_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "clock = \"fixed:2026-11-28T10:00:00Z\"\n").unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[("HIRESTATE_TRACE_SAMPLE_RATIO", "0.25")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.clock, "fixed:2026-11-28T10:00:00Z");
+        assert_eq!(c.trace_sample_ratio, 0.25);
+        assert_eq!(Config::default().clock, "wall");
+        let err = Config::load(
+            None,
+            env(&[
+                ("HIRESTATE_CLOCK", "sundial"),
+                ("HIRESTATE_TRACE_SAMPLE_RATIO", "2"),
+                ("HIRESTATE_TIMERS_PER_BATCH", "lots"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("clock \"sundial\""), "{err}");
+        assert!(err.contains("trace_sample_ratio = 2"), "{err}");
+        assert!(err.contains("HIRESTATE_TIMERS_PER_BATCH"), "{err}");
     }
 }

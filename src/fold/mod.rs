@@ -9,16 +9,25 @@
 //!   the set of seen event ids (so a resent rejected event is a `duplicate`), `last_event_at`,
 //!   and the candidate id of a new state — and emits no command.
 //! - Canonical state only moves along transitions the policy lists, asserted by an authority.
+//! - Write-back lifecycle (`tests/fold_lifecycle.rs`): an issued command is `pending` and kept
+//!   (with its payload) until confirmed, rejected (`writeback_rejected`) or failed for good
+//!   (`writeback_failed`); a retryable failure schedules its next attempt. Deadlines come in as
+//!   `deadline_reached` events from hirestate's own timers ([`timers`]); each alert they raise is
+//!   raised once (per stage entry, per command) and a deadline that no longer applies is `stale`.
 
 mod stage;
+pub mod timers;
 mod values;
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::derive::{self, Effects};
 use crate::model::{
-    Alert, AlertKind, Application, CandidateState, CommandRecord, CommandStatus, Decision, Event,
-    EventKind, FieldValue, RejectReason, Rejection, SourceSystem,
+    AckStatus, Alert, AlertKind, Application, CandidateState, Command, CommandRecord,
+    CommandStatus, Decision, Event, EventKind, FieldValue, RejectReason, Rejection, SourceSystem,
+    TimerKind,
 };
 use crate::policy::{ConflictRule, FieldClass, Policy};
 
@@ -42,9 +51,13 @@ pub struct Outcome {
     pub detail: Option<String>,
     pub stage_before: Option<String>,
     pub stage_after: Option<String>,
-    pub commands: Vec<crate::model::Command>,
+    /// Shared with the projection's [`CommandRecord::resend`], which keeps them for retries.
+    pub commands: Vec<Arc<Command>>,
     pub alerts: Vec<Alert>,
     pub conflicts: Vec<FieldConflict>,
+    /// Deadlines this event started (a stage entry, an issued command, a retry after
+    /// backoff): what the processor adds to its deadline index.
+    pub scheduled: Vec<timers::Due>,
 }
 
 impl Outcome {
@@ -58,6 +71,7 @@ impl Outcome {
             commands: Vec::new(),
             alerts: Vec::new(),
             conflicts: Vec::new(),
+            scheduled: Vec::new(),
         }
     }
 
@@ -216,6 +230,22 @@ fn check(
                 format!("erasure may not come from {source}"),
             ));
         }
+        EventKind::DeadlineReached { .. } if source != SourceSystem::Hirestate => {
+            return Err((
+                RejectReason::UnauthorizedSource,
+                format!("deadlines may only come from hirestate's own timers, not {source}"),
+            ));
+        }
+        EventKind::DeadlineReached { .. } => {}
+        kind if source == SourceSystem::Hirestate => {
+            return Err((
+                RejectReason::UnauthorizedSource,
+                format!(
+                    "hirestate only writes deadlines into the log, not {}",
+                    kind.name()
+                ),
+            ));
+        }
         _ => {}
     }
     if let (Some(to), Some(app)) = (requested, app) {
@@ -291,18 +321,38 @@ fn commit(
                     stage_entered_at: event.occurred_at,
                     fields: Default::default(),
                     field_sources: Default::default(),
+                    stuck_alerted: false,
                 },
             );
             out.stage_after = Some(policy.initial_stage.clone());
+            if let Some(app) = state.applications.get(&event.application_id) {
+                out.scheduled.extend(timers::dwell(app, policy));
+            }
             return;
         }
         EventKind::WritebackAcked {
-            command_id, status, ..
+            command_id,
+            status,
+            retryable,
+            error,
+            ..
         } => {
             if let Some(rec) = state.commands.get_mut(command_id) {
-                rec.status = CommandStatus::from(*status);
-                rec.acked_at = Some(event.occurred_at);
+                acked(
+                    rec,
+                    event,
+                    *status,
+                    *retryable,
+                    error.as_deref(),
+                    policy,
+                    out,
+                );
+                out.scheduled.extend(timers::retry(command_id, rec));
             }
+            return;
+        }
+        EventKind::DeadlineReached { .. } => {
+            deadline(state, event, policy, out);
             return;
         }
         EventKind::ErasureRequested {} => {
@@ -328,7 +378,9 @@ fn commit(
     if let Some(to) = &plan.moved_to {
         app.stage = to.clone();
         app.stage_entered_at = event.occurred_at;
+        app.stuck_alerted = false;
         out.stage_after = Some(to.clone());
+        out.scheduled.extend(timers::dwell(app, policy));
     }
     for (name, value) in &plan.fields {
         app.fields.insert(name.clone(), value.clone());
@@ -338,22 +390,175 @@ fn commit(
         moved_to: plan.moved_to.as_deref(),
         fields: plan.fields.iter().map(|(n, v)| (n.as_str(), v)).collect(),
     };
-    let commands = derive::commands(event, app, &effects, policy);
+    let commands: Vec<Arc<Command>> = derive::commands(event, app, &effects, policy)
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let from = out.stage_before.as_deref().unwrap_or_default();
     for c in &commands {
-        state.commands.insert(
-            c.command_id.clone(),
-            CommandRecord {
-                op: c.op(),
-                target: c.target.clone(),
-                application_id: c.application_id.clone(),
-                status: CommandStatus::Pending,
-                issued_at: c.occurred_at,
-                acked_at: None,
-                attempts: 1,
-            },
-        );
+        let rec = CommandRecord {
+            op: c.op(),
+            target: c.target.clone(),
+            application_id: c.application_id.clone(),
+            status: CommandStatus::Pending,
+            issued_at: c.occurred_at,
+            acked_at: None,
+            attempts: 1,
+            owner: command_owner(c, from, &plan.fields, policy),
+            retry_at: None,
+            stuck_alerted: false,
+            resend: Some(Arc::clone(c)),
+        };
+        out.scheduled
+            .extend(timers::writeback_sla(&c.command_id, &rec, policy));
+        state.commands.insert(c.command_id.clone(), rec);
     }
     out.commands = commands;
+}
+
+/// Who answers for `c`: the owner of the transition it writes back (`move_stage`,
+/// `create_pre_hire`), or of the first dictionary field it carries (`update_fields`).
+fn command_owner(
+    c: &Command,
+    from: &str,
+    fields: &[(String, FieldValue)],
+    policy: &Policy,
+) -> String {
+    let owner = match &c.payload {
+        crate::model::CommandPayload::MoveStage { stage, .. } => {
+            policy.transition(from, stage).map(|t| t.owner.as_str())
+        }
+        crate::model::CommandPayload::CreatePreHire { .. } => policy
+            .transition(from, &policy.hired_stage)
+            .map(|t| t.owner.as_str()),
+        crate::model::CommandPayload::UpdateFields { .. } => fields
+            .iter()
+            .filter_map(|(n, _)| policy.fields.get(n))
+            .find(|spec| spec.writeback == Some(c.system))
+            .map(|spec| spec.owner.as_str()),
+    };
+    owner.unwrap_or_default().to_owned()
+}
+
+/// A `writeback_acked` for an issued command: the latest ack sets the status; a command still
+/// open is closed by a confirmation, a rejection (alert) or a failure that may not be retried
+/// (alert), or gets its next attempt scheduled after backoff.
+fn acked(
+    rec: &mut CommandRecord,
+    event: &Event,
+    status: AckStatus,
+    retryable: bool,
+    error: Option<&str>,
+    policy: &Policy,
+    out: &mut Outcome,
+) {
+    rec.status = CommandStatus::from(status);
+    rec.acked_at = Some(event.occurred_at);
+    if !rec.open() {
+        return;
+    }
+    let why = error.unwrap_or("no error given");
+    let attempts = rec.attempts;
+    let max = policy.writeback.max_attempts;
+    match status {
+        AckStatus::Confirmed => {}
+        AckStatus::Rejected => out.alerts.push(alert(
+            event,
+            AlertKind::WritebackRejected,
+            rec.owner.clone(),
+            &format!(
+                "{} to {} rejected by the target: {why}",
+                rec.op.as_str(),
+                rec.target
+            ),
+        )),
+        AckStatus::Failed if retryable && attempts < max => {
+            rec.retry_at = Some(
+                event
+                    .occurred_at
+                    .plus_secs(timers::backoff_secs(attempts, policy)),
+            );
+            return;
+        }
+        AckStatus::Failed => out.alerts.push(alert(
+            event,
+            AlertKind::WritebackFailed,
+            rec.owner.clone(),
+            &format!(
+                "{} to {} failed after {attempts} of {max} attempts ({}): {why}",
+                rec.op.as_str(),
+                rec.target,
+                if retryable {
+                    "retries exhausted"
+                } else {
+                    "not retryable"
+                }
+            ),
+        )),
+    }
+    rec.retry_at = None;
+    rec.resend = None;
+}
+
+/// A `deadline_reached` written by hirestate's timers: `stale` when it no longer applies,
+/// else the `stuck` / `writeback_stuck` alert (once) or the command's next attempt.
+fn deadline(state: &mut CandidateState, event: &Event, policy: &Policy, out: &mut Outcome) {
+    let Some(due) = timers::named(event).filter(|d| timers::live(state, d, policy)) else {
+        out.decision = Decision::Stale;
+        return;
+    };
+    match due.timer {
+        TimerKind::StageDwell => {
+            let Some(app) = state.applications.get_mut(&due.application_id) else {
+                return;
+            };
+            app.stuck_alerted = true;
+            let (owner, sla) = policy
+                .stages
+                .get(&app.stage)
+                .map(|s| (s.owner.clone(), s.dwell_sla_secs.unwrap_or_default()))
+                .unwrap_or_default();
+            let detail = format!(
+                "in stage {} since {} — past its dwell SLA of {sla} s",
+                app.stage, app.stage_entered_at
+            );
+            out.alerts
+                .push(alert(event, AlertKind::Stuck, owner, &detail));
+        }
+        TimerKind::WritebackSla => {
+            let Some(rec) = state.commands.get_mut(&due.subject) else {
+                return;
+            };
+            rec.stuck_alerted = true;
+            let detail = format!(
+                "{} {} to {} unconfirmed since {} — past the write-back SLA of {} s",
+                rec.op.as_str(),
+                due.subject,
+                rec.target,
+                rec.issued_at,
+                policy.writeback.sla_secs
+            );
+            out.alerts.push(alert(
+                event,
+                AlertKind::WritebackStuck,
+                rec.owner.clone(),
+                &detail,
+            ));
+        }
+        TimerKind::Retry => {
+            let Some(rec) = state.commands.get_mut(&due.subject) else {
+                return;
+            };
+            let Some(resend) = rec.resend.as_mut() else {
+                return;
+            };
+            Arc::make_mut(resend).attempt = due.attempt;
+            rec.attempts = due.attempt;
+            rec.status = CommandStatus::Pending;
+            rec.retry_at = None;
+            out.commands.push(Arc::clone(resend));
+        }
+    }
 }
 
 fn alert(event: &Event, kind: AlertKind, owner: String, detail: &str) -> Alert {

@@ -1,10 +1,11 @@
-//! Health endpoints for SREs and orchestrators: `/healthz` (the process is up) and `/readyz`
-//! (partitions assigned and restored, producer ready), on the configured address.
+//! Health endpoints for SREs and orchestrators: `/healthz` (the process is up), `/readyz`
+//! (partitions assigned and restored, producer ready) and `/metrics` (Prometheus text of
+//! [`crate::metrics`]), on the configured address.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::routing::get;
 use axum::Router;
 
@@ -12,8 +13,24 @@ use crate::app::Status;
 
 /// The router, separate from the listener so tests can drive it directly.
 pub fn router(status: Arc<Status>) -> Router {
+    let metrics = status.metrics.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

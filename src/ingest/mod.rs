@@ -20,10 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::Config;
+use crate::metrics::{partition_lag, PartitionStats};
 use crate::model::CandidateState;
 
 pub use admit::{Admission, Admitted, Refused};
@@ -42,6 +44,9 @@ pub struct PartitionState {
     /// Candidates changed since the last snapshot round (mirrors the store's set).
     pub dirty: std::collections::BTreeSet<String>,
     pub batches_since_snapshot: u32,
+    /// The offset after the last record handed to the processor under this epoch (0: none):
+    /// with `next`, tells the lag gauge whether anything delivered is still uncommitted.
+    pub delivered_next: i64,
 }
 
 /// What the rebalance callback and the processor loop share. The loop never holds the lock
@@ -56,13 +61,45 @@ pub struct Assignment {
     pub generation: u64,
 }
 
-/// The consumer's context: handles rebalances by restoring on assign.
+/// The consumer's context: handles rebalances by restoring on assign, and turns librdkafka's
+/// statistics into the consumer-lag gauge.
 pub struct IngestContext {
     pub assignment: Arc<Mutex<Assignment>>,
     pub env: Arc<RestoreEnv>,
 }
 
-impl ClientContext for IngestContext {}
+impl ClientContext for IngestContext {
+    /// Lag per assigned partition of the event log, measured from the offset the committed
+    /// state reflects ([`crate::metrics::partition_lag`]). Called inside `poll`; skips a round
+    /// rather than wait when the assignment is locked (a resync holds it across Kafka calls).
+    fn stats(&self, statistics: Statistics) {
+        let topic = &self.env.topics.events;
+        let Some(t) = statistics.topics.get(topic) else {
+            return;
+        };
+        let Ok(a) = self.assignment.try_lock() else {
+            return;
+        };
+        let lags: Vec<(i32, i64)> = a
+            .partitions
+            .iter()
+            .filter_map(|(p, ps)| {
+                let s = t.partitions.get(p)?;
+                let stats = PartitionStats {
+                    ls_offset: s.ls_offset,
+                    hi_offset: s.hi_offset,
+                    app_offset: s.app_offset,
+                    fetchq_cnt: s.fetchq_cnt,
+                };
+                Some((*p, partition_lag(&stats, ps.next, ps.delivered_next)?))
+            })
+            .collect();
+        drop(a);
+        self.env
+            .metrics
+            .set_consumer_lag(&self.env.config.group_id, topic, lags);
+    }
+}
 
 impl ConsumerContext for IngestContext {
     fn rebalance(
@@ -148,8 +185,11 @@ pub fn collect(
             Some(Ok(m)) => {
                 let epoch = lock(assignment)
                     .partitions
-                    .get(&rdkafka::Message::partition(&m))
-                    .map(|p| p.epoch);
+                    .get_mut(&rdkafka::Message::partition(&m))
+                    .map(|p| {
+                        p.delivered_next = p.delivered_next.max(rdkafka::Message::offset(&m) + 1);
+                        p.epoch
+                    });
                 if let Some(epoch) = epoch {
                     records.push(OwnedRecord::from_message(&m, epoch));
                 }
@@ -187,6 +227,10 @@ pub fn consumer(
         // waiting out the session of its dead predecessor.
         .set("group.instance.id", &config.instance_id)
         .set("partition.assignment.strategy", "range")
+        .set(
+            "statistics.interval.ms",
+            config.statistics_interval_ms.to_string(),
+        )
         .create_with_context(ctx)?;
     c.subscribe(&[&topic])?;
     Ok(c)

@@ -27,10 +27,12 @@ use super::{Admission, Admitted, PartitionState};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::fold;
+use crate::metrics::{self, Metrics, Tally};
 use crate::model::CandidateState;
 use crate::policy::Policy;
 use crate::project::{Commit, Store, StoreError};
 use crate::telemetry::EofReaderContext;
+use crate::timers::index;
 use crate::topics::Topics;
 
 /// Header on snapshot records: the input offset (next) the snapshot reflects.
@@ -47,6 +49,10 @@ pub struct RestoreEnv {
     pub store: Arc<dyn Store + Sync>,
     /// Events folded by restores so far: progress, shared with `/readyz`.
     pub restored_events: Arc<AtomicU64>,
+    /// Restore progress, and the command-status gauge (restores change state, and it mirrors
+    /// state).
+    /// Nothing a restore folds is counted as decided: it was counted when first committed.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why a partition could not be restored.
@@ -95,11 +101,13 @@ pub fn restore(
     let stored = env.store.next_offset(events, partition)?;
     let mut ps = PartitionState::default();
     let mut from_snapshots = Vec::new();
+    let mut tally = Tally::default();
     let base = match stored {
         Some(s) => s,
         None => {
             let (states, round) = read_snapshots(env, partition)?;
             for s in states {
+                tally.add_statuses_of(&s);
                 ps.candidates.insert(s.candidate_id.clone(), s);
             }
             from_snapshots = ps.candidates.keys().cloned().collect();
@@ -139,9 +147,14 @@ pub fn restore(
                         .unwrap_or_default(),
                 ),
             };
-            fold::apply(state, &event, &env.policy);
+            let before = metrics::status_before(state, &event);
+            let stuck_before = metrics::stuck_of(state, &event);
+            let outcome = fold::apply(state, &event, &env.policy);
+            tally.observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
+            tally.observe(&event, &outcome, state, before);
             touched.insert(event.candidate_id);
             env.restored_events.fetch_add(1, Ordering::Relaxed);
+            env.metrics.restored_event(partition);
             Ok(())
         })?;
     }
@@ -152,12 +165,29 @@ pub fn restore(
         .chain(from_snapshots.iter())
         .filter_map(|c| ps.candidates.get(c))
         .collect();
+    // Every deadline the restored states wait for goes (back) into the index: an entry that is
+    // already there is the same key, so this only adds what the store was missing.
+    let timers = write
+        .iter()
+        .flat_map(|s| {
+            fold::timers::pending(s, &env.policy)
+                .into_iter()
+                .map(|due| index::Entry {
+                    partition,
+                    candidate_id: s.candidate_id.clone(),
+                    due,
+                })
+        })
+        .collect();
     env.store.commit(&Commit {
         states: write,
         offsets: vec![(events, partition, target)],
         dirty: touched.iter().map(|c| (partition, c.as_str())).collect(),
         snapshot_rounds: vec![],
+        timers,
+        timers_done: vec![],
     })?;
+    env.metrics.record_restore(&tally);
     ps.next = target;
     tracing::info!(
         partition,

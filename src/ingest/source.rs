@@ -1,7 +1,10 @@
 //! Records as the processor holds them between poll and fold: owned, tagged with the epoch of
-//! the assignment they were read under.
+//! the assignment they were read under, and carrying the W3C trace context of their headers
+//! (parsed once here, so every stage after ingest can continue the sender's trace).
 
 use rdkafka::message::{Message, OwnedHeaders};
+
+use crate::telemetry::trace_context::TraceContext;
 
 /// One consumed record, owned.
 #[derive(Debug, Clone)]
@@ -12,6 +15,9 @@ pub struct OwnedRecord {
     pub value: Option<Vec<u8>>,
     pub headers: Option<OwnedHeaders>,
     pub epoch: u64,
+    /// The record's valid `traceparent` (and `tracestate`); `None` when it has none or an
+    /// invalid one, which is never an error (see [`crate::telemetry::trace_context`]).
+    pub trace: Option<TraceContext>,
 }
 
 impl OwnedRecord {
@@ -20,12 +26,14 @@ impl OwnedRecord {
         m: &impl Message<Headers = rdkafka::message::BorrowedHeaders>,
         epoch: u64,
     ) -> OwnedRecord {
+        let headers = m.headers();
         OwnedRecord {
             partition: m.partition(),
             offset: m.offset(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
-            headers: m.headers().map(|h| h.detach()),
+            trace: headers.and_then(TraceContext::from_headers),
+            headers: headers.map(|h| h.detach()),
             epoch,
         }
     }

@@ -5,7 +5,8 @@
 //! `(event, outcome)` pair in log order — `hirestate kpi` does so from a JSON-lines file through
 //! [`crate::replay::Replayer`], the live processor can do so from its batches — then ask for a
 //! [`KpiReport`] at an as-of time. Nothing here reads a clock or does I/O except [`replay_file`]
-//! and [`command`], the CLI edge.
+//! and [`command`], the CLI edge. A report renders as a terminal table ([`write_table`]), as
+//! JSON (its serde form), or as a self-contained HTML page with charts ([`write_html`]).
 //!
 //! # Definitions
 //!
@@ -53,20 +54,23 @@
 //!   stood at an earlier point, cut the input there.
 
 mod accumulator;
+mod html;
 mod report;
 mod table;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::model::Timestamp;
+use crate::model::{Event, Timestamp};
 use crate::policy::Policy;
 use crate::replay::{parse_line, Replayer};
 
 pub use accumulator::{ConflictTally, KpiAccumulator, TrackedApplication, TrackedCommand};
+pub use html::write_html;
 pub use report::{nearest_rank, Bucket, KpiReport, Latency, TargetOpKpis, LATENCY_BUCKETS_SECS};
 pub use table::write_table;
 
@@ -107,15 +111,33 @@ pub fn replay_file(
     Ok(report)
 }
 
-/// `hirestate kpi --from-file FILE|- [--as-of TIME] [--json]`: the KPIs of a log file, as a
-/// terminal table or one JSON object on standard output.
+/// Where `hirestate kpi` reads the log from.
+#[derive(Debug, Clone)]
+pub enum Source<'a> {
+    /// A JSON-lines file, or `-` for standard input.
+    File(&'a str),
+    /// The events topic of a live cluster (read_committed, to its end).
+    Topic {
+        config: &'a crate::config::Config,
+        topic: &'a str,
+    },
+}
+
+/// `hirestate kpi (--from-file FILE|- | --bootstrap B) [--as-of TIME] [--json] [--html FILE]`:
+/// the KPIs of a log, as a terminal table or one JSON object on standard output, and with
+/// `html` also as an HTML page written to that file.
+///
+/// The page is rendered and written before anything goes to standard output, so a path that
+/// cannot be written fails the command without a half-finished run.
 ///
 /// # Errors
-/// An `--as-of` that is not RFC 3339, an unreadable input, or an I/O error writing the output.
+/// An `--as-of` that is not RFC 3339, an unreadable input or topic, an HTML file that cannot be
+/// written (the error names the path), or an I/O error writing the output.
 pub fn command(
-    from_file: &str,
+    source: Source<'_>,
     as_of: Option<&str>,
     json: bool,
+    html: Option<&Path>,
     policy: &Policy,
 ) -> anyhow::Result<ExitCode> {
     let as_of = as_of
@@ -124,14 +146,30 @@ pub fn command(
                 .map_err(|e| anyhow::anyhow!("--as-of {t:?} is not an RFC 3339 time: {e}"))
         })
         .transpose()?;
-    let input: Box<dyn BufRead> = if from_file == "-" {
-        Box::new(BufReader::new(io::stdin()))
-    } else {
-        Box::new(BufReader::new(
-            File::open(from_file).with_context(|| format!("opening {from_file}"))?,
-        ))
+    let report = match source {
+        Source::File(from_file) => {
+            let input: Box<dyn BufRead> = if from_file == "-" {
+                Box::new(BufReader::new(io::stdin()))
+            } else {
+                Box::new(BufReader::new(
+                    File::open(from_file).with_context(|| format!("opening {from_file}"))?,
+                ))
+            };
+            replay_file(input, policy, as_of, &mut io::stderr())?
+        }
+        Source::Topic { config, topic } => {
+            let (events, undecodable) = crate::tools::tail::read_events(config, topic)?;
+            let mut report = replay_events(&events, policy, as_of);
+            report.malformed_lines = undecodable;
+            report
+        }
     };
-    let report = replay_file(input, policy, as_of, &mut io::stderr())?;
+    if let Some(path) = html {
+        let mut page = Vec::new();
+        write_html(&mut page, &report, policy).context("rendering the HTML report")?;
+        std::fs::write(path, page)
+            .with_context(|| format!("writing the HTML report to {}", path.display()))?;
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     if json {
@@ -142,4 +180,15 @@ pub fn command(
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The KPIs of `events`, folded in order, at `as_of` (default: the latest `occurred_at`).
+pub fn replay_events(events: &[Event], policy: &Policy, as_of: Option<Timestamp>) -> KpiReport {
+    let mut replayer = Replayer::new(policy);
+    let mut acc = KpiAccumulator::new();
+    for e in events {
+        let outcome = replayer.fold(e);
+        acc.observe(e, &outcome);
+    }
+    acc.report(policy, as_of)
 }

@@ -18,17 +18,20 @@ pub enum SourceSystem {
     AtsSink,
     HrisSink,
     Privacy,
+    /// hirestate itself: only the deadline events its timers write into the log.
+    Hirestate,
 }
 
 impl SourceSystem {
     /// Every system, in a fixed order (policy validation lists them in errors).
-    pub const ALL: [SourceSystem; 6] = [
+    pub const ALL: [SourceSystem; 7] = [
         SourceSystem::Ats,
         SourceSystem::ScreeningVendor,
         SourceSystem::Hris,
         SourceSystem::AtsSink,
         SourceSystem::HrisSink,
         SourceSystem::Privacy,
+        SourceSystem::Hirestate,
     ];
 
     /// The snake_case name used on the wire and in policy files.
@@ -40,6 +43,7 @@ impl SourceSystem {
             SourceSystem::AtsSink => "ats_sink",
             SourceSystem::HrisSink => "hris_sink",
             SourceSystem::Privacy => "privacy",
+            SourceSystem::Hirestate => "hirestate",
         }
     }
 
@@ -144,6 +148,47 @@ pub enum EventKind {
     },
     /// Forget the candidate's personal and sensitive fields.
     ErasureRequested {},
+    /// A deadline hirestate's clock passed (`src/timers`): written into the log by the
+    /// processor itself, so firing a timer is folded, replayed and deduplicated like any event.
+    DeadlineReached {
+        timer: TimerKind,
+        /// The stage (`stage_dwell`) or the command id (`writeback_sla`, `retry`).
+        subject: String,
+        /// The deadline, in event time; also this event's `occurred_at`.
+        due_at: Timestamp,
+        /// For `retry`: the attempt to emit; 0 otherwise.
+        #[serde(default)]
+        attempt: u32,
+    },
+}
+
+/// The deadlines hirestate keeps (DESIGN.md "Write-back lifecycle and KPIs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// An application's time in its stage passed the stage's dwell SLA → `stuck` alert.
+    StageDwell,
+    /// A command stayed unconfirmed past the write-back SLA → `writeback_stuck` alert.
+    WritebackSla,
+    /// A retryable failure's backoff ended → the same command, next attempt.
+    Retry,
+}
+
+impl TimerKind {
+    pub const ALL: [TimerKind; 3] = [
+        TimerKind::StageDwell,
+        TimerKind::WritebackSla,
+        TimerKind::Retry,
+    ];
+
+    /// The snake_case wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::StageDwell => "stage_dwell",
+            TimerKind::WritebackSla => "writeback_sla",
+            TimerKind::Retry => "retry",
+        }
+    }
 }
 
 impl EventKind {
@@ -156,6 +201,7 @@ impl EventKind {
             EventKind::FieldsAsserted { .. } => "fields_asserted",
             EventKind::WritebackAcked { .. } => "writeback_acked",
             EventKind::ErasureRequested {} => "erasure_requested",
+            EventKind::DeadlineReached { .. } => "deadline_reached",
         }
     }
 }

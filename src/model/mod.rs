@@ -10,7 +10,7 @@ mod outbound;
 mod state;
 mod time;
 
-pub use event::{AckStatus, Event, EventKind, FieldValue, SourceSystem};
+pub use event::{AckStatus, Event, EventKind, FieldValue, SourceSystem, TimerKind};
 pub use outbound::{
     Alert, AlertKind, Command, CommandOp, CommandPayload, Decision, RejectReason, Rejection,
     TargetSystem,

@@ -3,10 +3,11 @@
 //! projection) is deterministic.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AckStatus, CommandOp, FieldValue, SourceSystem, Timestamp};
+use super::{AckStatus, Command, CommandOp, FieldValue, SourceSystem, Timestamp};
 
 /// One candidate's canonical state, rebuilt from the log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,6 +36,9 @@ pub struct Application {
     pub fields: BTreeMap<String, FieldValue>,
     /// Dictionary field → the system whose value is current.
     pub field_sources: BTreeMap<String, SourceSystem>,
+    /// The `stuck` alert was raised for this stage entry (reset by every move).
+    #[serde(default)]
+    pub stuck_alerted: bool,
 }
 
 /// Where a command is in its write-back lifecycle.
@@ -69,4 +73,25 @@ pub struct CommandRecord {
     /// The latest ack's `occurred_at`.
     pub acked_at: Option<Timestamp>,
     pub attempts: u32,
+    /// Who is told when it fails, is rejected or is stuck: the owner of the transition or
+    /// field that caused it.
+    #[serde(default)]
+    pub owner: String,
+    /// When the next attempt is due, after a retryable failure.
+    #[serde(default)]
+    pub retry_at: Option<Timestamp>,
+    /// The `writeback_stuck` alert was raised for it.
+    #[serde(default)]
+    pub stuck_alerted: bool,
+    /// The command as emitted, kept while it may still have to be emitted again (until
+    /// confirmed, rejected or given up); shared with the outcome that emitted it.
+    #[serde(default)]
+    pub resend: Option<Arc<Command>>,
+}
+
+impl CommandRecord {
+    /// Still waiting for a final answer (no confirmation, rejection or give-up yet).
+    pub fn open(&self) -> bool {
+        self.resend.is_some()
+    }
 }

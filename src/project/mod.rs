@@ -13,6 +13,7 @@
 //!   Kafka ([`open_or_rebuild`]); it is never trusted half-read.
 
 mod sled_store;
+pub mod state_codec;
 
 use thiserror::Error;
 
@@ -28,7 +29,7 @@ pub enum StoreError {
     #[error("state store: candidate {candidate:?} does not decode: {source}")]
     Corrupt {
         candidate: String,
-        source: serde_json::Error,
+        source: state_codec::DecodeError,
     },
     #[error("state store at {path}: {what}")]
     Verify { path: String, what: String },
@@ -37,6 +38,8 @@ pub enum StoreError {
 /// Everything one committed batch changes, written atomically.
 #[derive(Debug, Default)]
 pub struct Commit<'a> {
+    /// Each is encoded and written once; a candidate listed twice is written once, as its last
+    /// listing.
     pub states: Vec<&'a CandidateState>,
     /// (topic, partition, next offset).
     pub offsets: Vec<(&'a str, i32, i64)>,
@@ -45,6 +48,10 @@ pub struct Commit<'a> {
     /// Partitions whose snapshot round committed in this batch: their dirty sets are cleared
     /// (before `dirty` is applied).
     pub snapshot_rounds: Vec<i32>,
+    /// Deadline index entries the batch's outcomes scheduled (`src/timers`).
+    pub timers: Vec<crate::timers::index::Entry>,
+    /// Deadline index keys the batch fired or found moot (removed after `timers` is applied).
+    pub timers_done: Vec<Vec<u8>>,
 }
 
 /// The projection's storage, behind a trait so the processor does not depend on sled.
@@ -69,6 +76,17 @@ pub trait Store: Send {
     /// # Errors
     /// Storage failures; nothing of `commit` is applied then.
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
+    /// Up to `limit` deadline index entries of `partition` due at or before `now`, earliest
+    /// first, with their keys.
+    ///
+    /// # Errors
+    /// Storage failures, or an entry that does not decode.
+    fn due_timers(
+        &self,
+        partition: i32,
+        now: crate::model::Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, crate::timers::index::Entry)>, StoreError>;
     /// Every stored candidate state, in candidate id order (audits and tests).
     ///
     /// # Errors

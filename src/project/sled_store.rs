@@ -1,20 +1,43 @@
-//! [`Store`] on sled: one tree, key prefixes `c/` (candidate → JSON state), `o/` (topic NUL
-//! partition → next offset, big-endian i64), `d/` (partition BE, candidate → dirty marker) and
-//! the `meta/format` marker. One tree means one `apply_batch` is one atomic write.
+//! [`Store`] on sled: one tree, key prefixes `c/` (candidate → state, [`state_codec`]), `o/`
+//! (topic NUL partition → next offset, big-endian i64), `d/` (partition BE, candidate → dirty
+//! marker) and the `meta/format` marker. One tree means one `apply_batch` is one atomic write.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
-use super::{Commit, Store, StoreError};
-use crate::model::CandidateState;
+use rustc_hash::{FxHashMap, FxHashSet};
 
-/// The format marker a store must carry to be trusted.
-pub const FORMAT: &[u8] = b"hirestate-projection-v1";
+use super::{state_codec, Commit, Store, StoreError};
+use crate::model::{CandidateState, Timestamp};
+use crate::timers::index;
+
+/// The format marker a store must carry to be trusted. It names the layout of every key and
+/// value, so it changes with [`state_codec::VERSION`] (v1 held states as JSON).
+pub const FORMAT: &[u8] = b"hirestate-projection-v2";
 const META: &[u8] = b"meta/format";
 
 /// The sled-backed projection.
 pub struct SledStore {
     path: String,
     db: sled::Db,
+    /// What commits reuse: buffers, and the dirty markers known to be stored.
+    scratch: Mutex<Scratch>,
+}
+
+#[derive(Default)]
+struct Scratch {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// Indices into `Commit::states`, for the once-per-candidate order.
+    order: Vec<usize>,
+    /// Dirty markers known to be in the tree, by partition: written by a commit that
+    /// succeeded, or read by [`Store::dirty`]. Only `commit` writes or removes `d/` keys, and it
+    /// keeps this true, so a listed marker is not written again (between snapshot rounds the
+    /// caller lists every touched candidate each batch; all but the first are no-ops on disk,
+    /// yet each costs sled a key). Missing entries only cost a rewrite.
+    marked: FxHashMap<i32, FxHashSet<Box<str>>>,
+    /// Indices into `Commit::dirty` of the markers a commit is writing.
+    marking: Vec<usize>,
 }
 
 fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
@@ -79,7 +102,11 @@ impl SledStore {
                 })
             }
         }
-        Ok(SledStore { path, db })
+        Ok(SledStore {
+            path,
+            db,
+            scratch: Mutex::default(),
+        })
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
@@ -111,6 +138,20 @@ pub fn open_or_rebuild(dir: &Path) -> Result<(SledStore, Option<String>), StoreE
     }
 }
 
+/// Fills `order` with one index into `states` per candidate — its last listing — so each
+/// candidate is encoded once however often the caller listed it.
+fn once_each(states: &[&CandidateState], order: &mut Vec<usize>) {
+    order.clear();
+    order.extend(0..states.len());
+    let id = |i: usize| states[i].candidate_id.as_bytes();
+    // Callers usually list candidates once, in id order: nothing to do then.
+    if order.windows(2).all(|w| id(w[0]) < id(w[1])) {
+        return;
+    }
+    order.sort_unstable_by(|a, b| id(*a).cmp(id(*b)).then(b.cmp(a)));
+    order.dedup_by(|dropped, kept| id(*dropped) == id(*kept));
+}
+
 impl Store for SledStore {
     fn candidate(&self, candidate: &str) -> Result<Option<CandidateState>, StoreError> {
         let Some(bytes) = self
@@ -120,7 +161,7 @@ impl Store for SledStore {
         else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
+        state_codec::decode(&bytes)
             .map(Some)
             .map_err(|source| StoreError::Corrupt {
                 candidate: candidate.to_owned(),
@@ -139,39 +180,106 @@ impl Store for SledStore {
 
     fn dirty(&self, partition: i32) -> Result<Vec<String>, StoreError> {
         let prefix = dirty_prefix(partition);
-        self.db
-            .scan_prefix(&prefix)
-            .keys()
-            .map(|k| {
-                k.map(|k| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-                    .map_err(|e| self.err(e))
-            })
-            .collect()
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let marked = scratch.marked.entry(partition).or_default();
+        let mut dirty = Vec::new();
+        for k in self.db.scan_prefix(&prefix).keys() {
+            let k = k.map_err(|e| self.err(e))?;
+            match std::str::from_utf8(&k[prefix.len()..]) {
+                Ok(c) => {
+                    marked.insert(c.into());
+                    dirty.push(c.to_owned());
+                }
+                // Not one `commit` wrote: listed as read, never taken for a stored marker.
+                Err(_) => dirty.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned()),
+            }
+        }
+        Ok(dirty)
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
+        // The buffers hold nothing between commits, and `marked` is only ever short of the
+        // truth: a panic elsewhere cannot leave them wrong.
+        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let Scratch {
+            key,
+            value,
+            order,
+            marked,
+            marking,
+        } = &mut *scratch;
         let mut batch = sled::Batch::default();
         for p in &commit.snapshot_rounds {
+            marked.remove(p);
             for k in self.db.scan_prefix(dirty_prefix(*p)).keys() {
                 batch.remove(k.map_err(|e| self.err(e))?);
             }
         }
-        for state in &commit.states {
-            let json = serde_json::to_vec(state).map_err(|source| StoreError::Corrupt {
-                candidate: state.candidate_id.clone(),
-                source,
-            })?;
-            batch.insert(candidate_key(&state.candidate_id), json);
+        once_each(&commit.states, order);
+        for &i in order.iter() {
+            let state = commit.states[i];
+            key.clear();
+            key.extend_from_slice(b"c/");
+            key.extend_from_slice(state.candidate_id.as_bytes());
+            value.clear();
+            state_codec::encode(state, value);
+            // Copied into sled's own buffers: short keys inline, values in one allocation each.
+            batch.insert(&key[..], &value[..]);
         }
         for (topic, partition, next) in &commit.offsets {
             batch.insert(offset_key(topic, *partition), &next.to_be_bytes());
         }
-        for (partition, candidate) in &commit.dirty {
-            let mut k = dirty_prefix(*partition);
-            k.extend_from_slice(candidate.as_bytes());
-            batch.insert(k, &[]);
+        marking.clear();
+        for (i, (partition, candidate)) in commit.dirty.iter().enumerate() {
+            if marked
+                .get(partition)
+                .is_some_and(|m| m.contains(*candidate))
+            {
+                continue;
+            }
+            key.clear();
+            key.extend_from_slice(b"d/");
+            key.extend_from_slice(&partition.to_be_bytes());
+            key.extend_from_slice(candidate.as_bytes());
+            batch.insert(&key[..], &[]);
+            marking.push(i);
         }
-        self.db.apply_batch(batch).map_err(|e| self.err(e))
+        for entry in &commit.timers {
+            batch.insert(entry.key(), entry.value());
+        }
+        for k in &commit.timers_done {
+            batch.remove(&k[..]);
+        }
+        self.db.apply_batch(batch).map_err(|e| self.err(e))?;
+        for &i in marking.iter() {
+            let (partition, candidate) = commit.dirty[i];
+            marked
+                .entry(partition)
+                .or_default()
+                .insert(candidate.into());
+        }
+        Ok(())
+    }
+
+    fn due_timers(
+        &self,
+        partition: i32,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, index::Entry)>, StoreError> {
+        let from = index::partition_prefix(partition);
+        self.db
+            .range(from..index::due_bound(partition, now))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv.map_err(|e| self.err(e))?;
+                let entry = index::Entry::decode(&v).map_err(|why| StoreError::Verify {
+                    path: self.path.clone(),
+                    what: format!("key {}: {why}", String::from_utf8_lossy(&k)),
+                })?;
+                Ok((k.to_vec(), entry))
+            })
+            .collect()
     }
 
     fn all_candidates(&self) -> Result<Vec<CandidateState>, StoreError> {
@@ -179,7 +287,7 @@ impl Store for SledStore {
             .scan_prefix(b"c/")
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
-                serde_json::from_slice(&v).map_err(|source| StoreError::Corrupt {
+                state_codec::decode(&v).map_err(|source| StoreError::Corrupt {
                     candidate: String::from_utf8_lossy(&k[2..]).into_owned(),
                     source,
                 })
@@ -204,6 +312,55 @@ mod tests {
     }
 
     #[test]
+    fn due_timers_are_read_by_partition_and_deadline_and_removed_when_done() {
+        use crate::fold::timers::Due;
+        use crate::model::TimerKind;
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let entry = |partition, at, subject: &str| index::Entry {
+            partition,
+            candidate_id: format!("cand-{subject}"),
+            due: Due {
+                at: Timestamp(at),
+                timer: TimerKind::WritebackSla,
+                application_id: "app".into(),
+                subject: subject.into(),
+                attempt: 0,
+            },
+        };
+        let (e1, e2, e3) = (entry(0, 10, "x"), entry(0, 20, "y"), entry(1, 5, "z"));
+        s.commit(&Commit {
+            timers: vec![e2.clone(), e1.clone(), e3.clone()],
+            ..Default::default()
+        })
+        .unwrap();
+        let due = |p, now| -> Vec<index::Entry> {
+            s.due_timers(p, Timestamp(now), 10)
+                .unwrap()
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect()
+        };
+        assert_eq!(due(0, 9), vec![]);
+        assert_eq!(due(0, 10), vec![e1.clone()]);
+        assert_eq!(due(0, 100), vec![e1.clone(), e2.clone()]);
+        assert_eq!(due(1, 100), vec![e3.clone()]);
+        assert_eq!(s.due_timers(0, Timestamp(100), 1).unwrap().len(), 1);
+        let done: Vec<Vec<u8>> = s
+            .due_timers(0, Timestamp(10), 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        s.commit(&Commit {
+            timers_done: done,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(due(0, 100), vec![e2]);
+    }
+
+    #[test]
     fn commit_is_read_back_and_rounds_clear_only_their_partition() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(&dir.path().join("db")).unwrap();
@@ -212,7 +369,7 @@ mod tests {
             states: vec![&a, &b],
             offsets: vec![("events", 0, 10), ("events", 1, 3)],
             dirty: vec![(0, "a"), (1, "b")],
-            snapshot_rounds: vec![],
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(s.candidate("a").unwrap(), Some(a.clone()));
@@ -247,5 +404,172 @@ mod tests {
         assert!(rebuilt.unwrap().contains("format marker"));
         assert_eq!(s.all_candidates().unwrap(), vec![]);
         assert!(dir.path().join("db.broken-1").exists());
+    }
+
+    #[test]
+    fn the_format_marker_names_the_state_encoding_version() {
+        let marker = format!("hirestate-projection-v{}", state_codec::VERSION);
+        assert_eq!(FORMAT, marker.as_bytes());
+    }
+
+    /// A store written by the JSON version (marker v1, JSON states) is not misread: it fails
+    /// to verify, is moved aside and rebuilt empty, to be refilled from Kafka.
+    #[test]
+    fn a_json_store_of_format_v1_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = sled::open(&path).unwrap();
+            db.insert(META, b"hirestate-projection-v1".as_slice())
+                .unwrap();
+            let json = serde_json::to_vec(&state("a")).unwrap();
+            db.insert(candidate_key("a"), json).unwrap();
+            db.insert(offset_key("events", 0), &7i64.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let Err(StoreError::Verify { what, .. }) = SledStore::open(&path) else {
+            panic!("a v1 store must fail to verify");
+        };
+        assert_eq!(
+            what,
+            "format marker is \"hirestate-projection-v1\", expected \"hirestate-projection-v2\""
+        );
+        let (s, rebuilt) = open_or_rebuild(&path).unwrap();
+        assert!(rebuilt.unwrap().contains("hirestate-projection-v1"));
+        assert_eq!(s.all_candidates().unwrap(), vec![]);
+        assert_eq!(s.next_offset("events", 0).unwrap(), None);
+        drop(s);
+        // The rebuilt store carries the new marker, so it opens as it is next time.
+        let (s, rebuilt) = open_or_rebuild(&path).unwrap();
+        assert_eq!(rebuilt, None);
+        assert_eq!(s.db.get(META).unwrap().unwrap(), FORMAT);
+    }
+
+    #[test]
+    fn states_are_stored_in_the_binary_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let mut a = state("a");
+        a.seen_event_ids.insert("e1".to_owned());
+        s.commit(&Commit {
+            states: vec![&a],
+            ..Default::default()
+        })
+        .unwrap();
+        let stored = s.db.get(b"c/a").unwrap().unwrap();
+        assert_eq!(
+            stored.as_ref(),
+            [2, 0, 1, b'a', 1, 0, 2, b'e', b'1', 0, 0, 0]
+        );
+    }
+
+    /// Bytes that do not decode stop the reader with the candidate and the problem named (the
+    /// processor stops rather than fold on a state it cannot read).
+    #[test]
+    fn a_state_that_does_not_decode_is_reported_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        s.db.insert(b"c/bad", &[2, 0, 9, b'x'][..]).unwrap();
+        let err = s.candidate("bad").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "state store: candidate \"bad\" does not decode: at byte 2, reading candidate_id: \
+             needs 9 bytes, 1 left"
+        );
+        let err = s.all_candidates().unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { candidate, .. } if candidate == "bad"));
+    }
+
+    #[test]
+    fn a_candidate_listed_twice_is_written_once_as_its_last_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let (a1, b, mut a2) = (state("a"), state("b"), state("a"));
+        a2.seen_event_ids.insert("e2".to_owned());
+        s.commit(&Commit {
+            states: vec![&a1, &b, &a2],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.candidate("a").unwrap(), Some(a2));
+        assert_eq!(s.all_candidates().unwrap().len(), 2);
+    }
+
+    fn dirty_commit<'a>(dirty: &[(i32, &'a str)], rounds: &[i32]) -> Commit<'a> {
+        Commit {
+            dirty: dirty.to_vec(),
+            snapshot_rounds: rounds.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dirty_sets_follow_commits_and_snapshot_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        s.commit(&dirty_commit(&[(0, "a"), (1, "a")], &[])).unwrap();
+        s.commit(&dirty_commit(&[(0, "a"), (0, "b")], &[])).unwrap();
+        assert_eq!(s.dirty(0).unwrap(), ["a", "b"]);
+        s.commit(&dirty_commit(&[], &[0])).unwrap();
+        assert!(s.dirty(0).unwrap().is_empty());
+        assert_eq!(s.dirty(1).unwrap(), ["a"]);
+        // after its round, a partition's markers are written again
+        s.commit(&dirty_commit(&[(0, "a")], &[])).unwrap();
+        assert_eq!(s.dirty(0).unwrap(), ["a"]);
+        // a round and new markers in one commit: cleared first, then marked
+        s.commit(&dirty_commit(&[(0, "c"), (0, "a")], &[0]))
+            .unwrap();
+        assert_eq!(s.dirty(0).unwrap(), ["a", "c"]);
+        drop(s);
+        // and all of it is on disk for the next process
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        assert_eq!(s.dirty(0).unwrap(), ["a", "c"]);
+        assert_eq!(s.dirty(1).unwrap(), ["a"]);
+    }
+
+    /// White box: a marker the store knows is stored is not written again. Shown by deleting
+    /// one behind the store's back: a commit listing it again leaves it deleted.
+    #[test]
+    fn a_marker_known_to_be_stored_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let marker = |p: i32, c: &str| {
+            let mut k = dirty_prefix(p);
+            k.extend_from_slice(c.as_bytes());
+            k
+        };
+        s.commit(&dirty_commit(&[(0, "a")], &[])).unwrap();
+        s.db.remove(marker(0, "a")).unwrap();
+        s.commit(&dirty_commit(&[(0, "a"), (1, "a")], &[])).unwrap();
+        assert!(s.dirty(0).unwrap().is_empty(), "known: not rewritten");
+        assert_eq!(s.dirty(1).unwrap(), ["a"], "another partition's is its own");
+        drop(s);
+        // A new process knows nothing until it writes a marker or reads the dirty set.
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        s.db.remove(marker(1, "a")).unwrap();
+        s.commit(&dirty_commit(&[(1, "a")], &[])).unwrap();
+        assert_eq!(
+            s.dirty(1).unwrap(),
+            ["a"],
+            "unknown to this process: written"
+        );
+        s.db.insert(marker(0, "b"), &[][..]).unwrap();
+        assert_eq!(s.dirty(0).unwrap(), ["b"]);
+        s.db.remove(marker(0, "b")).unwrap();
+        s.commit(&dirty_commit(&[(0, "b")], &[])).unwrap();
+        assert!(s.dirty(0).unwrap().is_empty(), "read by dirty(): known");
+    }
+
+    #[test]
+    fn once_each_keeps_the_last_listing_of_each_candidate() {
+        let (a, b, c) = (state("a"), state("b"), state("c"));
+        let mut order = vec![99];
+        once_each(&[&a, &b, &c], &mut order);
+        assert_eq!(order, [0, 1, 2]);
+        once_each(&[&c, &a, &b, &a, &c], &mut order);
+        assert_eq!(order, [3, 2, 4]);
+        once_each(&[], &mut order);
+        assert!(order.is_empty());
     }
 }

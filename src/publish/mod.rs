@@ -103,10 +103,37 @@ impl Publisher {
         value: &[u8],
         headers: OwnedHeaders,
     ) -> Result<(), KafkaError> {
-        let mut record = BaseRecord::to(topic)
-            .key(key)
-            .payload(value)
-            .headers(headers);
+        self.send_record(
+            BaseRecord::to(topic)
+                .key(key)
+                .payload(value)
+                .headers(headers),
+        )
+    }
+
+    /// Enqueues a record for `partition` of `topic` (a record that must land next to the
+    /// records it belongs with, whatever partitioner their producer used).
+    ///
+    /// # Errors
+    /// As [`Publisher::send`].
+    pub fn send_to(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &str,
+        value: &[u8],
+        headers: OwnedHeaders,
+    ) -> Result<(), KafkaError> {
+        self.send_record(
+            BaseRecord::to(topic)
+                .partition(partition)
+                .key(key)
+                .payload(value)
+                .headers(headers),
+        )
+    }
+
+    fn send_record(&self, mut record: BaseRecord<'_, str, [u8]>) -> Result<(), KafkaError> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -136,7 +163,11 @@ impl Publisher {
         group: &ConsumerGroupMetadata,
     ) -> TxnEnd {
         self.await_deliveries();
-        let sent = self.retry(|p, t| p.send_offsets_to_transaction(offsets, group, t));
+        // A batch of timer events alone consumed nothing: no offsets to send.
+        let sent = match offsets.count() {
+            0 => Ok(()),
+            _ => self.retry(|p, t| p.send_offsets_to_transaction(offsets, group, t)),
+        };
         let result = sent.and_then(|()| {
             crate::failpoint::hit(crate::failpoint::AFTER_PRODUCE_BEFORE_COMMIT);
             if crate::failpoint::fires(crate::failpoint::AMBIGUOUS_INSTEAD_OF_COMMIT) {

@@ -280,6 +280,7 @@ pub fn check_limits(e: &Event) -> Result<(), (String, Option<usize>)> {
             bounded("error", error.as_deref().unwrap_or(""))?;
         }
         EventKind::ErasureRequested {} => {}
+        EventKind::DeadlineReached { subject, .. } => bounded("subject", subject)?,
     }
     Ok(())
 }

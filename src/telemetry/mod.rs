@@ -1,5 +1,8 @@
 //! Logging set-up: tracing with JSON output on stderr, filtered by `RUST_LOG` (default `warn`,
-//! so command output on stdout stays clean).
+//! so command output on stdout stays clean). W3C trace context propagation through record
+//! headers is [`trace_context`].
+
+pub mod trace_context;
 
 use tracing_subscriber::{fmt, EnvFilter};
 

@@ -174,3 +174,33 @@ pub fn tail(
     }
     Ok(report)
 }
+
+/// Every event of `topic` (read_committed, partition by partition in offset order), decoded as
+/// `tail` decodes them, and how many records did not decode (those went to the DLQ when the
+/// processor consumed them).
+///
+/// # Errors
+/// Kafka errors, or a decoded row that is not an event.
+pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<(Vec<Event>, u64)> {
+    let opts = TailOptions {
+        topic: topic.to_owned(),
+        from_beginning: true,
+        until_end: true,
+        idle_exit: Some(Duration::from_secs(5)),
+    };
+    let mut rows = Vec::new();
+    let report = tail(config, &opts, &mut rows, &mut std::io::sink())?;
+    let mut log = Vec::new();
+    for line in rows.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let mut row: serde_json::Value = serde_json::from_slice(line)?;
+        let at = (row["partition"].as_i64(), row["offset"].as_i64());
+        let event: Event = serde_json::from_value(row["value"].take())
+            .map_err(|e| anyhow::anyhow!("{topic} at {at:?}: not an event: {e}"))?;
+        log.push((at, event));
+    }
+    log.sort_by_key(|(at, _)| *at);
+    Ok((
+        log.into_iter().map(|(_, e)| e).collect(),
+        report.undecodable,
+    ))
+}

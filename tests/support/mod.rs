@@ -69,3 +69,68 @@ pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
         r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
     }
 }
+
+/// One committed record as read back, bytes and headers untouched (repeated header keys kept,
+/// in order).
+pub struct RawRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Every committed (`read_committed`) record of `topic`'s `partitions` partitions.
+pub fn read_raw(bootstrap: &str, topic: &str, partitions: i32) -> Vec<RawRecord> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::message::{Headers, Message};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("raw-reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut eof = std::collections::BTreeSet::new();
+    while eof.len() < partitions as usize {
+        match c.poll(Duration::from_secs(30)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| {
+                                let v = String::from_utf8_lossy(x.value.unwrap_or_default());
+                                (x.key.to_owned(), v.into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(RawRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().unwrap_or_default().to_vec(),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                eof.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => panic!("reading {topic}: nothing for 30 s"),
+        }
+    }
+    out
+}

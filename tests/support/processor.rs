@@ -84,6 +84,9 @@ impl Setup {
             .env("HIRESTATE_TOPIC_PREFIX", &self.prefix)
             .env("HIRESTATE_GROUP_ID", &self.group)
             .env("HIRESTATE_PARTITIONS", self.partitions.to_string())
+            // Generated events are weeks old: on the wall clock every SLA would have passed.
+            // Timers stay quiet unless a test drives the clock (`tests/processor_timers.rs`).
+            .env("HIRESTATE_CLOCK", "fixed:1970-01-01T00:00:00Z")
             .env("RUST_LOG", "info");
         for (k, v) in env {
             c.env(k, v);

@@ -7,16 +7,17 @@ use super::{
     field_values, opt_string, position, record, string, strings, symbol, timestamp, Fields,
 };
 use crate::codec::CodecError;
-use crate::model::{AckStatus, Event, EventKind, SourceSystem};
+use crate::model::{AckStatus, Event, EventKind, SourceSystem, TimerKind};
 
 /// `payload` branch order in `HiringEvent.avsc`.
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "ApplicationCreated",
     "StageChanged",
     "ScreeningCompleted",
     "FieldsAsserted",
     "WritebackAcked",
     "ErasureRequested",
+    "DeadlineReached",
 ];
 
 const ACK_STATUSES: [AckStatus; 3] = [AckStatus::Confirmed, AckStatus::Failed, AckStatus::Rejected];
@@ -84,6 +85,27 @@ pub(crate) fn to_value(e: &Event) -> Value {
             ]),
         ),
         EventKind::ErasureRequested {} => (5, record(vec![])),
+        EventKind::DeadlineReached {
+            timer,
+            subject,
+            due_at,
+            attempt,
+        } => (
+            6,
+            record(vec![
+                (
+                    "timer",
+                    symbol(position(&TimerKind::ALL, timer), timer.as_str()),
+                ),
+                ("subject", string(subject)),
+                ("due_at", timestamp(*due_at)),
+                // An attempt number never reaches i32::MAX (the policy caps attempts).
+                (
+                    "attempt",
+                    Value::Int(i32::try_from(*attempt).unwrap_or(i32::MAX)),
+                ),
+            ]),
+        ),
     };
     record(vec![
         ("event_id", string(&e.event_id)),
@@ -153,6 +175,14 @@ fn kind_from(name: &'static str, v: Value) -> Result<EventKind, CodecError> {
             remote_ref: f.opt_string("remote_ref")?,
             error: f.opt_string("error")?,
             retryable: f.boolean("retryable")?,
+        },
+        "DeadlineReached" => EventKind::DeadlineReached {
+            timer: f.parsed("timer", |s| {
+                TimerKind::ALL.into_iter().find(|t| t.as_str() == s)
+            })?,
+            subject: f.string("subject")?,
+            due_at: f.timestamp("due_at")?,
+            attempt: f.count("attempt")?,
         },
         _ => EventKind::ErasureRequested {},
     })

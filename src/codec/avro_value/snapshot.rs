@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use apache_avro::types::Value;
 
 use super::event::source_system;
-use super::outbound::COMMAND_OPS;
+use super::outbound::{command_from_value, command_to_value, COMMAND_OPS};
 use super::{
     count, field_values, opt_timestamp, position, record, string, symbol, timestamp, Fields,
 };
@@ -57,6 +57,7 @@ fn application_to_value(a: &Application) -> Value {
                     .collect(),
             ),
         ),
+        ("stuck_alerted", Value::Boolean(a.stuck_alerted)),
     ])
 }
 
@@ -74,6 +75,16 @@ fn command_record_to_value(id: &str, c: &CommandRecord) -> Result<Value, CodecEr
         ("issued_at", timestamp(c.issued_at)),
         ("acked_at", opt_timestamp(c.acked_at)),
         ("attempts", count("CommandRecord", "attempts", c.attempts)?),
+        ("owner", string(&c.owner)),
+        ("retry_at", opt_timestamp(c.retry_at)),
+        ("stuck_alerted", Value::Boolean(c.stuck_alerted)),
+        (
+            "resend",
+            match &c.resend {
+                None => Value::Union(0, Box::new(Value::Null)),
+                Some(cmd) => Value::Union(1, Box::new(command_to_value(cmd)?)),
+            },
+        ),
     ]))
 }
 
@@ -116,6 +127,7 @@ fn application_from_value(v: Value) -> Result<Application, CodecError> {
         stage_entered_at: f.timestamp("stage_entered_at")?,
         fields: f.field_values("fields")?,
         field_sources,
+        stuck_alerted: f.boolean("stuck_alerted")?,
     })
 }
 
@@ -132,6 +144,15 @@ fn command_record_from_value(v: Value) -> Result<(String, CommandRecord), CodecE
         issued_at: f.timestamp("issued_at")?,
         acked_at: f.opt_timestamp("acked_at")?,
         attempts: f.count("attempts")?,
+        owner: f.string("owner")?,
+        retry_at: f.opt_timestamp("retry_at")?,
+        stuck_alerted: f.boolean("stuck_alerted")?,
+        resend: match f.take("resend")? {
+            Value::Union(_, inner) if *inner == Value::Null => None,
+            Value::Null => None,
+            Value::Union(_, inner) => Some(std::sync::Arc::new(command_from_value(*inner)?)),
+            other => Some(std::sync::Arc::new(command_from_value(other)?)),
+        },
     };
     Ok((id, record))
 }
