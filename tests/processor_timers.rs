@@ -199,6 +199,21 @@ fn retries_and_sla_timers_fire_once_across_crashes_and_restores() {
     let greenhouse = setup.tail(&setup.topic("ats.commands.greenhouse.v1"));
     assert_eq!(greenhouse.len(), 3, "{greenhouse:?}");
 
+    // 4. A stored state that does not decode: the store fails to verify at start-up, is moved
+    //    aside and rebuilt from the log; nothing is emitted again.
+    {
+        let db = sled::open(node.state_dir.join("projection")).expect("opening the store");
+        db.insert(b"c/a", &b"\xff not a state"[..])
+            .expect("corrupting");
+        db.flush().expect("flushing");
+    }
+    let report = node.run_to_idle(&setup, 3.0, &[]);
+    let why = report["store_rebuilt"].as_str().unwrap_or_default();
+    assert!(why.contains("does not decode"), "{report}");
+    let (by_id, seen) = alerts(&setup);
+    assert_each_once(&seen);
+    assert_eq!(by_id.len(), 5);
+
     // `kpi --bootstrap` reads the live topic (deadline events included) and agrees with `kpi
     // --from-file` over the same log read back: two commands issued, a's never acked
     // (pending), b's latest ack a failure.

@@ -151,12 +151,24 @@ pub fn run(
         codec = codec.with_registry(url)?;
     }
     std::fs::create_dir_all(&config.state_dir)?;
-    let (store, rebuilt) = project::open_or_rebuild(&config.state_dir.join("projection"))?;
+    let dir = config.state_dir.join("projection");
+    let (mut store, mut rebuilt) = project::open_or_rebuild(&dir)?;
+    // Counting the stored commands decodes every stored state: one that does not decode means
+    // the store fails to verify, and it is rebuilt from Kafka like one that does not open.
+    if let Err(e) = count_stored_commands(&store, &status.metrics) {
+        match e.downcast_ref::<project::StoreError>() {
+            Some(corrupt @ project::StoreError::Corrupt { .. }) => {
+                let why = corrupt.to_string();
+                drop(store);
+                (store, rebuilt) = project::rebuild(&dir, &why)?;
+            }
+            _ => return Err(e),
+        }
+    }
     if let Some(why) = &rebuilt {
         tracing::warn!(reason = %why, "state store rebuilt from Kafka");
     }
     let store: Arc<dyn Store + Sync> = Arc::new(store);
-    count_stored_commands(store.as_ref(), &status.metrics)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use crate::model::CandidateState;
 
-pub use sled_store::{open_or_rebuild, SledStore, FORMAT};
+pub use sled_store::{open_or_rebuild, rebuild, SledStore, FORMAT};
 
 /// A store failure: the processor stops (its state would otherwise silently diverge).
 #[derive(Debug, Error)]

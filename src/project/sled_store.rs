@@ -126,16 +126,23 @@ impl SledStore {
 pub fn open_or_rebuild(dir: &Path) -> Result<(SledStore, Option<String>), StoreError> {
     match SledStore::open(dir) {
         Ok(s) => Ok((s, None)),
-        Err(e) => {
-            let aside = (1..)
-                .map(|n| PathBuf::from(format!("{}.broken-{n}", dir.display())))
-                .find(|p| !p.exists())
-                .unwrap_or_else(|| dir.with_extension("broken"));
-            let _ = std::fs::rename(dir, &aside);
-            let reason = format!("{e}; moved aside to {}", aside.display());
-            SledStore::open(dir).map(|s| (s, Some(reason)))
-        }
+        Err(e) => rebuild(dir, &e.to_string()),
     }
+}
+
+/// Moves the store at `dir` aside (as `<dir>.broken-<n>`, for a post-mortem) because of `why`
+/// and opens a fresh one there, to be rebuilt from Kafka. Returns it with the reason.
+///
+/// # Errors
+/// When the fresh store cannot be opened.
+pub fn rebuild(dir: &Path, why: &str) -> Result<(SledStore, Option<String>), StoreError> {
+    let aside = (1..)
+        .map(|n| PathBuf::from(format!("{}.broken-{n}", dir.display())))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.with_extension("broken"));
+    let _ = std::fs::rename(dir, &aside);
+    let reason = format!("{why}; moved aside to {}", aside.display());
+    SledStore::open(dir).map(|s| (s, Some(reason)))
 }
 
 /// Fills `order` with one index into `states` per candidate — its last listing — so each
