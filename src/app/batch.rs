@@ -251,18 +251,21 @@ impl<'a> BatchFolder<'a> {
                 .get_mut(&event.candidate_id)
                 .expect("inserted above");
             // A span per event, for the sampled share of traces (by trace id, so vendor,
-            // hirestate and sink sample the same traces).
-            let trace = TraceContext::for_event(r.trace.as_ref(), &event.event_id);
-            let _event_span = trace.within_ratio(self.trace_sample_ratio).then(|| {
-                tracing::debug_span!(
-                    "event",
-                    event_id = %event.event_id,
-                    trace_id = %trace.trace_id_hex(),
-                    partition = r.partition,
-                    offset = r.offset
-                )
-                .entered()
-            });
+            // hirestate and sink sample the same traces); nothing is computed unless `debug`
+            // is on.
+            let _event_span = tracing::enabled!(tracing::Level::DEBUG)
+                .then(|| TraceContext::for_event(r.trace.as_ref(), &event.event_id))
+                .filter(|trace| trace.within_ratio(self.trace_sample_ratio))
+                .map(|trace| {
+                    tracing::debug_span!(
+                        "event",
+                        event_id = %event.event_id,
+                        trace_id = %trace.trace_id_hex(),
+                        partition = r.partition,
+                        offset = r.offset
+                    )
+                    .entered()
+                });
             let before = metrics::status_before(state, &event);
             let stuck_before = metrics::stuck_of(state, &event);
             let outcome = fold::apply(state, &event, self.policy);
