@@ -4,21 +4,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hirestate");
 
-/// The shipped policy directory (a stale digest fails here, not silently re-signed).
-fn policy_dir() -> &'static Path {
-    static D: OnceLock<PathBuf> = OnceLock::new();
-    D.get_or_init(|| {
-        let dir = hirestate::policy::default_dir();
-        hirestate::policy::load(&dir).expect("the shipped policy loads");
-        dir
-    })
-}
+mod support;
+
+use support::policy_dir;
 
 fn kpi(file: &Path, extra: &[&str]) -> Output {
     Command::new(BIN)

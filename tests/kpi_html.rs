@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use hirestate::kpi::{self, ConflictTally, KpiReport};
 use hirestate::policy::{Policy, Stage, Transition};
@@ -24,15 +23,9 @@ const CHARTS: [&str; 4] = [
 ];
 const MACHINE: &str = "chart-state-machine";
 
-/// The shipped policy directory (a stale digest fails here, not silently re-signed).
-fn policy_dir() -> &'static Path {
-    static D: OnceLock<PathBuf> = OnceLock::new();
-    D.get_or_init(|| {
-        let dir = hirestate::policy::default_dir();
-        hirestate::policy::load(&dir).expect("the shipped policy loads");
-        dir
-    })
-}
+mod support;
+
+use support::policy_dir;
 
 fn policy() -> Policy {
     hirestate::policy::load(policy_dir()).expect("the shipped policy loads")

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -20,15 +19,9 @@ fn expected_id(event_id: &str, op: &str, target: &str) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The shipped policy directory (a stale digest fails here, not silently re-signed).
-fn policy_dir() -> &'static Path {
-    static D: OnceLock<PathBuf> = OnceLock::new();
-    D.get_or_init(|| {
-        let dir = hirestate::policy::default_dir();
-        hirestate::policy::load(&dir).expect("the shipped policy loads");
-        dir
-    })
-}
+mod support;
+
+use support::policy_dir;
 
 fn event(id: &str, source: &str, at: &str, kind: Value) -> String {
     let mut e = json!({

@@ -134,3 +134,14 @@ pub fn read_raw(bootstrap: &str, topic: &str, partitions: i32) -> Vec<RawRecord>
     }
     out
 }
+
+/// The shipped policy directory, checked to load once (a stale digest fails here, not silently
+/// re-signed).
+pub fn policy_dir() -> &'static std::path::Path {
+    static D: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        let dir = hirestate::policy::default_dir();
+        hirestate::policy::load(&dir).expect("the shipped policy loads");
+        dir
+    })
+}
