@@ -108,6 +108,13 @@ impl Outputs {
         outcome: &Outcome,
         policy: &Policy,
     ) -> anyhow::Result<()> {
+        // Most events emit nothing (acks, duplicates, stale moves): no trace id to derive then.
+        if outcome.commands.is_empty()
+            && outcome.alerts.is_empty()
+            && outcome.decision.reason().is_none()
+        {
+            return Ok(());
+        }
         let key = event.candidate_id.as_str();
         let trace = TraceContext::for_event(inbound, &event.event_id);
         for c in &outcome.commands {

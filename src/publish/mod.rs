@@ -103,12 +103,7 @@ impl Publisher {
         value: &[u8],
         headers: OwnedHeaders,
     ) -> Result<(), KafkaError> {
-        self.send_record(
-            BaseRecord::to(topic)
-                .key(key)
-                .payload(value)
-                .headers(headers),
-        )
+        self.send_record(record(topic, key, value, headers))
     }
 
     /// Enqueues a record for `partition` of `topic` (a record that must land next to the
@@ -124,13 +119,7 @@ impl Publisher {
         value: &[u8],
         headers: OwnedHeaders,
     ) -> Result<(), KafkaError> {
-        self.send_record(
-            BaseRecord::to(topic)
-                .partition(partition)
-                .key(key)
-                .payload(value)
-                .headers(headers),
-        )
+        self.send_record(record(topic, key, value, headers).partition(partition))
     }
 
     fn send_record(&self, mut record: BaseRecord<'_, str, [u8]>) -> Result<(), KafkaError> {
@@ -259,4 +248,17 @@ impl Publisher {
             }
         }
     }
+}
+
+/// A keyed record of `topic` with `headers`, for the default partitioner.
+fn record<'a>(
+    topic: &'a str,
+    key: &'a str,
+    value: &'a [u8],
+    headers: OwnedHeaders,
+) -> BaseRecord<'a, str, [u8]> {
+    BaseRecord::to(topic)
+        .key(key)
+        .payload(value)
+        .headers(headers)
 }

@@ -3,7 +3,7 @@
 //! tick: how tests drive the clock of a processor running in another process).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::model::Timestamp;
 
@@ -33,19 +33,45 @@ impl Clock for FixedClock {
 }
 
 /// The RFC 3339 time in a file, re-read at every call. A missing or unreadable file reads as
-/// the beginning of time (nothing fires) and is logged.
-#[derive(Debug)]
-pub struct FileClock(pub PathBuf);
+/// the beginning of time (nothing fires) and is logged once per distinct problem (the clock is
+/// read at every idle tick).
+#[derive(Debug, Default)]
+pub struct FileClock {
+    pub path: PathBuf,
+    last_problem: Mutex<Option<String>>,
+}
+
+impl FileClock {
+    pub fn new(path: PathBuf) -> FileClock {
+        FileClock {
+            path,
+            last_problem: Mutex::default(),
+        }
+    }
+}
 
 impl Clock for FileClock {
     fn now(&self) -> Timestamp {
-        let read = std::fs::read_to_string(&self.0)
+        let read = std::fs::read_to_string(&self.path)
             .map_err(|e| e.to_string())
             .and_then(|s| Timestamp::parse_rfc3339(s.trim()));
-        read.unwrap_or_else(|why| {
-            tracing::warn!(file = %self.0.display(), %why, "clock file unreadable; no timer fires");
-            Timestamp(i64::MIN)
-        })
+        let mut last = self
+            .last_problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match read {
+            Ok(t) => {
+                *last = None;
+                t
+            }
+            Err(why) => {
+                if last.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(file = %self.path.display(), %why, "clock file unreadable; no timer fires");
+                    *last = Some(why);
+                }
+                Timestamp(i64::MIN)
+            }
+        }
     }
 }
 
@@ -59,7 +85,7 @@ pub fn from_spec(spec: &str) -> Result<Arc<dyn Clock>, String> {
         Some(("fixed", t)) => Timestamp::parse_rfc3339(t)
             .map(|t| Arc::new(FixedClock(t)) as Arc<dyn Clock>)
             .map_err(|e| format!("clock {spec:?}: the time is not RFC 3339: {e}")),
-        Some(("file", path)) if !path.is_empty() => Ok(Arc::new(FileClock(path.into()))),
+        Some(("file", path)) if !path.is_empty() => Ok(Arc::new(FileClock::new(path.into()))),
         _ => Err(format!(
             "clock {spec:?} is not one of: wall, fixed:<RFC 3339 time>, file:<path>"
         )),
