@@ -126,8 +126,17 @@ impl SledStore {
 pub fn open_or_rebuild(dir: &Path) -> Result<(SledStore, Option<String>), StoreError> {
     match SledStore::open(dir) {
         Ok(s) => Ok((s, None)),
+        // Held by another process: nothing is wrong with it, and it is not ours to move.
+        Err(e) if is_locked(&e) => Err(e),
         Err(e) => rebuild(dir, &e.to_string()),
     }
+}
+
+/// Whether `e` is sled failing to take the store's file lock (another process has it open).
+pub fn is_locked(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sled { source: sled::Error::Io(io), .. }
+        if io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().contains("could not acquire lock"))
 }
 
 /// Moves the store at `dir` aside (as `<dir>.broken-<n>`, for a post-mortem) because of `why`
@@ -311,11 +320,46 @@ impl Store for SledStore {
 mod tests {
     use super::*;
 
+    /// Opens the store at `path` again in this process: sled's background flusher may still
+    /// hold the file lock for a moment after the previous handle was dropped.
+    fn reopen<T>(path: &Path, open: impl Fn(&Path) -> Result<T, StoreError>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match open(path) {
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => return r.unwrap(),
+            }
+        }
+    }
+
     fn state(id: &str) -> CandidateState {
         CandidateState {
             candidate_id: id.to_owned(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_store_another_handle_holds_is_refused_not_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let held = SledStore::open(&path).unwrap();
+        let a = state("a");
+        held.commit(&Commit {
+            states: vec![&a],
+            ..Default::default()
+        })
+        .unwrap();
+        let err = open_or_rebuild(&path).map(|_| ()).unwrap_err();
+        assert!(is_locked(&err), "{err}");
+        assert!(err.to_string().contains("lock"), "{err}");
+        assert!(
+            !dir.path().join("db.broken-1").exists(),
+            "nothing moved aside"
+        );
+        assert_eq!(held.candidate("a").unwrap(), Some(a));
     }
 
     #[test]
@@ -448,7 +492,7 @@ mod tests {
         assert_eq!(s.next_offset("events", 0).unwrap(), None);
         drop(s);
         // The rebuilt store carries the new marker, so it opens as it is next time.
-        let (s, rebuilt) = open_or_rebuild(&path).unwrap();
+        let (s, rebuilt) = reopen(&path, open_or_rebuild);
         assert_eq!(rebuilt, None);
         assert_eq!(s.db.get(META).unwrap().unwrap(), FORMAT);
     }
@@ -530,7 +574,7 @@ mod tests {
         assert_eq!(s.dirty(0).unwrap(), ["a", "c"]);
         drop(s);
         // and all of it is on disk for the next process
-        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let s = reopen(&dir.path().join("db"), SledStore::open);
         assert_eq!(s.dirty(0).unwrap(), ["a", "c"]);
         assert_eq!(s.dirty(1).unwrap(), ["a"]);
     }
@@ -553,7 +597,7 @@ mod tests {
         assert_eq!(s.dirty(1).unwrap(), ["a"], "another partition's is its own");
         drop(s);
         // A new process knows nothing until it writes a marker or reads the dirty set.
-        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let s = reopen(&dir.path().join("db"), SledStore::open);
         s.db.remove(marker(1, "a")).unwrap();
         s.commit(&dirty_commit(&[(1, "a")], &[])).unwrap();
         assert_eq!(
