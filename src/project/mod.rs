@@ -6,7 +6,9 @@
 //! Invariants:
 //! - The processor writes here only after `commit_transaction` succeeded, in ONE atomic
 //!   [`Store::commit`] carrying the batch's states, offsets and snapshot bookkeeping. So the
-//!   store can be behind Kafka (a crash between commit and write), never ahead.
+//!   store can be behind Kafka (a crash between commit and write), never ahead. The write runs
+//!   behind the processor (it folds the next batch meanwhile), in order, and every read waits
+//!   for the writes before it.
 //! - Nothing here needs a flush to be correct: losing the newest writes only puts the store
 //!   further behind, which restore on assignment repairs by folding the gap.
 //! - A store that fails to open or to verify its format marker is moved aside and rebuilt from
@@ -71,11 +73,18 @@ pub trait Store: Send {
     /// # Errors
     /// Storage failures.
     fn dirty(&self, partition: i32) -> Result<Vec<String>, StoreError>;
-    /// Applies `commit` atomically.
+    /// Applies `commit` atomically, after the commits before it. The write may still be running
+    /// when this returns; every later read sees it, and a write that failed is reported by the
+    /// next call (nothing of that commit is applied then).
     ///
     /// # Errors
-    /// Storage failures; nothing of `commit` is applied then.
+    /// Storage failures: this commit's, or the failed write of the one before.
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
+    /// Waits until every commit so far is applied (not necessarily durable: see `flush`).
+    ///
+    /// # Errors
+    /// The failure of a write still running.
+    fn settle(&self) -> Result<(), StoreError>;
     /// Up to `limit` deadline index entries of `partition` due at or before `now`, earliest
     /// first, with their keys.
     ///

@@ -1,9 +1,24 @@
 //! [`Store`] on sled: one tree, key prefixes `c/` (candidate → state, [`state_codec`]), `o/`
 //! (topic NUL partition → next offset, big-endian i64), `d/` (partition BE, candidate → dirty
 //! marker) and the `meta/format` marker. One tree means one `apply_batch` is one atomic write.
+//!
+//! Write-behind: [`Store::commit`] encodes the batch on the caller's thread, then applies it on
+//! a writer thread of its own and returns, so sled's write of batch N overlaps the folding of
+//! batch N+1. Invariants (tests below):
+//! - Writes are applied one at a time, in commit order: a commit first waits for the write
+//!   before it ([`Store::settle`]).
+//! - Reads see every commit made before them: each read settles first — except
+//!   [`Store::candidate`] of an id the store has never held, which answers `None` without
+//!   touching sled (sled blocks every reader while a batch applies, so such a read would wait
+//!   for the whole write). The set of ids it knows is a superset of the stored ones: loaded at
+//!   open from the keys, extended before each write, never shrunk.
+//! - A write that fails is reported by the next call (commit, read, flush or settle), and the
+//!   store's dirty-marker cache is dropped; the processor stops on it, the store is behind
+//!   Kafka, never ahead, and restore repairs that as after a crash.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -22,6 +37,10 @@ pub struct SledStore {
     db: sled::Db,
     /// What commits reuse: buffers, and the dirty markers known to be stored.
     scratch: Mutex<Scratch>,
+    /// The write of the last commit, while it may still be running.
+    writing: Mutex<Option<JoinHandle<sled::Result<()>>>>,
+    /// Every candidate id stored or being written (see the module doc).
+    known: Mutex<FxHashSet<Box<str>>>,
 }
 
 #[derive(Default)]
@@ -102,11 +121,41 @@ impl SledStore {
                 })
             }
         }
+        let mut known = FxHashSet::default();
+        for k in db.scan_prefix(b"c/").keys() {
+            if let Ok(id) = std::str::from_utf8(&k.map_err(sled_err)?[2..]) {
+                known.insert(id.into());
+            }
+        }
         Ok(SledStore {
             path,
             db,
             scratch: Mutex::default(),
+            writing: Mutex::default(),
+            known: Mutex::new(known),
         })
+    }
+
+    /// Waits for the write of the last commit to be applied.
+    ///
+    /// # Errors
+    /// That write's failure (sled's error, or its thread's panic).
+    fn wait_written(&self) -> Result<(), StoreError> {
+        let Some(writer) = lock(&self.writing).take() else {
+            return Ok(());
+        };
+        let failure = match writer.join() {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => self.err(e),
+            Err(_) => StoreError::Verify {
+                path: self.path.clone(),
+                what: "the store's writer thread panicked".to_owned(),
+            },
+        };
+        // Markers recorded as stored by the failed write may not be: forget them all (that
+        // only costs rewrites).
+        lock(&self.scratch).marked.clear();
+        Err(failure)
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
@@ -168,8 +217,25 @@ fn once_each(states: &[&CandidateState], order: &mut Vec<usize>) {
     order.dedup_by(|dropped, kept| id(*dropped) == id(*kept));
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for SledStore {
+    /// The last write lands before sled closes.
+    fn drop(&mut self) {
+        if let Err(e) = self.wait_written() {
+            tracing::error!(error = %e, "the last store write failed");
+        }
+    }
+}
+
 impl Store for SledStore {
     fn candidate(&self, candidate: &str) -> Result<Option<CandidateState>, StoreError> {
+        if !lock(&self.known).contains(candidate) {
+            return Ok(None);
+        }
+        self.wait_written()?;
         let Some(bytes) = self
             .db
             .get(candidate_key(candidate))
@@ -186,6 +252,7 @@ impl Store for SledStore {
     }
 
     fn next_offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
+        self.wait_written()?;
         Ok(self
             .db
             .get(offset_key(topic, partition))
@@ -195,8 +262,9 @@ impl Store for SledStore {
     }
 
     fn dirty(&self, partition: i32) -> Result<Vec<String>, StoreError> {
+        self.wait_written()?;
         let prefix = dirty_prefix(partition);
-        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut scratch = lock(&self.scratch);
         let marked = scratch.marked.entry(partition).or_default();
         let mut dirty = Vec::new();
         for k in self.db.scan_prefix(&prefix).keys() {
@@ -214,9 +282,10 @@ impl Store for SledStore {
     }
 
     fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
+        self.wait_written()?;
         // The buffers hold nothing between commits, and `marked` is only ever short of the
-        // truth: a panic elsewhere cannot leave them wrong.
-        let mut scratch = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        // truth (a failed write clears it): a panic elsewhere cannot leave them wrong.
+        let mut scratch = lock(&self.scratch);
         let Scratch {
             key,
             value,
@@ -232,6 +301,7 @@ impl Store for SledStore {
             }
         }
         once_each(&commit.states, order);
+        let mut known = lock(&self.known);
         for &i in order.iter() {
             let state = commit.states[i];
             key.clear();
@@ -241,7 +311,11 @@ impl Store for SledStore {
             state_codec::encode(state, value);
             // Copied into sled's own buffers: short keys inline, values in one allocation each.
             batch.insert(&key[..], &value[..]);
+            if !known.contains(state.candidate_id.as_str()) {
+                known.insert(state.candidate_id.as_str().into());
+            }
         }
+        drop(known);
         for (topic, partition, next) in &commit.offsets {
             batch.insert(offset_key(topic, *partition), &next.to_be_bytes());
         }
@@ -266,7 +340,12 @@ impl Store for SledStore {
         for k in &commit.timers_done {
             batch.remove(&k[..]);
         }
-        self.db.apply_batch(batch).map_err(|e| self.err(e))?;
+        let db = self.db.clone();
+        let writer = std::thread::Builder::new()
+            .name("hirestate-store-writer".to_owned())
+            .spawn(move || db.apply_batch(batch))
+            .map_err(|e| self.err(sled::Error::Io(e)))?;
+        *lock(&self.writing) = Some(writer);
         for &i in marking.iter() {
             let (partition, candidate) = commit.dirty[i];
             marked
@@ -283,6 +362,7 @@ impl Store for SledStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, index::Entry)>, StoreError> {
+        self.wait_written()?;
         let from = index::partition_prefix(partition);
         self.db
             .range(from..index::due_bound(partition, now))
@@ -299,6 +379,7 @@ impl Store for SledStore {
     }
 
     fn all_candidates(&self) -> Result<Vec<CandidateState>, StoreError> {
+        self.wait_written()?;
         self.db
             .scan_prefix(b"c/")
             .map(|kv| {
@@ -311,7 +392,12 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn settle(&self) -> Result<(), StoreError> {
+        self.wait_written()
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
+        self.wait_written()?;
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 }
@@ -508,6 +594,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
+        s.settle().unwrap();
         let stored = s.db.get(b"c/a").unwrap().unwrap();
         assert_eq!(
             stored.as_ref(),
@@ -520,8 +607,12 @@ mod tests {
     #[test]
     fn a_state_that_does_not_decode_is_reported_with_its_key() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let path = dir.path().join("db");
+        let s = SledStore::open(&path).unwrap();
         s.db.insert(b"c/bad", &[2, 0, 9, b'x'][..]).unwrap();
+        drop(s);
+        // Reopened: the store learns the ids it holds from its keys.
+        let s = reopen(&path, SledStore::open);
         let err = s.candidate("bad").unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -530,6 +621,44 @@ mod tests {
         );
         let err = s.all_candidates().unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { candidate, .. } if candidate == "bad"));
+    }
+
+    /// Commits write behind: a read right after a commit sees it, and so does a fresh handle
+    /// after the store was dropped (the last write lands before sled closes); an id the store
+    /// never held is absent without a read.
+    #[test]
+    fn reads_see_every_commit_before_them_across_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = SledStore::open(&path).unwrap();
+        let states: Vec<CandidateState> = (0..300).map(|i| state(&format!("c{i:03}"))).collect();
+        for (n, chunk) in states.chunks(50).enumerate() {
+            s.commit(&Commit {
+                states: chunk.iter().collect(),
+                offsets: vec![("t", 0, n as i64 + 1)],
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(
+                s.candidate(&chunk[0].candidate_id).unwrap().as_ref(),
+                Some(&chunk[0])
+            );
+            assert_eq!(s.next_offset("t", 0).unwrap(), Some(n as i64 + 1));
+        }
+        assert_eq!(s.candidate("never").unwrap(), None);
+        let last = state("last");
+        s.commit(&Commit {
+            states: vec![&last],
+            offsets: vec![("t", 0, 99)],
+            ..Default::default()
+        })
+        .unwrap();
+        drop(s);
+        let s = reopen(&path, SledStore::open);
+        assert_eq!(s.next_offset("t", 0).unwrap(), Some(99));
+        assert_eq!(s.candidate("last").unwrap(), Some(last));
+        assert_eq!(s.candidate("c299").unwrap().as_ref(), Some(&states[299]));
+        assert_eq!(s.all_candidates().unwrap().len(), 301);
     }
 
     #[test]
@@ -591,6 +720,8 @@ mod tests {
             k
         };
         s.commit(&dirty_commit(&[(0, "a")], &[])).unwrap();
+        // Behind the store's back (so after its write landed): the marker goes.
+        s.settle().unwrap();
         s.db.remove(marker(0, "a")).unwrap();
         s.commit(&dirty_commit(&[(0, "a"), (1, "a")], &[])).unwrap();
         assert!(s.dirty(0).unwrap().is_empty(), "known: not rewritten");
