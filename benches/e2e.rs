@@ -387,7 +387,7 @@ fn processor_path(
             black_box(outcome);
         }
         let t = Instant::now();
-        store.commit(&Commit {
+        store.commit(Commit {
             states: touched.iter().filter_map(|c| states.get(c)).collect(),
             offsets: vec![(TOPIC, 0, (i * batch + chunk.len()) as i64)],
             dirty: touched.iter().map(|c| (0, c.as_str())).collect(),

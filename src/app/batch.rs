@@ -370,7 +370,7 @@ impl<'a> BatchFolder<'a> {
             .filter(|(p, _)| !rounds.contains(p))
             .map(|(p, c)| (*p, c.as_str()))
             .collect();
-        store.commit(&Commit {
+        store.commit(Commit {
             states,
             offsets: next
                 .iter()

@@ -179,7 +179,7 @@ pub fn restore(
                 })
         })
         .collect();
-    env.store.commit(&Commit {
+    env.store.commit(Commit {
         states: write,
         offsets: vec![(events, partition, target)],
         dirty: touched.iter().map(|c| (partition, c.as_str())).collect(),

@@ -79,7 +79,7 @@ pub trait Store: Send {
     ///
     /// # Errors
     /// Storage failures: this commit's, or the failed write of the one before.
-    fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError>;
+    fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
     /// Waits until every commit so far is applied (not necessarily durable: see `flush`).
     ///
     /// # Errors

@@ -281,7 +281,7 @@ impl Store for SledStore {
         Ok(dirty)
     }
 
-    fn commit(&self, commit: &Commit<'_>) -> Result<(), StoreError> {
+    fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
         self.wait_written()?;
         // The buffers hold nothing between commits, and `marked` is only ever short of the
         // truth (a failed write clears it): a panic elsewhere cannot leave them wrong.
@@ -334,16 +334,21 @@ impl Store for SledStore {
             batch.insert(&key[..], &[]);
             marking.push(i);
         }
-        for entry in &commit.timers {
-            batch.insert(entry.key(), entry.value());
-        }
-        for k in &commit.timers_done {
-            batch.remove(&k[..]);
-        }
+        // The deadline index is keyed and encoded on the writer thread: it owns those.
+        let (timers, timers_done) = (commit.timers, commit.timers_done);
         let db = self.db.clone();
         let writer = std::thread::Builder::new()
             .name("hirestate-store-writer".to_owned())
-            .spawn(move || db.apply_batch(batch))
+            .spawn(move || {
+                for entry in &timers {
+                    batch.insert(entry.key(), entry.value());
+                }
+                // After the inserts: an entry scheduled and fired in one batch is gone.
+                for k in timers_done {
+                    batch.remove(k);
+                }
+                db.apply_batch(batch)
+            })
             .map_err(|e| self.err(sled::Error::Io(e)))?;
         *lock(&self.writing) = Some(writer);
         for &i in marking.iter() {
@@ -433,7 +438,7 @@ mod tests {
         let path = dir.path().join("db");
         let held = SledStore::open(&path).unwrap();
         let a = state("a");
-        held.commit(&Commit {
+        held.commit(Commit {
             states: vec![&a],
             ..Default::default()
         })
@@ -466,7 +471,7 @@ mod tests {
             },
         };
         let (e1, e2, e3) = (entry(0, 10, "x"), entry(0, 20, "y"), entry(1, 5, "z"));
-        s.commit(&Commit {
+        s.commit(Commit {
             timers: vec![e2.clone(), e1.clone(), e3.clone()],
             ..Default::default()
         })
@@ -489,7 +494,7 @@ mod tests {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        s.commit(&Commit {
+        s.commit(Commit {
             timers_done: done,
             ..Default::default()
         })
@@ -502,7 +507,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(&dir.path().join("db")).unwrap();
         let (a, b) = (state("a"), state("b"));
-        s.commit(&Commit {
+        s.commit(Commit {
             states: vec![&a, &b],
             offsets: vec![("events", 0, 10), ("events", 1, 3)],
             dirty: vec![(0, "a"), (1, "b")],
@@ -513,7 +518,7 @@ mod tests {
         assert_eq!(s.candidate("zz").unwrap(), None);
         assert_eq!(s.next_offset("events", 0).unwrap(), Some(10));
         assert_eq!(s.next_offset("events", 2).unwrap(), None);
-        s.commit(&Commit {
+        s.commit(Commit {
             snapshot_rounds: vec![0],
             offsets: vec![("events", 0, 11)],
             ..Default::default()
@@ -589,7 +594,7 @@ mod tests {
         let s = SledStore::open(&dir.path().join("db")).unwrap();
         let mut a = state("a");
         a.seen_event_ids.insert("e1".to_owned());
-        s.commit(&Commit {
+        s.commit(Commit {
             states: vec![&a],
             ..Default::default()
         })
@@ -633,7 +638,7 @@ mod tests {
         let s = SledStore::open(&path).unwrap();
         let states: Vec<CandidateState> = (0..300).map(|i| state(&format!("c{i:03}"))).collect();
         for (n, chunk) in states.chunks(50).enumerate() {
-            s.commit(&Commit {
+            s.commit(Commit {
                 states: chunk.iter().collect(),
                 offsets: vec![("t", 0, n as i64 + 1)],
                 ..Default::default()
@@ -647,7 +652,7 @@ mod tests {
         }
         assert_eq!(s.candidate("never").unwrap(), None);
         let last = state("last");
-        s.commit(&Commit {
+        s.commit(Commit {
             states: vec![&last],
             offsets: vec![("t", 0, 99)],
             ..Default::default()
@@ -667,7 +672,7 @@ mod tests {
         let s = SledStore::open(&dir.path().join("db")).unwrap();
         let (a1, b, mut a2) = (state("a"), state("b"), state("a"));
         a2.seen_event_ids.insert("e2".to_owned());
-        s.commit(&Commit {
+        s.commit(Commit {
             states: vec![&a1, &b, &a2],
             ..Default::default()
         })
@@ -688,18 +693,17 @@ mod tests {
     fn dirty_sets_follow_commits_and_snapshot_rounds() {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(&dir.path().join("db")).unwrap();
-        s.commit(&dirty_commit(&[(0, "a"), (1, "a")], &[])).unwrap();
-        s.commit(&dirty_commit(&[(0, "a"), (0, "b")], &[])).unwrap();
+        s.commit(dirty_commit(&[(0, "a"), (1, "a")], &[])).unwrap();
+        s.commit(dirty_commit(&[(0, "a"), (0, "b")], &[])).unwrap();
         assert_eq!(s.dirty(0).unwrap(), ["a", "b"]);
-        s.commit(&dirty_commit(&[], &[0])).unwrap();
+        s.commit(dirty_commit(&[], &[0])).unwrap();
         assert!(s.dirty(0).unwrap().is_empty());
         assert_eq!(s.dirty(1).unwrap(), ["a"]);
         // after its round, a partition's markers are written again
-        s.commit(&dirty_commit(&[(0, "a")], &[])).unwrap();
+        s.commit(dirty_commit(&[(0, "a")], &[])).unwrap();
         assert_eq!(s.dirty(0).unwrap(), ["a"]);
         // a round and new markers in one commit: cleared first, then marked
-        s.commit(&dirty_commit(&[(0, "c"), (0, "a")], &[0]))
-            .unwrap();
+        s.commit(dirty_commit(&[(0, "c"), (0, "a")], &[0])).unwrap();
         assert_eq!(s.dirty(0).unwrap(), ["a", "c"]);
         drop(s);
         // and all of it is on disk for the next process
@@ -719,18 +723,18 @@ mod tests {
             k.extend_from_slice(c.as_bytes());
             k
         };
-        s.commit(&dirty_commit(&[(0, "a")], &[])).unwrap();
+        s.commit(dirty_commit(&[(0, "a")], &[])).unwrap();
         // Behind the store's back (so after its write landed): the marker goes.
         s.settle().unwrap();
         s.db.remove(marker(0, "a")).unwrap();
-        s.commit(&dirty_commit(&[(0, "a"), (1, "a")], &[])).unwrap();
+        s.commit(dirty_commit(&[(0, "a"), (1, "a")], &[])).unwrap();
         assert!(s.dirty(0).unwrap().is_empty(), "known: not rewritten");
         assert_eq!(s.dirty(1).unwrap(), ["a"], "another partition's is its own");
         drop(s);
         // A new process knows nothing until it writes a marker or reads the dirty set.
         let s = reopen(&dir.path().join("db"), SledStore::open);
         s.db.remove(marker(1, "a")).unwrap();
-        s.commit(&dirty_commit(&[(1, "a")], &[])).unwrap();
+        s.commit(dirty_commit(&[(1, "a")], &[])).unwrap();
         assert_eq!(
             s.dirty(1).unwrap(),
             ["a"],
@@ -739,7 +743,7 @@ mod tests {
         s.db.insert(marker(0, "b"), &[][..]).unwrap();
         assert_eq!(s.dirty(0).unwrap(), ["b"]);
         s.db.remove(marker(0, "b")).unwrap();
-        s.commit(&dirty_commit(&[(0, "b")], &[])).unwrap();
+        s.commit(dirty_commit(&[(0, "b")], &[])).unwrap();
         assert!(s.dirty(0).unwrap().is_empty(), "read by dirty(): known");
     }
 
