@@ -16,6 +16,7 @@
 
 mod sled_store;
 pub mod state_codec;
+mod write_behind;
 
 use thiserror::Error;
 

@@ -18,10 +18,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::thread::JoinHandle;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::write_behind::{Failed, WriteBehind};
 use super::{state_codec, Commit, Store, StoreError};
 use crate::model::{CandidateState, Timestamp};
 use crate::timers::index;
@@ -38,7 +38,7 @@ pub struct SledStore {
     /// What commits reuse: buffers, and the dirty markers known to be stored.
     scratch: Mutex<Scratch>,
     /// The write of the last commit, while it may still be running.
-    writing: Mutex<Option<JoinHandle<sled::Result<()>>>>,
+    writer: Mutex<WriteBehind>,
     /// Every candidate id stored or being written (see the module doc).
     known: Mutex<FxHashSet<Box<str>>>,
 }
@@ -127,11 +127,12 @@ impl SledStore {
                 known.insert(id.into());
             }
         }
+        let writer = WriteBehind::start().map_err(|e| sled_err(sled::Error::Io(e)))?;
         Ok(SledStore {
             path,
             db,
             scratch: Mutex::default(),
-            writing: Mutex::default(),
+            writer: Mutex::new(writer),
             known: Mutex::new(known),
         })
     }
@@ -141,21 +142,22 @@ impl SledStore {
     /// # Errors
     /// That write's failure (sled's error, or its thread's panic).
     fn wait_written(&self) -> Result<(), StoreError> {
-        let Some(writer) = lock(&self.writing).take() else {
-            return Ok(());
-        };
-        let failure = match writer.join() {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) => self.err(e),
-            Err(_) => StoreError::Verify {
+        let waited = lock(&self.writer).wait();
+        waited.map_err(|f| {
+            forget_marks(&mut lock(&self.scratch).marked);
+            self.failure(f)
+        })
+    }
+
+    /// A write that did not land, as the caller's error.
+    fn failure(&self, f: Failed) -> StoreError {
+        match f {
+            Failed::Sled(e) => self.err(e),
+            Failed::WriterGone => StoreError::Verify {
                 path: self.path.clone(),
                 what: "the store's writer thread panicked".to_owned(),
             },
-        };
-        // Markers recorded as stored by the failed write may not be: forget them all (that
-        // only costs rewrites).
-        lock(&self.scratch).marked.clear();
-        Err(failure)
+        }
     }
 
     fn err(&self, source: sled::Error) -> StoreError {
@@ -215,6 +217,12 @@ fn once_each(states: &[&CandidateState], order: &mut Vec<usize>) {
     }
     order.sort_unstable_by(|a, b| id(*a).cmp(id(*b)).then(b.cmp(a)));
     order.dedup_by(|dropped, kept| id(*dropped) == id(*kept));
+}
+
+/// After a write that failed: markers it recorded as stored may not be, so all are forgotten
+/// (that only costs rewrites).
+fn forget_marks(marked: &mut FxHashMap<i32, FxHashSet<Box<str>>>) {
+    marked.clear();
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -337,20 +345,21 @@ impl Store for SledStore {
         // The deadline index is keyed and encoded on the writer thread: it owns those.
         let (timers, timers_done) = (commit.timers, commit.timers_done);
         let db = self.db.clone();
-        let writer = std::thread::Builder::new()
-            .name("hirestate-store-writer".to_owned())
-            .spawn(move || {
-                for entry in &timers {
-                    batch.insert(entry.key(), entry.value());
-                }
-                // After the inserts: an entry scheduled and fired in one batch is gone.
-                for k in timers_done {
-                    batch.remove(k);
-                }
-                db.apply_batch(batch)
-            })
-            .map_err(|e| self.err(sled::Error::Io(e)))?;
-        *lock(&self.writing) = Some(writer);
+        let job = Box::new(move || {
+            for entry in &timers {
+                batch.insert(entry.key(), entry.value());
+            }
+            // After the inserts: an entry scheduled and fired in one batch is gone.
+            for k in timers_done {
+                batch.remove(k);
+            }
+            db.apply_batch(batch)
+        });
+        let submitted = lock(&self.writer).submit(job);
+        if let Err(f) = submitted {
+            forget_marks(marked);
+            return Err(self.failure(f));
+        }
         for &i in marking.iter() {
             let (partition, candidate) = commit.dirty[i];
             marked
