@@ -46,7 +46,8 @@ pub struct SledStore {
 #[derive(Default)]
 struct Scratch {
     key: Vec<u8>,
-    value: Vec<u8>,
+    /// The size of the last commit's encoded states (the next one's first guess).
+    encoded_len: usize,
     /// Indices into `Commit::states`, for the once-per-candidate order.
     order: Vec<usize>,
     /// Dirty markers known to be in the tree, by partition: written by a commit that
@@ -57,6 +58,13 @@ struct Scratch {
     marked: FxHashMap<i32, FxHashSet<Box<str>>>,
     /// Indices into `Commit::dirty` of the markers a commit is writing.
     marking: Vec<usize>,
+}
+
+/// A commit's states, encoded: keys and values back to back, and where each starts and ends.
+struct Encoded {
+    bytes: Vec<u8>,
+    /// [key start, value start, value end] into `bytes`.
+    spans: Vec<[usize; 3]>,
 }
 
 fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
@@ -296,7 +304,7 @@ impl Store for SledStore {
         let mut scratch = lock(&self.scratch);
         let Scratch {
             key,
-            value,
+            encoded_len,
             order,
             marked,
             marking,
@@ -309,21 +317,29 @@ impl Store for SledStore {
             }
         }
         once_each(&commit.states, order);
+        // Encoded here, where the states are; put into sled's batch (a copy per key and value)
+        // on the writer thread.
+        let mut states = Encoded {
+            bytes: Vec::with_capacity(*encoded_len),
+            spans: Vec::with_capacity(order.len()),
+        };
         let mut known = lock(&self.known);
         for &i in order.iter() {
             let state = commit.states[i];
-            key.clear();
-            key.extend_from_slice(b"c/");
-            key.extend_from_slice(state.candidate_id.as_bytes());
-            value.clear();
-            state_codec::encode(state, value);
-            // Copied into sled's own buffers: short keys inline, values in one allocation each.
-            batch.insert(&key[..], &value[..]);
+            let start = states.bytes.len();
+            states.bytes.extend_from_slice(b"c/");
+            states
+                .bytes
+                .extend_from_slice(state.candidate_id.as_bytes());
+            let value = states.bytes.len();
+            state_codec::encode(state, &mut states.bytes);
+            states.spans.push([start, value, states.bytes.len()]);
             if !known.contains(state.candidate_id.as_str()) {
                 known.insert(state.candidate_id.as_str().into());
             }
         }
         drop(known);
+        *encoded_len = states.bytes.len();
         for (topic, partition, next) in &commit.offsets {
             batch.insert(offset_key(topic, *partition), &next.to_be_bytes());
         }
@@ -346,6 +362,9 @@ impl Store for SledStore {
         let (timers, timers_done) = (commit.timers, commit.timers_done);
         let db = self.db.clone();
         let job = Box::new(move || {
+            for [key, value, end] in states.spans {
+                batch.insert(&states.bytes[key..value], &states.bytes[value..end]);
+            }
             for entry in &timers {
                 batch.insert(entry.key(), entry.value());
             }
