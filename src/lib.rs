@@ -11,7 +11,7 @@
 //! | 2 decode | [`codec`] | bytes ⇄ records: Confluent wire format, Avro single-object, JSON |
 //! | 3 verify | [`fold`] (step 2) | source authority and signatures |
 //! | 4 fold | [`fold`] | pure (state, event, policy) → (state, decision, effects) |
-//! | 5 project | `project` | sled: projection + offsets it reflects |
+//! | 5 project | `project` | sled: projection + offsets it reflects, written behind the fold on a writer thread |
 //! | 6 derive | [`derive`] | decisions × mapping → commands with deterministic ids |
 //! | 7 out | `publish` | one Kafka transaction per batch |
 //! | 8 time | `timers` | the injected clock and the sled deadline index: due timers become `deadline_reached` events in the log |
