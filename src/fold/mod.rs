@@ -25,14 +25,14 @@ use serde::Serialize;
 
 use crate::derive::{self, Effects};
 use crate::model::{
-    AckStatus, Alert, AlertKind, Application, CandidateState, Command, CommandRecord,
-    CommandStatus, Decision, Event, EventKind, FieldValue, RejectReason, Rejection, SourceSystem,
-    TimerKind,
+    AckStatus, Alert, AlertKind, Application, CandidateState, Command, CommandPayload,
+    CommandRecord, CommandStatus, Decision, Event, EventKind, RejectReason, Rejection,
+    SourceSystem, TimerKind,
 };
-use crate::policy::{ConflictRule, FieldClass, Policy};
+use crate::policy::{ConflictRule, FieldClass, Policy, Transition};
 
 pub use stage::{stage_step, StageStep};
-pub use values::{asserted, invalid};
+pub use values::{asserted, spec, Asserted};
 
 /// A field asserted by a system that is not its golden source: a KPI incident either way.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,17 +61,26 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// `decision` with the stage where it was and no effects (yet).
+    /// `decision` with the stage where it was and no effects (yet). `stage_after` stays `None`
+    /// until a move sets it or [`Outcome::stayed`] copies `stage_before`, so a move clones the
+    /// stage names once, not twice.
     fn unchanged(decision: Decision, stage: Option<String>) -> Outcome {
         Outcome {
             decision,
             detail: None,
-            stage_after: stage.clone(),
+            stage_after: None,
             stage_before: stage,
             commands: Vec::new(),
             alerts: Vec::new(),
             conflicts: Vec::new(),
             scheduled: Vec::new(),
+        }
+    }
+
+    /// Completes an outcome whose event did not move the application: it is where it was.
+    fn stayed(&mut self) {
+        if self.stage_after.is_none() {
+            self.stage_after.clone_from(&self.stage_before);
         }
     }
 
@@ -99,50 +108,54 @@ impl Outcome {
 /// `state` is the candidate's projection (`CandidateState::default()` for a new candidate); it
 /// is changed only as the returned decision says.
 pub fn apply(state: &mut CandidateState, event: &Event, policy: &Policy) -> Outcome {
-    let stage_before = state
-        .applications
-        .get(&event.application_id)
-        .map(|a| a.stage.clone());
     // One search of the seen set, not two: duplicates are rare, so cloning the id first is
     // the cheaper bet.
-    if !state.seen_event_ids.insert(event.event_id.clone()) {
-        return Outcome::unchanged(Decision::Duplicate, stage_before);
+    let fresh = state.seen_event_ids.insert(event.event_id.clone());
+    let app = state.applications.get(&event.application_id);
+    let mut out = Outcome::unchanged(Decision::Applied, app.map(|a| a.stage.clone()));
+    if !fresh {
+        out.decision = Decision::Duplicate;
+        out.stayed();
+        return out;
     }
     if state.candidate_id.is_empty() {
         state.candidate_id = event.candidate_id.clone();
     }
     state.last_event_at = state.last_event_at.max(Some(event.occurred_at));
 
-    let mut out = Outcome::unchanged(Decision::Applied, stage_before);
-    match check(state, event, policy, &mut out) {
+    match check(state, app, event, policy, &mut out) {
         Err((reason, detail)) => {
             out.decision = Decision::Rejected(reason);
             out.detail = Some(detail);
         }
         Ok(plan) => commit(state, event, policy, plan, &mut out),
     }
+    out.stayed();
     out
 }
 
-/// What `check` found the event may do.
-struct Plan {
-    moved_to: Option<String>,
+/// What `check` found the event may do; borrows from the event and the policy.
+struct Plan<'a> {
+    moved_to: Option<&'a str>,
+    /// The transition of the move: its owner answers for the commands the move causes.
+    transition: Option<&'a Transition>,
     stale: bool,
-    fields: Vec<(String, FieldValue)>,
+    fields: Vec<Asserted<'a>>,
 }
 
 type Refusal = (RejectReason, String);
 
-/// Steps 2–6 of DESIGN.md's decision order. Reads `state`, never writes it; records alerts
-/// and conflicts into `out` (they exist even when the event is refused).
-fn check(
+/// Steps 2–6 of DESIGN.md's decision order. Reads `state` (`app` is its application of the
+/// event, if any), never writes it; records alerts and conflicts into `out` (they exist even
+/// when the event is refused).
+fn check<'a>(
     state: &CandidateState,
-    event: &Event,
-    policy: &Policy,
+    app: Option<&Application>,
+    event: &'a Event,
+    policy: &'a Policy,
     out: &mut Outcome,
-) -> Result<Plan, Refusal> {
+) -> Result<Plan<'a>, Refusal> {
     let source = event.source_system;
-    let app = state.applications.get(&event.application_id);
 
     // 2. Signatures: no source is configured to sign yet (governance work); nothing to refuse.
 
@@ -181,17 +194,13 @@ fn check(
             ));
         }
     }
-    let fields = values::asserted(&event.kind);
-    if let Some(why) = fields
-        .iter()
-        .find_map(|(n, v)| values::invalid(n, v, policy))
-    {
-        return Err((RejectReason::InvalidField, why));
-    }
+    let fields =
+        values::asserted(&event.kind, policy).map_err(|why| (RejectReason::InvalidField, why))?;
 
     // 5. The stage request, and the kinds with authority rules of their own.
     let mut plan = Plan {
         moved_to: None,
+        transition: None,
         stale: false,
         fields,
     };
@@ -250,7 +259,10 @@ fn check(
     }
     if let (Some(to), Some(app)) = (requested, app) {
         match stage::stage_step(&app.stage, to, source, policy) {
-            StageStep::Move => plan.moved_to = Some(to.to_owned()),
+            StageStep::Move(transition) => {
+                plan.moved_to = Some(to);
+                plan.transition = Some(transition);
+            }
             StageStep::Stale => plan.stale = true,
             StageStep::Refuse {
                 reason,
@@ -267,29 +279,28 @@ fn check(
     }
 
     // 6. Golden sources: one refused field refuses the whole event.
-    for (name, _) in &plan.fields {
-        // Step 4 refused fields the dictionary does not know.
-        let Some(spec) = policy.fields.get(name) else {
-            continue;
-        };
-        if spec.golden_source != source {
-            let accepted = spec.conflict == ConflictRule::LatestWins;
+    let mut refused = None;
+    for f in &plan.fields {
+        if f.spec.golden_source != source {
+            let accepted = f.spec.conflict == ConflictRule::LatestWins;
             out.conflicts.push(FieldConflict {
-                field: name.clone(),
+                field: f.name.to_owned(),
                 source,
                 accepted,
             });
+            if !accepted && refused.is_none() {
+                refused = Some(f);
+            }
         }
     }
-    if let Some(c) = out.conflicts.iter().find(|c| !c.accepted) {
-        let golden = policy
-            .fields
-            .get(&c.field)
-            .map(|s| s.golden_source.as_str())
-            .unwrap_or("?");
+    if let Some(f) = refused {
         return Err((
             RejectReason::FieldConflict,
-            format!("field {:?} is owned by {golden}, not {source}", c.field),
+            format!(
+                "field {:?} is owned by {}, not {source}",
+                f.name,
+                f.spec.golden_source.as_str()
+            ),
         ));
     }
     Ok(plan)
@@ -300,7 +311,7 @@ fn commit(
     state: &mut CandidateState,
     event: &Event,
     policy: &Policy,
-    plan: Plan,
+    plan: Plan<'_>,
     out: &mut Outcome,
 ) {
     if plan.stale {
@@ -375,26 +386,27 @@ fn commit(
     let Some(app) = state.applications.get_mut(&event.application_id) else {
         return;
     };
-    if let Some(to) = &plan.moved_to {
-        app.stage = to.clone();
+    if let Some(to) = plan.moved_to {
+        to.clone_into(&mut app.stage);
         app.stage_entered_at = event.occurred_at;
         app.stuck_alerted = false;
-        out.stage_after = Some(to.clone());
+        out.stage_after = Some(to.to_owned());
         out.scheduled.extend(timers::dwell(app, policy));
     }
-    for (name, value) in &plan.fields {
-        app.fields.insert(name.clone(), value.clone());
-        app.field_sources.insert(name.clone(), event.source_system);
+    for f in &plan.fields {
+        app.fields
+            .insert(f.name.to_owned(), f.value.as_ref().clone());
+        app.field_sources
+            .insert(f.name.to_owned(), event.source_system);
     }
     let effects = Effects {
-        moved_to: plan.moved_to.as_deref(),
-        fields: plan.fields.iter().map(|(n, v)| (n.as_str(), v)).collect(),
+        moved_to: plan.moved_to,
+        fields: &plan.fields,
     };
     let commands: Vec<Arc<Command>> = derive::commands(event, app, &effects, policy)
         .into_iter()
         .map(Arc::new)
         .collect();
-    let from = out.stage_before.as_deref().unwrap_or_default();
     for c in &commands {
         let rec = CommandRecord {
             op: c.op(),
@@ -404,7 +416,7 @@ fn commit(
             issued_at: c.occurred_at,
             acked_at: None,
             attempts: 1,
-            owner: command_owner(c, from, &plan.fields, policy),
+            owner: command_owner(c, &plan).to_owned(),
             retry_at: None,
             stuck_alerted: false,
             resend: Some(Arc::clone(c)),
@@ -416,28 +428,21 @@ fn commit(
     out.commands = commands;
 }
 
-/// Who answers for `c`: the owner of the transition it writes back (`move_stage`,
-/// `create_pre_hire`), or of the first dictionary field it carries (`update_fields`).
-fn command_owner(
-    c: &Command,
-    from: &str,
-    fields: &[(String, FieldValue)],
-    policy: &Policy,
-) -> String {
+/// Who answers for `c`: the owner of the transition it writes back (`move_stage`, and
+/// `create_pre_hire`, which only a move into the hired stage causes), or of the first
+/// dictionary field it carries (`update_fields`).
+fn command_owner<'a>(c: &Command, plan: &Plan<'a>) -> &'a str {
     let owner = match &c.payload {
-        crate::model::CommandPayload::MoveStage { stage, .. } => {
-            policy.transition(from, stage).map(|t| t.owner.as_str())
+        CommandPayload::MoveStage { .. } | CommandPayload::CreatePreHire { .. } => {
+            plan.transition.map(|t| t.owner.as_str())
         }
-        crate::model::CommandPayload::CreatePreHire { .. } => policy
-            .transition(from, &policy.hired_stage)
-            .map(|t| t.owner.as_str()),
-        crate::model::CommandPayload::UpdateFields { .. } => fields
+        CommandPayload::UpdateFields { .. } => plan
+            .fields
             .iter()
-            .filter_map(|(n, _)| policy.fields.get(n))
-            .find(|spec| spec.writeback == Some(c.system))
-            .map(|spec| spec.owner.as_str()),
+            .find(|f| f.spec.writeback == Some(c.system))
+            .map(|f| f.spec.owner.as_str()),
     };
-    owner.unwrap_or_default().to_owned()
+    owner.unwrap_or_default()
 }
 
 /// A `writeback_acked` for an issued command: the latest ack sets the status; a command still

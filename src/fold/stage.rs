@@ -3,13 +3,13 @@
 //! `terminal_state` before `forbidden_transition` before `unauthorized_source`.
 
 use crate::model::{RejectReason, SourceSystem};
-use crate::policy::Policy;
+use crate::policy::{Policy, Transition};
 
 /// What a stage request amounts to.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StageStep {
+pub enum StageStep<'p> {
     /// A listed transition, asserted by one of its authorities.
-    Move,
+    Move(&'p Transition),
     /// Both stages ranked and the target not above the current one.
     Stale,
     /// Refused; `owner` is whom a divergence alert goes to (the transition's owner when the
@@ -22,7 +22,12 @@ pub enum StageStep {
 }
 
 /// Classifies the request `from` → `to` asserted by `source`. Both stages must be in `policy`.
-pub fn stage_step(from: &str, to: &str, source: SourceSystem, policy: &Policy) -> StageStep {
+pub fn stage_step<'p>(
+    from: &str,
+    to: &str,
+    source: SourceSystem,
+    policy: &'p Policy,
+) -> StageStep<'p> {
     let (Some(f), Some(t)) = (policy.stages.get(from), policy.stages.get(to)) else {
         return StageStep::Refuse {
             reason: RejectReason::UnknownStage,
@@ -64,6 +69,6 @@ pub fn stage_step(from: &str, to: &str, source: SourceSystem, policy: &Policy) -
             ),
             &tr.owner,
         ),
-        Some(_) => StageStep::Move,
+        Some(tr) => StageStep::Move(tr),
     }
 }

@@ -1,15 +1,37 @@
 //! Field values against the dictionary: type and range checks (the `invalid_field` step), and
-//! the mapping of `screening_completed`'s own fields onto dictionary names.
+//! the mapping of `screening_completed`'s own fields onto dictionary names. Each asserted field
+//! leaves here with its dictionary entry, so no later step of the fold looks it up again.
+
+use std::borrow::Cow;
 
 use chrono::NaiveDate;
 
 use crate::model::{EventKind, FieldValue};
-use crate::policy::{FieldType, Policy};
+use crate::policy::{FieldSpec, FieldType, Policy};
 
-/// Why `value` is not a valid `name`, or `None` when it is.
-pub fn invalid(name: &str, value: &FieldValue, policy: &Policy) -> Option<String> {
+/// One dictionary field an event asserts, with the dictionary entry it was checked against, so
+/// the later steps (golden source, write-back, owner) need not look it up again.
+#[derive(Debug, Clone)]
+pub struct Asserted<'a> {
+    pub name: &'a str,
+    /// Borrowed from the event when it carries a [`FieldValue`] already (`fields_asserted`),
+    /// built from the event's own fields otherwise (`screening_completed`).
+    pub value: Cow<'a, FieldValue>,
+    pub spec: &'a FieldSpec,
+}
+
+/// The dictionary entry `value` is a valid `name` of, or why it is not.
+///
+/// # Errors
+/// The `invalid_field` detail: `name` is not in the dictionary, or `value` has the wrong type or
+/// is out of range.
+pub fn spec<'p>(
+    name: &str,
+    value: &FieldValue,
+    policy: &'p Policy,
+) -> Result<&'p FieldSpec, String> {
     let Some(spec) = policy.fields.get(name) else {
-        return Some(format!("field {name:?} is not in the field dictionary"));
+        return Err(format!("field {name:?} is not in the field dictionary"));
     };
     let ok = match (&spec.ty, value) {
         (FieldType::Number { min, max }, FieldValue::Number(n)) => {
@@ -24,13 +46,15 @@ pub fn invalid(name: &str, value: &FieldValue, policy: &Policy) -> Option<String
         }
         _ => false,
     };
-    (!ok).then(|| {
-        format!(
+    if ok {
+        Ok(spec)
+    } else {
+        Err(format!(
             "field {name:?} = {} is not a valid {}",
             render(value),
             describe(&spec.ty)
-        )
-    })
+        ))
+    }
 }
 
 fn is_https_url(s: &str) -> bool {
@@ -55,9 +79,19 @@ fn render(v: &FieldValue) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| format!("{v:?}"))
 }
 
-/// The dictionary fields an event asserts, in a stable order. `screening_completed` asserts the
-/// `screening.*` fields; `fields_asserted` names its own.
-pub fn asserted(kind: &EventKind) -> Vec<(String, FieldValue)> {
+/// The dictionary fields an event asserts, in a stable order, each checked against the
+/// dictionary: `screening_completed` asserts the `screening.*` fields; `fields_asserted` names
+/// its own (borrowed, not copied).
+///
+/// # Errors
+/// The first field that is not valid, as [`spec`] words it.
+pub fn asserted<'a>(kind: &'a EventKind, policy: &'a Policy) -> Result<Vec<Asserted<'a>>, String> {
+    let mut out = Vec::new();
+    let mut push = |name: &'a str, value: Cow<'a, FieldValue>| {
+        let spec = spec(name, &value, policy)?;
+        out.push(Asserted { name, value, spec });
+        Ok::<_, String>(())
+    };
     match kind {
         EventKind::ScreeningCompleted {
             score,
@@ -67,38 +101,27 @@ pub fn asserted(kind: &EventKind) -> Vec<(String, FieldValue)> {
             media_url,
             transcript_url,
         } => {
-            let mut v = vec![
-                ("screening.score".to_owned(), FieldValue::Number(*score)),
-                (
-                    "screening.recommendation".to_owned(),
-                    FieldValue::Text(recommendation.clone()),
-                ),
-                (
-                    "screening.rubric_version".to_owned(),
-                    FieldValue::Text(rubric_version.clone()),
-                ),
-                (
-                    "screening.reviewer_ids".to_owned(),
-                    FieldValue::List(reviewer_ids.clone()),
-                ),
-            ];
+            let text = |s: &String| Cow::Owned(FieldValue::Text(s.clone()));
+            push("screening.score", Cow::Owned(FieldValue::Number(*score)))?;
+            push("screening.recommendation", text(recommendation))?;
+            push("screening.rubric_version", text(rubric_version))?;
+            push(
+                "screening.reviewer_ids",
+                Cow::Owned(FieldValue::List(reviewer_ids.clone())),
+            )?;
             if let Some(u) = media_url {
-                v.push((
-                    "screening.media_url".to_owned(),
-                    FieldValue::Text(u.clone()),
-                ));
+                push("screening.media_url", text(u))?;
             }
             if let Some(u) = transcript_url {
-                v.push((
-                    "screening.transcript_url".to_owned(),
-                    FieldValue::Text(u.clone()),
-                ));
+                push("screening.transcript_url", text(u))?;
             }
-            v
         }
         EventKind::FieldsAsserted { fields } => {
-            fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+            for (name, value) in fields {
+                push(name, Cow::Borrowed(value))?;
+            }
         }
-        _ => Vec::new(),
+        _ => {}
     }
+    Ok(out)
 }

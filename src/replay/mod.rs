@@ -74,15 +74,12 @@ impl<'p> Replayer<'p> {
 
     /// Folds one event into its candidate's state.
     pub fn fold(&mut self, event: &Event) -> Outcome {
-        // Look up before inserting: no key allocation for a candidate already known.
-        if !self.states.contains_key(&event.candidate_id) {
-            self.states
-                .insert(event.candidate_id.clone(), CandidateState::default());
+        // One search for a candidate already known (nearly every event); the key is allocated
+        // only for a new one.
+        if let Some(state) = self.states.get_mut(&event.candidate_id) {
+            return fold::apply(state, event, self.policy);
         }
-        let state = self
-            .states
-            .get_mut(&event.candidate_id)
-            .expect("inserted above");
+        let state = self.states.entry(event.candidate_id.clone()).or_default();
         fold::apply(state, event, self.policy)
     }
 
