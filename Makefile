@@ -31,10 +31,12 @@ fmt:
 	$(CARGO) fmt --all
 
 ## Benchmarks (ratios, side by side in one run; see README "Benchmarks"): the criterion bench
-## `fold`, then the end-to-end bench `e2e` against the test broker, started here if it is not
+## `fold`, the codec bench `codec` (direct Avro paths vs the `Value` path), then the
+## end-to-end bench `e2e` against the test broker, started here if it is not
 ## already up and stopped after if this target started it (HIRESTATE_BENCH_EVENTS=<n> sizes it).
 bench:
 	$(CARGO) bench --bench fold
+	$(CARGO) bench --bench codec
 	$(KAFKA) with $(CARGO) bench --bench e2e
 
 kafka-up:

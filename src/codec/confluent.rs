@@ -98,10 +98,10 @@ impl Registry {
         }
     }
 
-    /// Encodes `value` under `own` (our compiled-in schema), registered for `<topic>-value`.
+    /// Encodes `content` under `own` (our compiled-in schema), registered for `<topic>-value`.
     pub async fn encode(
         &self,
-        value: &Value,
+        content: Content,
         own: &WriterSchema,
         topic: &str,
     ) -> Result<Vec<u8>, CodecError> {
@@ -126,13 +126,23 @@ impl Registry {
                 }
                 err
             })?;
-        let body = own.encode(value)?;
+        let body = match content {
+            Content::Body(body) => body,
+            Content::Value(value) => own.encode(&value)?,
+        };
         let mut out = Vec::with_capacity(CONFLUENT_HEADER_LEN + body.len());
         out.push(CONFLUENT_MAGIC);
         out.extend_from_slice(&registered.id.to_be_bytes());
         out.extend_from_slice(&body);
         Ok(out)
     }
+}
+
+/// What a record is encoded from: its body already written (by a direct writer), or its
+/// `Value`, written once the schema is registered.
+pub(crate) enum Content {
+    Body(Vec<u8>),
+    Value(Value),
 }
 
 /// Classifies a converter error (see the module docs).

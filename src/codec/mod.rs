@@ -11,6 +11,7 @@
 //! | `confluent.rs` | `00` + schema id framing via `schema_registry_converter` |
 //! | `json.rs` | the JSON form (serde form of the model) |
 //! | `avro_value/` | model ⇄ `apache_avro::types::Value` |
+//! | `direct/` | Avro bodies of the compiled-in schemas read into and written from the model directly (the fast path) |
 //! | `record.rs` | [`Record`], implemented for the five topic records |
 //! | `error.rs` | [`CodecError`] |
 //!
@@ -19,10 +20,14 @@
 //! allocation limit is set to [`AVRO_MAX_ALLOCATION`] when the first codec is built. Avro data
 //! is always read with its writer schema resolved against our reader schema, so compatible
 //! schema evolution works in both directions. Schemas are parsed and readers built once per
-//! [`Codec`], never per record.
+//! [`Codec`], never per record. Where no resolution is needed — a compiled-in schema on both
+//! sides — the records that have one go through their direct reader or writer (`direct/`)
+//! instead of apache-avro's `Value`; whatever a direct reader does not take as is goes the
+//! `Value` way, so results and errors are the same.
 
 mod avro_value;
 mod confluent;
+mod direct;
 mod error;
 mod framing;
 mod json;
@@ -70,6 +75,12 @@ pub struct Codec {
     known: HashMap<[u8; 8], Arc<WriterSchema>>,
     registry: Option<confluent::Registry>,
     max_payload: usize,
+    /// Single-object headers whose bodies a record's direct reader may read: compiled-in
+    /// schemas that are also the record's reader schema (no resolution to do).
+    direct_read: Vec<[u8; SINGLE_OBJECT_HEADER_LEN]>,
+    /// Single-object headers of the compiled-in schemas, whose bodies a record's direct writer
+    /// may write.
+    direct_write: Vec<[u8; SINGLE_OBJECT_HEADER_LEN]>,
 }
 
 impl fmt::Debug for Codec {
@@ -102,12 +113,16 @@ impl Codec {
             known: HashMap::new(),
             registry: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            direct_read: Vec::new(),
+            direct_write: Vec::new(),
         };
         for schema in schemas::embedded_top_level()? {
             let reader = Arc::new(ReaderSchema::new(schema.clone())?);
             let writer = Arc::new(WriterSchema::new(schema)?);
             codec.readers.insert(reader.full_name.clone(), reader);
             codec.known.insert(writer.fingerprint(), writer.clone());
+            codec.direct_read.push(writer.header);
+            codec.direct_write.push(writer.header);
             codec.own.insert(writer.full_name.clone(), writer);
         }
         Ok(codec)
@@ -164,8 +179,21 @@ impl Codec {
     /// [`CodecError::Schema`] when the schema does not parse.
     pub fn with_reader_schema(mut self, schema_json: &str) -> Result<Codec, CodecError> {
         let reader = Arc::new(ReaderSchema::new(schemas::parse_supplied(schema_json)?)?);
+        if let Some(own) = self.own.get(&reader.full_name) {
+            if own.header != reader.header {
+                self.direct_read.retain(|h| *h != own.header);
+            }
+        }
         self.readers.insert(reader.full_name.clone(), reader);
         Ok(self)
+    }
+
+    /// Decodes and encodes every Avro payload through apache-avro's `Value`, never a direct
+    /// reader or writer: the reference they are tested and measured against.
+    pub fn value_path_only(mut self) -> Codec {
+        self.direct_read.clear();
+        self.direct_write.clear();
+        self
     }
 
     /// The self-contained JSON of the compiled-in schema of record `name` (e.g. `HiringEvent`),
@@ -188,6 +216,9 @@ impl Codec {
         match self.precheck(bytes)? {
             Framing::Json => json::decode(bytes),
             Framing::SingleObject => {
+                if let Some(record) = self.read_direct(bytes) {
+                    return Ok(record);
+                }
                 let value = single_object::decode(bytes, &self.known, self.reader::<R>()?)?;
                 R::from_avro(value)
             }
@@ -225,7 +256,10 @@ impl Codec {
     ) -> Result<Vec<u8>, CodecError> {
         match framing {
             Framing::Json => json::encode(record),
-            Framing::SingleObject => single_object::encode(&record.to_avro()?, self.own::<R>()?),
+            Framing::SingleObject => match self.write_direct(record) {
+                Some(bytes) => Ok(bytes),
+                None => single_object::encode(&record.to_avro()?, self.own::<R>()?),
+            },
             Framing::Confluent => Err(CodecError::RegistryRequired { schema_id: None }),
         }
     }
@@ -248,9 +282,36 @@ impl Codec {
             .registry
             .as_ref()
             .ok_or(CodecError::RegistryRequired { schema_id: None })?;
-        registry
-            .encode(&record.to_avro()?, self.own::<R>()?, topic)
-            .await
+        let content = match self.write_direct(record) {
+            Some(mut payload) => {
+                payload.drain(..SINGLE_OBJECT_HEADER_LEN);
+                confluent::Content::Body(payload)
+            }
+            None => confluent::Content::Value(record.to_avro()?),
+        };
+        registry.encode(content, self.own::<R>()?, topic).await
+    }
+
+    /// `bytes` (single-object) read by `R`'s direct reader, when it has one for the writer
+    /// schema and this codec reads `R` with that schema; `None`: take the generic path.
+    fn read_direct<R: Record>(&self, bytes: &[u8]) -> Option<R> {
+        let fingerprint = R::DIRECT_FINGERPRINT?;
+        let (header, body) = bytes.split_first_chunk::<SINGLE_OBJECT_HEADER_LEN>()?;
+        if header[2..] != fingerprint || !self.direct_read.contains(header) {
+            return None;
+        }
+        R::read_direct(body)
+    }
+
+    /// The single-object payload of `record` under its compiled-in schema, written by `R`'s
+    /// direct writer when it has one for that schema; `None`: take the `Value` path.
+    fn write_direct<R: Record>(&self, record: &R) -> Option<Vec<u8>> {
+        let fingerprint = R::DIRECT_FINGERPRINT?;
+        let header = self.direct_write.iter().find(|h| h[2..] == fingerprint)?;
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(header);
+        record.write_direct(&mut out)?;
+        Some(out)
     }
 
     /// Empty and oversize checks, then the framing.

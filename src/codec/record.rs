@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::avro_value::{event, outbound, snapshot};
+use super::direct;
 use super::CodecError;
 use crate::model::{Alert, CandidateState, Command, Event, Rejection};
 
@@ -29,6 +30,24 @@ pub trait Record: Sized + Serialize + DeserializeOwned {
     /// # Errors
     /// [`CodecError::Model`] naming the field that is missing or of the wrong shape.
     fn from_avro(value: Value) -> Result<Self, CodecError>;
+
+    /// The fingerprint of the schema [`Record::read_direct`] and [`Record::write_direct`] are
+    /// written for, for a type that has either (`codec/direct/`).
+    const DIRECT_FINGERPRINT: Option<[u8; 8]> = None;
+
+    /// The record of a bare Avro body written with the schema of
+    /// [`Record::DIRECT_FINGERPRINT`], read without the `Value` step; `None` when the generic
+    /// path must decide (it then also names what is wrong).
+    fn read_direct(_body: &[u8]) -> Option<Self> {
+        None
+    }
+
+    /// Appends the bare Avro body of `self` under the schema of
+    /// [`Record::DIRECT_FINGERPRINT`], written without the `Value` step; `None` when the
+    /// `Value` path must write it (it then also names what is wrong).
+    fn write_direct(&self, _out: &mut Vec<u8>) -> Option<()> {
+        None
+    }
 }
 
 impl Record for Event {
@@ -38,6 +57,13 @@ impl Record for Event {
     }
     fn from_avro(value: Value) -> Result<Self, CodecError> {
         event::from_value(value)
+    }
+    const DIRECT_FINGERPRINT: Option<[u8; 8]> = Some(direct::event::FINGERPRINT);
+    fn read_direct(body: &[u8]) -> Option<Self> {
+        direct::event::read(body)
+    }
+    fn write_direct(&self, out: &mut Vec<u8>) -> Option<()> {
+        direct::event::write(self, out)
     }
 }
 
@@ -49,6 +75,10 @@ impl Record for Command {
     fn from_avro(value: Value) -> Result<Self, CodecError> {
         outbound::command_from_value(value)
     }
+    const DIRECT_FINGERPRINT: Option<[u8; 8]> = Some(direct::outbound::COMMAND);
+    fn write_direct(&self, out: &mut Vec<u8>) -> Option<()> {
+        direct::outbound::write_command(self, out)
+    }
 }
 
 impl Record for Rejection {
@@ -58,6 +88,10 @@ impl Record for Rejection {
     }
     fn from_avro(value: Value) -> Result<Self, CodecError> {
         outbound::rejection_from_value(value)
+    }
+    const DIRECT_FINGERPRINT: Option<[u8; 8]> = Some(direct::outbound::REJECTION);
+    fn write_direct(&self, out: &mut Vec<u8>) -> Option<()> {
+        direct::outbound::write_rejection(self, out)
     }
 }
 
@@ -69,6 +103,10 @@ impl Record for Alert {
     fn from_avro(value: Value) -> Result<Self, CodecError> {
         outbound::alert_from_value(value)
     }
+    const DIRECT_FINGERPRINT: Option<[u8; 8]> = Some(direct::outbound::ALERT);
+    fn write_direct(&self, out: &mut Vec<u8>) -> Option<()> {
+        direct::outbound::write_alert(self, out)
+    }
 }
 
 /// A candidate's snapshot (`hiring.snapshots.v1`).
@@ -79,5 +117,9 @@ impl Record for CandidateState {
     }
     fn from_avro(value: Value) -> Result<Self, CodecError> {
         snapshot::from_value(value)
+    }
+    const DIRECT_FINGERPRINT: Option<[u8; 8]> = Some(direct::snapshot::FINGERPRINT);
+    fn write_direct(&self, out: &mut Vec<u8>) -> Option<()> {
+        direct::snapshot::write(self, out)
     }
 }

@@ -272,7 +272,7 @@ pub(crate) struct ReaderSchema {
     /// The named types inside `schema`, owned (apache-avro's own owned variant is private).
     names: Names,
     /// The single-object header of `schema`: equal headers mean no resolution is needed.
-    header: [u8; 10],
+    pub header: [u8; 10],
 }
 
 impl ReaderSchema {

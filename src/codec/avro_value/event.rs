@@ -20,7 +20,8 @@ const KINDS: [&str; 7] = [
     "DeadlineReached",
 ];
 
-const ACK_STATUSES: [AckStatus; 3] = [AckStatus::Confirmed, AckStatus::Failed, AckStatus::Rejected];
+pub(crate) const ACK_STATUSES: [AckStatus; 3] =
+    [AckStatus::Confirmed, AckStatus::Failed, AckStatus::Rejected];
 
 pub(crate) fn source_system(s: SourceSystem) -> Value {
     symbol(position(&SourceSystem::ALL, &s), s.as_str())

@@ -11,13 +11,13 @@ use crate::model::{
     TargetSystem,
 };
 
-const TARGET_SYSTEMS: [TargetSystem; 2] = [TargetSystem::Ats, TargetSystem::Hris];
+pub(crate) const TARGET_SYSTEMS: [TargetSystem; 2] = [TargetSystem::Ats, TargetSystem::Hris];
 pub(crate) const COMMAND_OPS: [CommandOp; 3] = [
     CommandOp::MoveStage,
     CommandOp::UpdateFields,
     CommandOp::CreatePreHire,
 ];
-const ALERT_KINDS: [AlertKind; 5] = [
+pub(crate) const ALERT_KINDS: [AlertKind; 5] = [
     AlertKind::Divergence,
     AlertKind::Stuck,
     AlertKind::WritebackStuck,

@@ -13,7 +13,7 @@ use super::{
 use crate::codec::CodecError;
 use crate::model::{Application, CandidateState, CommandRecord, CommandStatus, SourceSystem};
 
-const STATUSES: [(CommandStatus, &str); 4] = [
+pub(crate) const STATUSES: [(CommandStatus, &str); 4] = [
     (CommandStatus::Pending, "pending"),
     (CommandStatus::Confirmed, "confirmed"),
     (CommandStatus::Failed, "failed"),

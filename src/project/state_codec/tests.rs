@@ -411,3 +411,41 @@ fn more_distinct_strings_than_remembered_still_round_trip() {
     }
     assert_eq!(decode(&encoded(&s)), Ok(s));
 }
+
+/// Strings the interning table cannot tell apart by their tag (same length, first and last
+/// eight bytes) are still compared, and long ones take multi-byte lengths.
+#[test]
+fn strings_alike_at_both_ends_and_long_strings_are_written_as_themselves() {
+    let alike = ["aaaaaaaa-1-bbbbbbbb", "aaaaaaaa-2-bbbbbbbb"];
+    let long = "x".repeat(200);
+    let state = CandidateState {
+        candidate_id: alike[0].into(),
+        seen_event_ids: BTreeSet::from([long.clone(), format!("{long}y")]),
+        ..CandidateState::default()
+    };
+    let mut b = vec![2, 0, 19];
+    b.extend(alike[0].as_bytes());
+    // two seen ids: "x" * 200 (length 200 = varint c8 01), then 200 shared + "y"
+    b.extend([2, 0, 0xc8, 0x01]);
+    b.extend(long.as_bytes());
+    b.extend([0xc8, 0x01, 1, b'y']);
+    b.extend([0, 0, 0]);
+    assert_eq!(encoded(&state), b);
+    assert_eq!(decode(&b), Ok(state.clone()));
+
+    let mut app = sample().applications.remove("a1").unwrap();
+    app.application_id = alike[0].into();
+    let state = CandidateState {
+        applications: BTreeMap::from([(alike[1].into(), app)]),
+        ..state
+    };
+    let bytes = encoded(&state);
+    assert_eq!(decode(&bytes), Ok(state));
+    let written = |s: &str| {
+        bytes
+            .windows(s.len())
+            .filter(|w| *w == s.as_bytes())
+            .count()
+    };
+    assert_eq!((written(alike[0]), written(alike[1])), (1, 1));
+}

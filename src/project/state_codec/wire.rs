@@ -49,58 +49,111 @@ pub enum Problem {
     Trailing(usize),
 }
 
-/// Appends to a caller's buffer; `'s` is the state being encoded, whose strings the interning
-/// table borrows.
-pub(super) struct Writer<'o, 's> {
-    out: &'o mut Vec<u8>,
+/// Builds an encoding; `'s` is the state being encoded, whose strings the interning table
+/// borrows.
+///
+/// The buffer is owned while writing (taken from the caller and handed back by
+/// [`Writer::finish`]): behind a `&mut Vec` every byte stored could, as far as the compiler
+/// knows, have changed the vector's length, so each push reloaded it.
+pub(super) struct Writer<'s> {
+    out: Vec<u8>,
     /// The strings remembered so far, in order; `known` of them are set.
     table: [&'s str; INTERNED],
+    /// [`tag`] of each remembered string: most lookups are settled by comparing these, without
+    /// reading the strings (the table's are often equally long ids that differ at the end).
+    tags: [u64; INTERNED],
     known: usize,
 }
 
-impl<'o, 's> Writer<'o, 's> {
-    pub(super) fn new(out: &'o mut Vec<u8>) -> Self {
+impl<'s> Writer<'s> {
+    /// Appends to what `out` holds.
+    pub(super) fn new(out: Vec<u8>) -> Self {
         Writer {
             out,
             table: [""; INTERNED],
+            tags: [0; INTERNED],
             known: 0,
         }
     }
 
+    /// The buffer, with everything written appended.
+    pub(super) fn finish(self) -> Vec<u8> {
+        self.out
+    }
+
+    #[inline]
     pub(super) fn u8(&mut self, b: u8) {
         self.out.push(b);
     }
 
+    #[inline]
     pub(super) fn bool(&mut self, b: bool) {
         self.out.push(u8::from(b));
     }
 
-    pub(super) fn varint(&mut self, mut n: u64) {
-        while n >= 0x80 {
-            self.out.push((n as u8) | 0x80);
-            n >>= 7;
+    #[inline]
+    pub(super) fn varint(&mut self, n: u64) {
+        if n < 0x80 {
+            self.out.push(n as u8);
+        } else {
+            self.long_varint(n);
         }
-        self.out.push(n as u8);
     }
 
-    pub(super) fn f64(&mut self, x: f64) {
-        self.out.extend_from_slice(&x.to_bits().to_le_bytes());
+    /// Two varints, in one append when both are one byte (lengths and counts mostly are).
+    #[inline]
+    fn varints(&mut self, a: u64, b: u64) {
+        if a < 0x80 && b < 0x80 {
+            self.out.extend_from_slice(&[a as u8, b as u8]);
+        } else {
+            self.varint(a);
+            self.varint(b);
+        }
     }
 
+    #[inline(never)]
+    fn long_varint(&mut self, mut n: u64) {
+        let mut buf = [0u8; 10];
+        let mut len = 0;
+        while n >= 0x80 {
+            buf[len] = (n as u8) | 0x80;
+            n >>= 7;
+            len += 1;
+        }
+        buf[len] = n as u8;
+        self.out.extend_from_slice(&buf[..=len]);
+    }
+
+    #[inline]
     pub(super) fn str(&mut self, s: &str) {
         self.varint(s.len() as u64);
         self.out.extend_from_slice(s.as_bytes());
     }
 
+    /// Appends what `fields` writes into a [`Chunk`].
+    #[inline]
+    pub(super) fn chunk(&mut self, fields: impl FnOnce(&mut Chunk)) {
+        let mut c = Chunk {
+            buf: [0; 32],
+            len: 0,
+        };
+        fields(&mut c);
+        self.out.extend_from_slice(&c.buf[..c.len]);
+    }
+
     /// A string likely to repeat within the state: a back-reference after its first time.
+    #[inline]
     pub(super) fn interned(&mut self, s: &'s str) {
-        match self.table[..self.known].iter().position(|t| *t == s) {
+        let tag = tag(s.as_bytes());
+        let known = &self.tags[..self.known];
+        match (0..known.len()).find(|&i| known[i] == tag && self.table[i] == s) {
             Some(i) => self.varint(i as u64 + 1),
             None => {
-                self.varint(0);
-                self.str(s);
+                self.varints(0, s.len() as u64);
+                self.out.extend_from_slice(s.as_bytes());
                 if self.known < INTERNED {
                     self.table[self.known] = s;
+                    self.tags[self.known] = tag;
                     self.known += 1;
                 }
             }
@@ -122,10 +175,10 @@ impl<'o, 's> Writer<'o, 's> {
         let mut previous: &[u8] = b"";
         for (key, v) in items {
             let key = key.as_ref().as_bytes();
-            let shared = previous.iter().zip(key).take_while(|(a, b)| a == b).count();
-            self.varint(shared as u64);
-            self.varint((key.len() - shared) as u64);
-            self.out.extend_from_slice(&key[shared..]);
+            let shared = shared_prefix(previous, key);
+            let suffix = &key[shared..];
+            self.varints(shared as u64, suffix.len() as u64);
+            self.out.extend_from_slice(suffix);
             value(self, v);
             previous = key;
         }
@@ -133,20 +186,19 @@ impl<'o, 's> Writer<'o, 's> {
 
     /// 16 raw bytes when `id` is 32 lowercase hex chars (every id hirestate derives), else the
     /// string.
+    #[inline]
     pub(super) fn command_id(&mut self, id: &str) {
-        let b = id.as_bytes();
-        if b.len() == 32 && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-            self.out.push(0);
-            for pair in b.chunks_exact(2) {
-                self.out.push((nibble(pair[0]) << 4) | nibble(pair[1]));
+        match packed_hex(id.as_bytes()) {
+            Some(packed) => self.out.extend_from_slice(&packed),
+            None => {
+                self.out.push(1);
+                self.str(id);
             }
-        } else {
-            self.out.push(1);
-            self.str(id);
         }
     }
 
     /// A command id that usually equals `key`, the id it is filed under: one byte then.
+    #[inline]
     pub(super) fn command_id_or_key(&mut self, id: &str, key: &str) {
         if id == key {
             self.out.push(2);
@@ -155,29 +207,140 @@ impl<'o, 's> Writer<'o, 's> {
         }
     }
 
+    #[inline]
     pub(super) fn ts(&mut self, t: Timestamp) {
         self.out.extend_from_slice(&t.0.to_le_bytes());
     }
 
+    #[inline]
     pub(super) fn opt_ts(&mut self, t: Option<Timestamp>) {
         match t {
             None => self.out.push(0),
             Some(t) => {
-                self.out.push(1);
+                let mut buf = [1u8; 9];
+                buf[1..].copy_from_slice(&t.0.to_le_bytes());
+                self.out.extend_from_slice(&buf);
+            }
+        }
+    }
+}
+
+/// Small fixed-size fields assembled on the stack and appended at once: one update of the
+/// buffer's length instead of one per field. Holds at most 32 bytes; callers stay well below.
+pub(super) struct Chunk {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Chunk {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    pub(super) fn u8(&mut self, b: u8) {
+        self.put(&[b]);
+    }
+
+    pub(super) fn bool(&mut self, b: bool) {
+        self.put(&[u8::from(b)]);
+    }
+
+    pub(super) fn f64(&mut self, x: f64) {
+        self.put(&x.to_bits().to_le_bytes());
+    }
+
+    pub(super) fn varint(&mut self, mut n: u64) {
+        while n >= 0x80 {
+            self.u8((n as u8) | 0x80);
+            n >>= 7;
+        }
+        self.u8(n as u8);
+    }
+
+    pub(super) fn ts(&mut self, t: Timestamp) {
+        self.put(&t.0.to_le_bytes());
+    }
+
+    pub(super) fn opt_ts(&mut self, t: Option<Timestamp>) {
+        match t {
+            None => self.u8(0),
+            Some(t) => {
+                self.u8(1);
                 self.ts(t);
             }
         }
     }
 }
 
-/// The value of a lowercase hex digit (callers checked it is one).
-fn nibble(c: u8) -> u8 {
-    if c.is_ascii_digit() {
-        c - b'0'
-    } else {
-        c - b'a' + 10
+/// How many leading bytes `a` and `b` have in common, compared eight at a time.
+fn shared_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (a[i..].first_chunk::<8>(), b[i..].first_chunk::<8>()) {
+        let differ = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+        if differ != 0 {
+            // Little endian: the lowest set bit is in the first byte that differs.
+            return i + (differ.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// Up to the first eight bytes of `b` as a number (zeros after a shorter `b`).
+fn head(b: &[u8]) -> u64 {
+    match b.first_chunk::<8>() {
+        Some(x) => u64::from_le_bytes(*x),
+        None => {
+            let mut x = [0u8; 8];
+            x[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(x)
+        }
     }
 }
+
+/// A cheap fingerprint of a string for the interning table: its length, first and last eight
+/// bytes. Equal strings have equal tags; unequal ones almost never do, and are then told apart
+/// by comparing them.
+fn tag(b: &[u8]) -> u64 {
+    let tail = head(&b[b.len().saturating_sub(8)..]);
+    (head(b) ^ tail.rotate_left(29))
+        .wrapping_add((b.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// The command id tag 0 and the 16 bytes `id` packs to, when it is 32 lowercase hex digits.
+fn packed_hex(id: &[u8]) -> Option<[u8; 17]> {
+    let digits: &[u8; 32] = id.try_into().ok()?;
+    let mut packed = [0u8; 17];
+    // Any byte that is not a lowercase hex digit sets the high bits of `invalid`.
+    let mut invalid = 0u8;
+    for (out, pair) in packed[1..].iter_mut().zip(digits.chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        invalid |= hi | lo;
+        *out = (hi << 4) | (lo & 0xf);
+    }
+    (invalid < 16).then_some(packed)
+}
+
+/// The value of each lowercase hex digit; 0xff for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[HEX[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Reads and validates; every method fails with a [`DecodeError`] instead of reading past the
 /// input or trusting a count.
@@ -272,6 +435,11 @@ impl<'a> Reader<'a> {
 
     pub(super) fn varint(&mut self, reading: &'static str) -> Result<u64, DecodeError> {
         let at = self.at;
+        // Most are counts and lengths below 128: one byte.
+        if let Some(&b) = self.bytes.get(at).filter(|b| **b < 0x80) {
+            self.at += 1;
+            return Ok(u64::from(b));
+        }
         let mut n = 0u64;
         for i in 0..10 {
             let b = self.u8(reading).map_err(|mut e| {
