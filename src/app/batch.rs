@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::fold::{self, Outcome};
 use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord};
 use crate::metrics::{self, Metrics, Tally};
-use crate::model::{CandidateState, Decision};
+use crate::model::{CandidateState, Decision, Timestamp};
 use crate::policy::Policy;
 use crate::project::{Commit, Store};
 use crate::publish::{Publisher, TxnEnd};
@@ -151,7 +151,10 @@ impl<'a> BatchFolder<'a> {
     /// Storage failures.
     pub fn timers_due(&self, a: &Assignment, store: &dyn Store) -> anyhow::Result<bool> {
         let now = self.clock.now();
-        for p in a.partitions.keys() {
+        for (p, ps) in &a.partitions {
+            if ps.timers_from.is_some_and(|t| now < t) {
+                continue;
+            }
             if !store.due_timers(*p, now, 1)?.is_empty() {
                 return Ok(true);
             }
@@ -162,16 +165,37 @@ impl<'a> BatchFolder<'a> {
     /// Fires the timers due in `a`'s partitions: a live one becomes a `deadline_reached` event
     /// in its candidate's input partition (folded when consumed, like any event); a moot one
     /// (the state moved on) is just dropped. Either way its index entry goes with the commit.
+    /// A partition whose next deadline is known to be later is not read at all.
     fn fire_timers(
         &self,
-        a: &Assignment,
+        a: &mut Assignment,
+        scheduled: &[index::Entry],
         publisher: &Publisher,
         store: &dyn Store,
     ) -> anyhow::Result<Fired> {
         let now = self.clock.now();
         let mut fired = Fired::default();
-        for (p, ps) in &a.partitions {
-            for (key, entry) in store.due_timers(*p, now, self.timers_per_batch)? {
+        for (p, ps) in a.partitions.iter_mut() {
+            if ps.timers_from.is_some_and(|t| now < t) {
+                continue;
+            }
+            let due = store.due_timers(*p, now, self.timers_per_batch)?;
+            // Entries left over the limit are due already: read again next batch. The store
+            // does not hold this batch's own entries yet: they count too.
+            ps.timers_from = if due.len() < self.timers_per_batch {
+                let stored = store.first_due_after(*p, now)?;
+                let batch = scheduled.iter().filter(|e| e.partition == *p);
+                Some(
+                    batch
+                        .map(|e| e.due.at)
+                        .chain(stored)
+                        .min()
+                        .unwrap_or(Timestamp(i64::MAX)),
+                )
+            } else {
+                None
+            };
+            for (key, entry) in due {
                 let stored;
                 let state = match ps.candidates.get(&entry.candidate_id) {
                     Some(s) => Some(s),
@@ -272,6 +296,12 @@ impl<'a> BatchFolder<'a> {
             tally.observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
             counts.count(&outcome);
             tally.observe(&event, &outcome, state, before);
+            if let (Some(from), Some(first)) = (
+                ps.timers_from,
+                outcome.scheduled.iter().map(|due| due.at).min(),
+            ) {
+                ps.timers_from = Some(from.min(first));
+            }
             scheduled.extend(outcome.scheduled.iter().map(|due| index::Entry {
                 partition: r.partition,
                 candidate_id: event.candidate_id.clone(),
@@ -292,7 +322,7 @@ impl<'a> BatchFolder<'a> {
         // Timers due by now, checked against the states as this batch left them.
         let mut fired = Fired::default();
         if failure.is_none() {
-            match self.fire_timers(a, publisher, store) {
+            match self.fire_timers(a, &scheduled, publisher, store) {
                 Ok(f) => fired = f,
                 Err(e) => failure = Some(format!("firing timers: {e}")),
             }

@@ -47,6 +47,10 @@ pub struct PartitionState {
     /// The offset after the last record handed to the processor under this epoch (0: none):
     /// with `next`, tells the lag gauge whether anything delivered is still uncommitted.
     pub delivered_next: i64,
+    /// No deadline index entry of this partition is due before this time; `None`: not known,
+    /// read the index. Lets a batch skip the index (a sled read, which waits for the write in
+    /// flight) while nothing can be due.
+    pub timers_from: Option<crate::model::Timestamp>,
 }
 
 /// What the rebalance callback and the processor loop share. The loop never holds the lock

@@ -97,6 +97,15 @@ pub trait Store: Send {
         now: crate::model::Timestamp,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, crate::timers::index::Entry)>, StoreError>;
+    /// The deadline of the earliest index entry of `partition` due after `now`, if any.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn first_due_after(
+        &self,
+        partition: i32,
+        now: crate::model::Timestamp,
+    ) -> Result<Option<crate::model::Timestamp>, StoreError>;
     /// Every stored candidate state, in candidate id order (audits and tests).
     ///
     /// # Errors

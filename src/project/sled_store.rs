@@ -411,6 +411,26 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn first_due_after(
+        &self,
+        partition: i32,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.wait_written()?;
+        let Some(first) = self
+            .db
+            .range(index::due_bound(partition, now)..)
+            .keys()
+            .next()
+        else {
+            return Ok(None);
+        };
+        Ok(index::due_of_key(
+            partition,
+            &first.map_err(|e| self.err(e))?,
+        ))
+    }
+
     fn all_candidates(&self) -> Result<Vec<CandidateState>, StoreError> {
         self.wait_written()?;
         self.db
@@ -512,6 +532,24 @@ mod tests {
                 .collect()
         };
         assert_eq!(due(0, 9), vec![]);
+        assert_eq!(
+            s.first_due_after(0, Timestamp(9)).unwrap(),
+            Some(Timestamp(10))
+        );
+        assert_eq!(
+            s.first_due_after(0, Timestamp(10)).unwrap(),
+            Some(Timestamp(20))
+        );
+        assert_eq!(
+            s.first_due_after(0, Timestamp(20)).unwrap(),
+            None,
+            "not partition 1's"
+        );
+        assert_eq!(
+            s.first_due_after(1, Timestamp(0)).unwrap(),
+            Some(Timestamp(5))
+        );
+        assert_eq!(s.first_due_after(1, Timestamp(5)).unwrap(), None);
         assert_eq!(due(0, 10), vec![e1.clone()]);
         assert_eq!(due(0, 100), vec![e1.clone(), e2.clone()]);
         assert_eq!(due(1, 100), vec![e3.clone()]);

@@ -56,6 +56,13 @@ pub fn due_bound(partition: i32, now: Timestamp) -> Vec<u8> {
     k
 }
 
+/// The deadline a key of partition `partition` names, if it is one.
+pub fn due_of_key(partition: i32, key: &[u8]) -> Option<Timestamp> {
+    let rest = key.strip_prefix(&partition_prefix(partition)[..])?;
+    let order = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    Some(Timestamp((order ^ (1 << 63)) as i64))
+}
+
 /// Timestamps as unsigned integers in the same order (sign bit flipped).
 fn order(t: Timestamp) -> u64 {
     (t.micros() as u64) ^ (1 << 63)
@@ -98,6 +105,15 @@ mod tests {
         assert!(entry(0, 11).key() > bound);
         assert!(entry(1, -1).key() > bound);
         assert!(entry(0, 10).key().starts_with(&partition_prefix(0)));
+    }
+
+    #[test]
+    fn a_key_names_its_deadline_in_its_own_partition_only() {
+        for at in [-5, 0, 42, i64::MAX] {
+            assert_eq!(due_of_key(2, &entry(2, at).key()), Some(Timestamp(at)));
+            assert_eq!(due_of_key(3, &entry(2, at).key()), None);
+        }
+        assert_eq!(due_of_key(0, &partition_prefix(0)), None);
     }
 
     #[test]
