@@ -10,6 +10,7 @@
 
 #[path = "codec_fixtures.rs"]
 mod fixtures;
+mod strategies;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -147,19 +148,8 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
     proptest::option::of(text())
 }
 
-/// Every f64 but NaN (NaN != NaN; its bits are checked above).
-fn number() -> impl Strategy<Value = f64> {
-    use proptest::num::f64::{INFINITE, NEGATIVE, NORMAL, POSITIVE, SUBNORMAL, ZERO};
-    POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO | INFINITE
-}
-
 fn field_value() -> impl Strategy<Value = FieldValue> {
-    prop_oneof![
-        any::<bool>().prop_map(FieldValue::Bool),
-        number().prop_map(FieldValue::Number),
-        text().prop_map(FieldValue::Text),
-        vec(text(), 0..4).prop_map(FieldValue::List),
-    ]
+    strategies::field_value(text().boxed())
 }
 
 fn kind() -> impl Strategy<Value = EventKind> {
@@ -176,7 +166,7 @@ fn kind() -> impl Strategy<Value = EventKind> {
         (text(), opt_text())
             .prop_map(|(to_stage, reason)| EventKind::StageChanged { to_stage, reason }),
         (
-            number(),
+            strategies::number(),
             text(),
             text(),
             vec(text(), 0..4),
