@@ -10,6 +10,7 @@
 //! | `single_object.rs` | `C3 01` + fingerprint framing |
 //! | `confluent.rs` | `00` + schema id framing via `schema_registry_converter` |
 //! | `json.rs` | the JSON form (serde form of the model) |
+//! | `leb128.rs` | unsigned varints (Avro's integers, and the state codec's) |
 //! | `avro_value/` | model ⇄ `apache_avro::types::Value` |
 //! | `direct/` | Avro bodies of the compiled-in schemas read into and written from the model directly (the fast path) |
 //! | `record.rs` | [`Record`], implemented for the five topic records |
@@ -31,6 +32,7 @@ mod direct;
 mod error;
 mod framing;
 mod json;
+pub(crate) mod leb128;
 mod record;
 mod resolve;
 mod schemas;

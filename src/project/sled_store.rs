@@ -425,10 +425,21 @@ impl Store for SledStore {
         else {
             return Ok(None);
         };
-        Ok(index::due_of_key(
-            partition,
-            &first.map_err(|e| self.err(e))?,
-        ))
+        let key = first.map_err(|e| self.err(e))?;
+        if !key.starts_with(&index::partition_prefix(partition)) {
+            return Ok(None);
+        }
+        // One of this partition's keys that names no deadline is not ours: say so, rather
+        // than take it for "nothing due" and never fire what follows it.
+        index::due_of_key(partition, &key)
+            .map(Some)
+            .ok_or_else(|| StoreError::Verify {
+                path: self.path.clone(),
+                what: format!(
+                    "deadline index key {:?} names no deadline",
+                    String::from_utf8_lossy(&key)
+                ),
+            })
     }
 
     fn all_candidates(&self) -> Result<Vec<CandidateState>, StoreError> {
@@ -550,6 +561,12 @@ mod tests {
             Some(Timestamp(5))
         );
         assert_eq!(s.first_due_after(1, Timestamp(5)).unwrap(), None);
+        let mut short = index::partition_prefix(1);
+        short.extend_from_slice(&[0xff; 3]);
+        s.db.insert(&short, &[][..]).unwrap();
+        let err = s.first_due_after(1, Timestamp(5)).unwrap_err();
+        assert!(err.to_string().contains("names no deadline"), "{err}");
+        s.db.remove(&short).unwrap();
         assert_eq!(due(0, 10), vec![e1.clone()]);
         assert_eq!(due(0, 100), vec![e1.clone(), e2.clone()]);
         assert_eq!(due(1, 100), vec![e3.clone()]);

@@ -16,16 +16,9 @@ impl<'o> Out<'o> {
         Out { out }
     }
 
-    fn varint(&mut self, mut n: u64) {
-        let mut buf = [0u8; 10];
-        let mut len = 0;
-        while n >= 0x80 {
-            buf[len] = (n as u8) | 0x80;
-            n >>= 7;
-            len += 1;
-        }
-        buf[len] = n as u8;
-        self.out.extend_from_slice(&buf[..=len]);
+    fn varint(&mut self, n: u64) {
+        let (buf, len) = crate::codec::leb128::encode(n);
+        self.out.extend_from_slice(&buf[..len]);
     }
 
     /// `long` (zigzag varint); also `int`, whose encoding is the same for the same number.

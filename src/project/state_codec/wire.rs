@@ -5,6 +5,7 @@
 use thiserror::Error;
 
 use super::VERSION;
+use crate::codec::leb128;
 use crate::model::Timestamp;
 
 /// How many distinct strings one state remembers for back-references (part of the layout:
@@ -112,16 +113,9 @@ impl<'s> Writer<'s> {
     }
 
     #[inline(never)]
-    fn long_varint(&mut self, mut n: u64) {
-        let mut buf = [0u8; 10];
-        let mut len = 0;
-        while n >= 0x80 {
-            buf[len] = (n as u8) | 0x80;
-            n >>= 7;
-            len += 1;
-        }
-        buf[len] = n as u8;
-        self.out.extend_from_slice(&buf[..=len]);
+    fn long_varint(&mut self, n: u64) {
+        let (buf, len) = leb128::encode(n);
+        self.out.extend_from_slice(&buf[..len]);
     }
 
     #[inline]
@@ -250,12 +244,9 @@ impl Chunk {
         self.put(&x.to_bits().to_le_bytes());
     }
 
-    pub(super) fn varint(&mut self, mut n: u64) {
-        while n >= 0x80 {
-            self.u8((n as u8) | 0x80);
-            n >>= 7;
-        }
-        self.u8(n as u8);
+    pub(super) fn varint(&mut self, n: u64) {
+        let (buf, len) = leb128::encode(n);
+        self.put(&buf[..len]);
     }
 
     pub(super) fn ts(&mut self, t: Timestamp) {
