@@ -74,7 +74,7 @@ use hirestate::fold;
 use hirestate::generate::{stream, Spec};
 use hirestate::model::{CandidateState, Decision, Event};
 use hirestate::policy::Policy;
-use hirestate::project::{state_codec, Commit, SledStore, Store};
+use hirestate::project::{state_codec, Commit, EncodedStates, SledStore, Store};
 use hirestate::topics::Topics;
 
 const DEFAULT_EVENTS: usize = 50_000;
@@ -388,7 +388,12 @@ fn processor_path(
         }
         let t = Instant::now();
         store.commit(Commit {
-            states: touched.iter().filter_map(|c| states.get(c)).collect(),
+            states: EncodedStates::of(
+                &touched
+                    .iter()
+                    .filter_map(|c| states.get(c))
+                    .collect::<Vec<_>>(),
+            ),
             offsets: vec![(TOPIC, 0, (i * batch + chunk.len()) as i64)],
             dirty: touched.iter().map(|c| (0, c.as_str())).collect(),
             snapshot_rounds: vec![],

@@ -20,7 +20,7 @@ use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord};
 use crate::metrics::{self, Metrics, Tally};
 use crate::model::{CandidateState, Decision, Timestamp};
 use crate::policy::Policy;
-use crate::project::{Commit, Store};
+use crate::project::{Commit, EncodedStates, Store};
 use crate::publish::{Publisher, TxnEnd};
 use crate::telemetry::trace_context::TraceContext;
 use crate::timers::{index, Clock};
@@ -391,10 +391,12 @@ impl<'a> BatchFolder<'a> {
         }
 
         crate::failpoint::hit(crate::failpoint::AFTER_COMMIT_BEFORE_STORE);
-        let states: Vec<&CandidateState> = touched
-            .iter()
-            .filter_map(|(p, c)| a.partitions.get(p).and_then(|ps| ps.candidates.get(c)))
-            .collect();
+        let states = EncodedStates::of(
+            &touched
+                .iter()
+                .filter_map(|(p, c)| a.partitions.get(p).and_then(|ps| ps.candidates.get(c)))
+                .collect::<Vec<&CandidateState>>(),
+        );
         let dirty: Vec<(i32, &str)> = touched
             .iter()
             .filter(|(p, _)| !rounds.contains(p))

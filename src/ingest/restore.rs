@@ -30,7 +30,7 @@ use crate::fold;
 use crate::metrics::{self, Metrics, Tally};
 use crate::model::CandidateState;
 use crate::policy::Policy;
-use crate::project::{Commit, Store, StoreError};
+use crate::project::{Commit, EncodedStates, Store, StoreError};
 use crate::telemetry::EofReaderContext;
 use crate::timers::index;
 use crate::topics::Topics;
@@ -180,7 +180,7 @@ pub fn restore(
         })
         .collect();
     env.store.commit(Commit {
-        states: write,
+        states: EncodedStates::of(&write),
         offsets: vec![(events, partition, target)],
         dirty: touched.iter().map(|c| (partition, c.as_str())).collect(),
         snapshot_rounds: vec![],

@@ -22,7 +22,7 @@ use thiserror::Error;
 
 use crate::model::CandidateState;
 
-pub use sled_store::{open_or_rebuild, rebuild, SledStore, FORMAT};
+pub use sled_store::{open_or_rebuild, rebuild, EncodedStates, SledStore, FORMAT};
 
 /// A store failure: the processor stops (its state would otherwise silently diverge).
 #[derive(Debug, Error)]
@@ -41,9 +41,8 @@ pub enum StoreError {
 /// Everything one committed batch changes, written atomically.
 #[derive(Debug, Default)]
 pub struct Commit<'a> {
-    /// Each is encoded and written once; a candidate listed twice is written once, as its last
-    /// listing.
-    pub states: Vec<&'a CandidateState>,
+    /// The states, encoded (each candidate once).
+    pub states: EncodedStates,
     /// (topic, partition, next offset).
     pub offsets: Vec<(&'a str, i32, i64)>,
     /// (partition, candidate) changed since the partition's last snapshot round.

@@ -2,9 +2,9 @@
 //! (topic NUL partition → next offset, big-endian i64), `d/` (partition BE, candidate → dirty
 //! marker) and the `meta/format` marker. One tree means one `apply_batch` is one atomic write.
 //!
-//! Write-behind: [`Store::commit`] encodes the batch on the caller's thread, then applies it on
-//! a writer thread of its own and returns, so sled's write of batch N overlaps the folding of
-//! batch N+1. Invariants (tests below):
+//! Write-behind: the caller encodes a batch's states ([`EncodedStates`]) where they are; then
+//! [`Store::commit`] applies the batch on a writer thread of its own and returns, so sled's
+//! write of batch N overlaps the folding of batch N+1. Invariants (tests below):
 //! - Writes are applied one at a time, in commit order: a commit first waits for the write
 //!   before it ([`Store::settle`]).
 //! - Reads see every commit made before them: each read settles first — except
@@ -46,10 +46,6 @@ pub struct SledStore {
 #[derive(Default)]
 struct Scratch {
     key: Vec<u8>,
-    /// The size of the last commit's encoded states (the next one's first guess).
-    encoded_len: usize,
-    /// Indices into `Commit::states`, for the once-per-candidate order.
-    order: Vec<usize>,
     /// Dirty markers known to be in the tree, by partition: written by a commit that
     /// succeeded, or read by [`Store::dirty`]. Only `commit` writes or removes `d/` keys, and it
     /// keeps this true, so a listed marker is not written again (between snapshot rounds the
@@ -60,11 +56,54 @@ struct Scratch {
     marking: Vec<usize>,
 }
 
-/// A commit's states, encoded: keys and values back to back, and where each starts and ends.
-struct Encoded {
+/// A batch's candidate states encoded for [`Store::commit`]: each candidate once (its last
+/// listing), as the store's keys and values back to back. Encoding is apart from the write so
+/// that the processor can encode a batch's states as they stand at the batch's end and write
+/// them only once its transaction has committed, while the next batch already folds.
+#[derive(Debug, Default)]
+pub struct EncodedStates {
     bytes: Vec<u8>,
     /// [key start, value start, value end] into `bytes`.
     spans: Vec<[usize; 3]>,
+}
+
+impl EncodedStates {
+    /// Encodes `states`, once each: a candidate listed twice is encoded as its last listing.
+    pub fn of(states: &[&CandidateState]) -> EncodedStates {
+        let mut order = Vec::new();
+        once_each(states, &mut order);
+        let mut out = EncodedStates {
+            bytes: Vec::with_capacity(order.len() * 1024),
+            spans: Vec::with_capacity(order.len()),
+        };
+        for &i in &order {
+            let state = states[i];
+            let start = out.bytes.len();
+            out.bytes.extend_from_slice(b"c/");
+            out.bytes.extend_from_slice(state.candidate_id.as_bytes());
+            let value = out.bytes.len();
+            state_codec::encode(state, &mut out.bytes);
+            out.spans.push([start, value, out.bytes.len()]);
+        }
+        out
+    }
+
+    /// How many candidates it holds.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The candidate ids, as encoded in the keys (written from `&str`, so UTF-8).
+    fn ids(&self) -> impl Iterator<Item = &str> {
+        self.spans
+            .iter()
+            .filter_map(|[key, value, _]| std::str::from_utf8(&self.bytes[key + 2..*value]).ok())
+    }
 }
 
 fn offset_key(topic: &str, partition: i32) -> Vec<u8> {
@@ -304,8 +343,6 @@ impl Store for SledStore {
         let mut scratch = lock(&self.scratch);
         let Scratch {
             key,
-            encoded_len,
-            order,
             marked,
             marking,
         } = &mut *scratch;
@@ -316,30 +353,15 @@ impl Store for SledStore {
                 batch.remove(k.map_err(|e| self.err(e))?);
             }
         }
-        once_each(&commit.states, order);
-        // Encoded here, where the states are; put into sled's batch (a copy per key and value)
-        // on the writer thread.
-        let mut states = Encoded {
-            bytes: Vec::with_capacity(*encoded_len),
-            spans: Vec::with_capacity(order.len()),
-        };
+        // Put into sled's batch (a copy per key and value) on the writer thread.
+        let states = commit.states;
         let mut known = lock(&self.known);
-        for &i in order.iter() {
-            let state = commit.states[i];
-            let start = states.bytes.len();
-            states.bytes.extend_from_slice(b"c/");
-            states
-                .bytes
-                .extend_from_slice(state.candidate_id.as_bytes());
-            let value = states.bytes.len();
-            state_codec::encode(state, &mut states.bytes);
-            states.spans.push([start, value, states.bytes.len()]);
-            if !known.contains(state.candidate_id.as_str()) {
-                known.insert(state.candidate_id.as_str().into());
+        for id in states.ids() {
+            if !known.contains(id) {
+                known.insert(id.into());
             }
         }
         drop(known);
-        *encoded_len = states.bytes.len();
         for (topic, partition, next) in &commit.offsets {
             batch.insert(offset_key(topic, *partition), &next.to_be_bytes());
         }
@@ -498,7 +520,7 @@ mod tests {
         let held = SledStore::open(&path).unwrap();
         let a = state("a");
         held.commit(Commit {
-            states: vec![&a],
+            states: EncodedStates::of(&[&a]),
             ..Default::default()
         })
         .unwrap();
@@ -591,7 +613,7 @@ mod tests {
         let s = SledStore::open(&dir.path().join("db")).unwrap();
         let (a, b) = (state("a"), state("b"));
         s.commit(Commit {
-            states: vec![&a, &b],
+            states: EncodedStates::of(&[&a, &b]),
             offsets: vec![("events", 0, 10), ("events", 1, 3)],
             dirty: vec![(0, "a"), (1, "b")],
             ..Default::default()
@@ -678,7 +700,7 @@ mod tests {
         let mut a = state("a");
         a.seen_event_ids.insert("e1".to_owned());
         s.commit(Commit {
-            states: vec![&a],
+            states: EncodedStates::of(&[&a]),
             ..Default::default()
         })
         .unwrap();
@@ -722,7 +744,7 @@ mod tests {
         let states: Vec<CandidateState> = (0..300).map(|i| state(&format!("c{i:03}"))).collect();
         for (n, chunk) in states.chunks(50).enumerate() {
             s.commit(Commit {
-                states: chunk.iter().collect(),
+                states: EncodedStates::of(&chunk.iter().collect::<Vec<_>>()),
                 offsets: vec![("t", 0, n as i64 + 1)],
                 ..Default::default()
             })
@@ -736,7 +758,7 @@ mod tests {
         assert_eq!(s.candidate("never").unwrap(), None);
         let last = state("last");
         s.commit(Commit {
-            states: vec![&last],
+            states: EncodedStates::of(&[&last]),
             offsets: vec![("t", 0, 99)],
             ..Default::default()
         })
@@ -756,7 +778,7 @@ mod tests {
         let (a1, b, mut a2) = (state("a"), state("b"), state("a"));
         a2.seen_event_ids.insert("e2".to_owned());
         s.commit(Commit {
-            states: vec![&a1, &b, &a2],
+            states: EncodedStates::of(&[&a1, &b, &a2]),
             ..Default::default()
         })
         .unwrap();
