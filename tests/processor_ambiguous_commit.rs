@@ -3,7 +3,8 @@
 //! its real outcomes, on the real broker: fail points tell the processor "outcome unknown" once
 //! after a commit that did happen and once instead of a commit that never happened. Either way
 //! the producer is recreated, the partitions re-synced with the committed offsets, and the
-//! outputs and the projection end exactly equal to a clean replay: nothing lost, nothing twice.
+//! outputs and the projection end exactly equal to a clean replay: nothing lost, nothing twice —
+//! also for the batch folded ahead while each of those commits was in flight.
 
 #[path = "support/processor.rs"]
 mod processor;
@@ -15,7 +16,8 @@ fn ambiguous_commits_neither_lose_nor_duplicate() {
         return;
     };
     let setup = processor::Setup::new(&bs, "ambiguous", 2);
-    let file = setup.generate("events.jsonl", 200, 4_711);
+    // Enough events that a batch is folded ahead whenever a commit is in flight.
+    let file = setup.generate("events.jsonl", 600, 4_711);
     let expected = processor::expected(&setup, &file);
     setup.produce(&file);
 
@@ -37,6 +39,14 @@ fn ambiguous_commits_neither_lose_nor_duplicate() {
     );
     assert_eq!(report["aborted_batches"], 2, "{report}");
     assert_eq!(node.log_count("fires (pass"), 2, "{}", node.log_tail());
+    // Each failed commit had the next batch folded ahead of it: that batch (and its states)
+    // were dropped too, and folded again after the re-sync.
+    assert_eq!(
+        node.log_count("batch folded ahead discarded"),
+        2,
+        "{}",
+        node.log_tail()
+    );
     // The batch whose commit did happen is folded again by the re-sync, without emitting.
     assert!(
         report["restored_events"].as_u64().unwrap_or(0) > 0,

@@ -1,7 +1,24 @@
-//! One batch, start to end: decode → fold → outputs → one transaction → store. On any
-//! failure before the commit is known to have succeeded, the in-memory states the batch
-//! touched are dropped — the store still holds them as of the last commit and they reload
-//! from there — so memory, sled and Kafka agree again after the rewind.
+//! One batch, start to end, in two steps: [`BatchFolder::fold`] (decode → fold → outputs
+//! encoded into an outbox) and [`BatchFolder::transact`] (one transaction carrying the outbox,
+//! due timers, snapshots and the input offsets → store). `transact` folds the NEXT batch's
+//! records while its own commit is in flight, so a batch's decoding and folding overlap the
+//! broker round trips of the transaction before it.
+//!
+//! Invariants (the processor suites under `make test` — equivalence, kills, ambiguous commits,
+//! two instances — are what would catch a violation):
+//! - A batch is folded against the states its predecessors left in memory, in input order:
+//!   folding ahead changes when, never what, is folded.
+//! - Nothing of a batch folded ahead is sent before its predecessor's commit is known to have
+//!   succeeded: its records wait in its outbox, and its transaction begins after that commit.
+//! - The states a commit writes to the store are encoded before the next batch folds, so the
+//!   store gets each batch's states exactly as that batch left them, and only after its commit.
+//! - On any failure before a commit is known to have succeeded, the in-memory states that
+//!   batch touched are dropped, and so is the batch folded ahead of it with its states — the
+//!   store still holds them as of the last commit and they reload from there — so memory,
+//!   sled and Kafka agree again after the rewind.
+//! - A batch folded ahead is only sent under the assignment it was folded in: a rebalance in
+//!   between (the consumer is polled with no transaction open, but a folded batch may wait)
+//!   discards it (the caller re-syncs and the records come again).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,13 +29,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio::runtime::Handle;
 
-use super::outputs::Outputs;
+use super::outputs::{Outbox, Outputs};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::fold::{self, Outcome};
 use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord};
 use crate::metrics::{self, Metrics, Tally};
-use crate::model::{CandidateState, Decision, Timestamp};
+use crate::model::{Decision, Timestamp};
 use crate::policy::Policy;
 use crate::project::{Commit, EncodedStates, Store};
 use crate::publish::{Publisher, TxnEnd};
@@ -170,7 +187,7 @@ impl<'a> BatchFolder<'a> {
         &self,
         a: &mut Assignment,
         scheduled: &[index::Entry],
-        publisher: &Publisher,
+        out: &mut Outbox,
         store: &dyn Store,
     ) -> anyhow::Result<Fired> {
         let now = self.clock.now();
@@ -206,7 +223,7 @@ impl<'a> BatchFolder<'a> {
                 };
                 if state.is_some_and(|s| fold::timers::live(s, &entry.due, self.policy)) {
                     let event = fold::timers::event(&entry.candidate_id, &entry.due);
-                    self.outputs.deadline(publisher, *p, &event)?;
+                    self.outputs.deadline(out, *p, &event)?;
                     fired.sent += 1;
                 }
                 fired.done.push(key);
@@ -215,53 +232,39 @@ impl<'a> BatchFolder<'a> {
         Ok(fired)
     }
 
-    /// Processes `records` (all of partitions in `a`, each at or past its `next`).
+    /// Decodes and folds `records` (all of partitions in `a`, each at or past its `next`) into
+    /// the in-memory states, and encodes their outputs into the batch's outbox. Nothing is
+    /// sent: [`BatchFolder::transact`] does that.
     ///
     /// # Errors
-    /// A store write that failed after a successful commit (the store would fall behind
-    /// silently otherwise), or an output that cannot be encoded.
-    pub fn process(
+    /// A store read that failed (loading a candidate not in memory).
+    pub fn fold(
         &mut self,
         a: &mut Assignment,
         records: &[OwnedRecord],
-        publisher: &mut Publisher,
-        group: &ConsumerGroupMetadata,
         store: &dyn Store,
-    ) -> anyhow::Result<BatchEnd> {
-        let span = tracing::info_span!("batch", records = records.len());
-        let _entered = span.enter();
-        if let Err(e) = publisher.begin() {
-            return Ok(BatchEnd::RolledBack(format!("begin_transaction: {e}")));
-        }
-        let mut touched: BTreeSet<(i32, String)> = BTreeSet::new();
-        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut counts = Counts::default();
-        let mut tally = Tally::default();
-        let mut failure: Option<String> = None;
-        let mut scheduled: Vec<index::Entry> = Vec::new();
-
+    ) -> anyhow::Result<Folded> {
+        let mut f = Folded::default();
         for r in records {
             let Some(ps) = a.partitions.get_mut(&r.partition) else {
                 continue;
             };
-            next.insert(r.partition, r.offset + 1);
+            f.epochs.insert(r.partition, ps.epoch);
+            f.next.insert(r.partition, r.offset + 1);
             let event = match self.admission.admit(r.key.as_deref(), r.value.as_deref()) {
                 Admitted::Event(e) => e,
                 Admitted::Retry(e) => {
-                    failure = Some(format!(
+                    f.failure = Some(format!(
                         "retryable decode error at {}/{}: {e}",
                         r.partition, r.offset
                     ));
                     break;
                 }
                 Admitted::Refused(why) => {
-                    counts.consumed += 1;
-                    counts.dlq += 1;
-                    tally.dead_letter(why.stage, why.class);
-                    if let Err(e) = self.outputs.dlq(publisher, r, &why) {
-                        failure = Some(e.to_string());
-                        break;
-                    }
+                    f.counts.consumed += 1;
+                    f.counts.dlq += 1;
+                    f.tally.dead_letter(why.stage, why.class);
+                    self.outputs.dlq(&mut f.outbox, r, &why);
                     continue;
                 }
             };
@@ -293,45 +296,102 @@ impl<'a> BatchFolder<'a> {
             let before = metrics::status_before(state, &event);
             let stuck_before = metrics::stuck_of(state, &event);
             let outcome = fold::apply(state, &event, self.policy);
-            tally.observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
-            counts.count(&outcome);
-            tally.observe(&event, &outcome, state, before);
+            f.tally
+                .observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
+            f.counts.count(&outcome);
+            f.tally.observe(&event, &outcome, state, before);
             if let (Some(from), Some(first)) = (
                 ps.timers_from,
                 outcome.scheduled.iter().map(|due| due.at).min(),
             ) {
                 ps.timers_from = Some(from.min(first));
             }
-            scheduled.extend(outcome.scheduled.iter().map(|due| index::Entry {
-                partition: r.partition,
-                candidate_id: event.candidate_id.clone(),
-                due: due.clone(),
-            }));
+            f.scheduled
+                .extend(outcome.scheduled.iter().map(|due| index::Entry {
+                    partition: r.partition,
+                    candidate_id: event.candidate_id.clone(),
+                    due: due.clone(),
+                }));
             if outcome.decision != Decision::Duplicate {
-                touched.insert(key);
+                f.touched.insert(key);
             }
-            if let Err(e) =
-                self.outputs
-                    .emit(publisher, &event, r.trace.as_ref(), &outcome, self.policy)
-            {
-                failure = Some(e.to_string());
+            if let Err(e) = self.outputs.emit(
+                &mut f.outbox,
+                &event,
+                r.trace.as_ref(),
+                &outcome,
+                self.policy,
+            ) {
+                f.failure = Some(e.to_string());
                 break;
             }
         }
+        Ok(f)
+    }
+
+    /// Whether `f` was folded under `a`'s current assignment (no rebalance since).
+    pub fn still_assigned(f: &Folded, a: &Assignment) -> bool {
+        f.epochs
+            .iter()
+            .all(|(p, epoch)| a.partitions.get(p).is_some_and(|ps| ps.epoch == *epoch))
+    }
+
+    /// Drops the in-memory states `f` touched (they reload from the store, which holds them as
+    /// of the last commit): `f` will not be committed.
+    pub fn discard(f: Folded, a: &mut Assignment) {
+        for (p, c) in &f.touched {
+            if let Some(ps) = a.partitions.get_mut(p) {
+                if f.epochs.get(p) == Some(&ps.epoch) {
+                    ps.candidates.remove(c);
+                }
+            }
+        }
+    }
+
+    /// Runs `f`'s transaction — its outbox, the timers due, the snapshot rounds due and its
+    /// input offsets — and, while the commit is in flight, folds `next` (records collected after
+    /// `f`'s, of the same assignment). After a commit, `f`'s states go to the store and the
+    /// batch folded from `next` is returned, to be transacted next. After a rollback, both
+    /// batches' states are dropped and nothing is returned: the caller rewinds.
+    ///
+    /// # Errors
+    /// A store write that failed after a successful commit (the store would fall behind
+    /// silently otherwise), a store read that failed, or an output that cannot be encoded.
+    pub fn transact(
+        &mut self,
+        a: &mut Assignment,
+        mut f: Folded,
+        next: &[OwnedRecord],
+        publisher: &mut Publisher,
+        group: &ConsumerGroupMetadata,
+        store: &dyn Store,
+    ) -> anyhow::Result<(BatchEnd, Option<Folded>)> {
+        let span = tracing::info_span!("batch", records = f.counts.consumed);
+        let _entered = span.enter();
+        if let Some(why) = f.failure.take() {
+            Self::discard(f, a);
+            return Ok((BatchEnd::RolledBack(why), None));
+        }
+        if let Err(e) = publisher.begin() {
+            Self::discard(f, a);
+            return Ok((
+                BatchEnd::RolledBack(format!("begin_transaction: {e}")),
+                None,
+            ));
+        }
+        let mut failure: Option<String> = None;
 
         // Timers due by now, checked against the states as this batch left them.
         let mut fired = Fired::default();
-        if failure.is_none() {
-            match self.fire_timers(a, &scheduled, publisher, store) {
-                Ok(f) => fired = f,
-                Err(e) => failure = Some(format!("firing timers: {e}")),
-            }
+        match self.fire_timers(a, &f.scheduled, &mut f.outbox, store) {
+            Ok(x) => fired = x,
+            Err(e) => failure = Some(format!("firing timers: {e}")),
         }
 
         // Snapshot rounds for partitions whose cadence is due.
         let mut rounds = Vec::new();
         if failure.is_none() {
-            for (p, n) in &next {
+            'rounds: for (p, n) in &f.next {
                 let ps = &a.partitions[p];
                 if ps.batches_since_snapshot + 1 < self.snapshot_every {
                     continue;
@@ -340,7 +400,7 @@ impl<'a> BatchFolder<'a> {
                 let changed: BTreeSet<&String> = ps
                     .dirty
                     .iter()
-                    .chain(touched.iter().filter(|(tp, _)| tp == p).map(|(_, c)| c))
+                    .chain(f.touched.iter().filter(|(tp, _)| tp == p).map(|(_, c)| c))
                     .collect();
                 for c in changed {
                     // A candidate changed in an earlier batch may no longer be in memory (e.g.
@@ -356,68 +416,89 @@ impl<'a> BatchFolder<'a> {
                             None => continue,
                         },
                     };
-                    if let Err(e) = self.outputs.snapshot(publisher, state, *n) {
+                    if let Err(e) = self.outputs.snapshot(&mut f.outbox, state, *n) {
                         failure = Some(e.to_string());
-                        break;
+                        break 'rounds;
                     }
-                    counts.snapshots += 1;
+                    f.counts.snapshots += 1;
                 }
             }
         }
+        if let Some(why) = failure {
+            let end = publisher.abort(&why);
+            Self::discard(f, a);
+            return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
+        }
 
-        let end = match failure {
-            Some(why) => publisher.abort(&why),
-            None => {
-                let mut tpl = TopicPartitionList::new();
-                for (p, n) in &next {
-                    tpl.add_partition_offset(&self.events_topic, *p, Offset::Offset(*n))?;
-                }
+        let mut tpl = TopicPartitionList::new();
+        for (p, n) in &f.next {
+            tpl.add_partition_offset(&self.events_topic, *p, Offset::Offset(*n))?;
+        }
+        // The records are sent and the transaction committed on a thread of their own (that
+        // waits on the broker); meanwhile this one encodes the states the commit will write —
+        // before the next batch folds on from them — and folds the next batch.
+        let outbox = &mut f.outbox;
+        let (end, took, states, ahead) = std::thread::scope(|scope| {
+            let committing = scope.spawn(|| {
+                let sent = outbox.send(publisher);
                 let started = Instant::now();
-                let end = publisher.commit(&tpl, group);
-                self.metrics
-                    .record_commit(started.elapsed(), end == TxnEnd::Committed);
-                end
+                let end = match sent {
+                    Ok(()) => publisher.commit(&tpl, group),
+                    Err(e) => publisher.abort(&e.to_string()),
+                };
+                (end, started.elapsed())
+            });
+            let states = EncodedStates::of(
+                &f.touched
+                    .iter()
+                    .filter_map(|(p, c)| a.partitions.get(p).and_then(|ps| ps.candidates.get(c)))
+                    .collect::<Vec<_>>(),
+            );
+            let ahead = self.fold(a, next, store);
+            match committing.join() {
+                Ok((end, took)) => (end, took, states, ahead),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-        };
+        });
+        self.metrics.record_commit(took, end == TxnEnd::Committed);
         if end != TxnEnd::Committed {
-            // The store holds every candidate's state as of the last commit (it is written
-            // after each one): forgetting what this batch changed is the rollback.
-            for (p, c) in &touched {
-                if let Some(ps) = a.partitions.get_mut(p) {
-                    ps.candidates.remove(c);
+            if let Ok(ahead) = ahead {
+                if !ahead.is_empty() {
+                    tracing::info!(
+                        records = ahead.counts.consumed,
+                        "batch folded ahead discarded with the batch before it"
+                    );
                 }
+                Self::discard(ahead, a);
             }
-            return Ok(BatchEnd::RolledBack(format!("{end:?}")));
+            Self::discard(f, a);
+            return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
         }
 
         crate::failpoint::hit(crate::failpoint::AFTER_COMMIT_BEFORE_STORE);
-        let states = EncodedStates::of(
-            &touched
-                .iter()
-                .filter_map(|(p, c)| a.partitions.get(p).and_then(|ps| ps.candidates.get(c)))
-                .collect::<Vec<&CandidateState>>(),
-        );
-        let dirty: Vec<(i32, &str)> = touched
+        let dirty: Vec<(i32, &str)> = f
+            .touched
             .iter()
             .filter(|(p, _)| !rounds.contains(p))
             .map(|(p, c)| (*p, c.as_str()))
             .collect();
         store.commit(Commit {
             states,
-            offsets: next
+            offsets: f
+                .next
                 .iter()
                 .map(|(p, n)| (self.events_topic.as_str(), *p, *n))
                 .collect(),
             dirty,
             snapshot_rounds: rounds.clone(),
-            timers: scheduled,
+            timers: std::mem::take(&mut f.scheduled),
             timers_done: fired.done,
         })?;
         if fired.sent > 0 {
             tracing::debug!(sent = fired.sent, "due timers fired into the log");
         }
         self.timers_fired += fired.sent;
-        for (p, n) in &next {
+        for (p, n) in &f.next {
             let Some(ps) = a.partitions.get_mut(p) else {
                 continue;
             };
@@ -427,7 +508,7 @@ impl<'a> BatchFolder<'a> {
                 ps.batches_since_snapshot = 0;
             } else {
                 ps.dirty.extend(
-                    touched
+                    f.touched
                         .iter()
                         .filter(|(tp, _)| tp == p)
                         .map(|(_, c)| c.clone()),
@@ -435,8 +516,38 @@ impl<'a> BatchFolder<'a> {
                 ps.batches_since_snapshot += 1;
             }
         }
-        self.counts.merge(&counts);
-        self.metrics.record_batch(&tally);
-        Ok(BatchEnd::Committed)
+        self.counts.merge(&f.counts);
+        self.metrics.record_batch(&f.tally);
+        Ok((BatchEnd::Committed, Some(ahead?)))
+    }
+}
+
+/// A batch folded, its outputs encoded, waiting for its transaction.
+#[derive(Default)]
+pub struct Folded {
+    /// The assignment epoch of each partition it read.
+    epochs: BTreeMap<i32, u64>,
+    /// (partition, candidate) whose state it changed.
+    touched: BTreeSet<(i32, String)>,
+    /// Per partition, the input offset after its last record.
+    next: BTreeMap<i32, i64>,
+    counts: Counts,
+    tally: Tally,
+    /// Deadline index entries its outcomes scheduled.
+    scheduled: Vec<index::Entry>,
+    outbox: Outbox,
+    /// Why it cannot be committed (it is rolled back instead).
+    failure: Option<String>,
+}
+
+impl Folded {
+    /// Whether it read no record (a batch of due timers alone).
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    /// The input offset after its last record of `partition`, if it read any.
+    pub fn next_of(&self, partition: i32) -> Option<i64> {
+        self.next.get(&partition).copied()
     }
 }

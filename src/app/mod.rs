@@ -1,7 +1,9 @@
 //! Wires the stages into the live processor and owns its lifecycle: start-up checks, the
 //! batch loop, shutdown and drain. Reads as the data flow:
 //! ingest (poll a batch) → codec (decode) → fold → derive → publish (one transaction with the
-//! input offsets) → project (sled, after the commit).
+//! input offsets) → project (sled, after the commit). Batches overlap by one step: batch N+1
+//! is decoded and folded while batch N's commit is in flight ([`batch`] says what keeps that
+//! exactly equivalent to folding one batch after the other).
 //!
 //! The loop runs on its own OS thread: every transactional call blocks, and none may run on the
 //! async runtime. The async side (signals, health endpoints) talks to it through atomics and
@@ -209,8 +211,11 @@ pub fn run(
     let mut seen_generation = 0;
     let mut retry_wait = Duration::ZERO;
     let batch_wait = Duration::from_millis(config.batch_max_ms);
+    // The batch folded while the transaction before it committed (see `batch`).
+    let mut ahead: Option<batch::Folded> = None;
     while !status.shutdown.load(Ordering::Relaxed) {
-        // 1. ingest: collect a batch (rebalances and restores happen inside poll).
+        // 1. ingest: collect a batch (rebalances and restores happen inside poll; no
+        //    transaction is open here).
         let mut records =
             ingest::collect(&consumer, &assignment, config.batch_max_records, batch_wait);
         let mut a = lock(&assignment);
@@ -225,32 +230,69 @@ pub fn run(
         status
             .ready
             .store(!a.partitions.is_empty(), Ordering::Relaxed);
-        records.retain(|r| {
-            a.partitions
-                .get(&r.partition)
-                .is_some_and(|p| p.epoch == r.epoch && r.offset >= p.next)
-        });
-        if records.is_empty() && !folder.timers_due(&a, store.as_ref())? {
-            drop(a);
-            if let Some(idle) = opts.exit_when_idle {
-                if status.ready.load(Ordering::Relaxed) && last_record.elapsed() >= idle {
-                    break;
-                }
+        if ahead
+            .as_ref()
+            .is_some_and(|f| !batch::BatchFolder::still_assigned(f, &a))
+        {
+            // Folded under an assignment that has changed since: dropped, and every partition
+            // re-synced, so its records (and those just collected) come again.
+            if let Some(f) = ahead.take() {
+                batch::BatchFolder::discard(f, &mut a);
             }
+            tracing::info!("batch folded ahead of a rebalance discarded; rewinding");
+            resync(&consumer, &mut a, &env)?;
             continue;
         }
+        records.retain(|r| {
+            let folded = ahead.as_ref().and_then(|f| f.next_of(r.partition));
+            a.partitions.get(&r.partition).is_some_and(|p| {
+                p.epoch == r.epoch && r.offset >= p.next && folded.is_none_or(|n| r.offset >= n)
+            })
+        });
+        let batch = match ahead.take() {
+            Some(f) => f,
+            None => {
+                if records.is_empty() && !folder.timers_due(&a, store.as_ref())? {
+                    drop(a);
+                    if let Some(idle) = opts.exit_when_idle {
+                        if status.ready.load(Ordering::Relaxed) && last_record.elapsed() >= idle {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+                // 2–5. decode, fold, derive: outputs wait in the batch's outbox.
+                let f = folder.fold(&mut a, &records, store.as_ref())?;
+                if !records.is_empty() {
+                    // The pipeline starts: the next collect gives this batch's commit the
+                    // records to fold while it is in flight.
+                    ahead = Some(f);
+                    continue;
+                }
+                f
+            }
+        };
         last_record = Instant::now();
 
-        // 2–7. decode, fold, derive, publish in one transaction, then project.
+        // 6–7. publish in one transaction (the records just collected fold meanwhile), then
+        //      project.
         let group = consumer
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
-        match folder.process(&mut a, &records, &mut publisher, &group, store.as_ref())? {
-            batch::BatchEnd::Committed => {
+        match folder.transact(
+            &mut a,
+            batch,
+            &records,
+            &mut publisher,
+            &group,
+            store.as_ref(),
+        )? {
+            (batch::BatchEnd::Committed, next) => {
                 report.batches += 1;
                 retry_wait = Duration::ZERO;
+                ahead = next.filter(|f| !f.is_empty());
             }
-            batch::BatchEnd::RolledBack(why) => {
+            (batch::BatchEnd::RolledBack(why), _) => {
                 report.aborted_batches += 1;
                 // Back off: what failed (a registry, a broker) may need a moment.
                 retry_wait =

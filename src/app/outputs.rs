@@ -1,6 +1,8 @@
 //! What one batch writes, record by record: commands to each target's topic, rejection
 //! records, alerts, DLQ records, snapshots — encoded in the configured framing, keyed by
-//! `candidate_id`, with headers a sink or an auditor can use without decoding.
+//! `candidate_id`, with headers a sink or an auditor can use without decoding. They are encoded
+//! into an [`Outbox`] as the batch folds (which may be while the transaction before it is still
+//! committing) and sent, in that order, once the batch's own transaction is open.
 //!
 //! Every record written here carries a W3C `traceparent` (and the inbound `tracestate`, when
 //! there was one): the trace of the input event it derives from — the inbound record's, or one
@@ -10,6 +12,9 @@
 //! record when it had a valid one, else start one derived from its topic, partition and offset;
 //! snapshots, which no single event causes, start one derived from candidate and offset.
 
+use std::sync::Arc;
+
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use tokio::runtime::Handle;
 
@@ -30,13 +35,69 @@ pub const ATTEMPT_HEADER: &str = "hirestate.attempt";
 /// Header naming the input event an output derives from.
 pub const EVENT_ID_HEADER: &str = "hirestate.event_id";
 
-/// Encodes and sends a batch's outputs.
+/// Encodes a batch's outputs into its [`Outbox`].
 pub struct Outputs {
     topics: Topics,
+    /// The fixed topics, named once (every record of the outbox holds its topic's name).
+    events: Arc<str>,
+    rejections: Arc<str>,
+    alerts: Arc<str>,
+    dlq: Arc<str>,
+    snapshots: Arc<str>,
     codec: Codec,
     framing: Framing,
     runtime: Handle,
-    command_topics: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<str>>>,
+    command_topics: std::cell::RefCell<std::collections::HashMap<String, Arc<str>>>,
+}
+
+/// One encoded record waiting for its transaction.
+struct Outgoing {
+    topic: Arc<str>,
+    /// `None`: the default partitioner (by key).
+    partition: Option<i32>,
+    key: String,
+    value: Vec<u8>,
+    headers: OwnedHeaders,
+}
+
+/// A batch's records, encoded and in order, waiting for the batch's transaction to be open
+/// (sent from the thread that then commits it).
+#[derive(Default)]
+pub struct Outbox {
+    records: Vec<Outgoing>,
+}
+
+impl Outbox {
+    fn push(
+        &mut self,
+        topic: &Arc<str>,
+        partition: Option<i32>,
+        key: &str,
+        value: Vec<u8>,
+        headers: OwnedHeaders,
+    ) {
+        self.records.push(Outgoing {
+            topic: topic.clone(),
+            partition,
+            key: key.to_owned(),
+            value,
+            headers,
+        });
+    }
+
+    /// Sends every record into `p`'s open transaction, in order, and empties the outbox.
+    ///
+    /// # Errors
+    /// The first production failure (the batch is then rolled back).
+    pub fn send(&mut self, p: &Publisher) -> Result<(), KafkaError> {
+        for r in self.records.drain(..) {
+            match r.partition {
+                Some(partition) => p.send_to(&r.topic, partition, &r.key, &r.value, r.headers)?,
+                None => p.send(&r.topic, &r.key, &r.value, r.headers)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 fn header(h: OwnedHeaders, key: &str, value: &str) -> OwnedHeaders {
@@ -61,6 +122,11 @@ impl Outputs {
     pub fn new(topics: &Topics, codec: &Codec, registry: bool, runtime: Handle) -> Outputs {
         Outputs {
             topics: topics.clone(),
+            events: topics.events.as_str().into(),
+            rejections: topics.rejections.as_str().into(),
+            alerts: topics.alerts.as_str().into(),
+            dlq: topics.dlq.as_str().into(),
+            snapshots: topics.snapshots.as_str().into(),
             codec: codec.clone(),
             command_topics: Default::default(),
             framing: if registry {
@@ -73,12 +139,12 @@ impl Outputs {
     }
 
     /// The command topic of `target`, named once per target rather than once per command.
-    fn command_topic(&self, system: TargetSystem, target: &str) -> std::rc::Rc<str> {
+    fn command_topic(&self, system: TargetSystem, target: &str) -> Arc<str> {
         let mut names = self.command_topics.borrow_mut();
         if let Some(t) = names.get(target) {
             return t.clone();
         }
-        let t: std::rc::Rc<str> = self.topics.commands(system, target).into();
+        let t: Arc<str> = self.topics.commands(system, target).into();
         names.insert(target.to_owned(), t.clone());
         t
     }
@@ -94,15 +160,15 @@ impl Outputs {
         bytes.map_err(|e| anyhow::anyhow!("encoding a {} for {topic}: {e}", R::SCHEMA))
     }
 
-    /// Sends the commands, the rejection record and the alerts `outcome` carries, in the trace
-    /// of `inbound` (the input record's trace context) or, without one, a trace started for
-    /// `event`.
+    /// Adds the commands, the rejection record and the alerts `outcome` carries to `out`, in
+    /// the trace of `inbound` (the input record's trace context) or, without one, a trace
+    /// started for `event`.
     ///
     /// # Errors
-    /// Encoding or production failures (the batch is then rolled back).
+    /// Encoding failures (the batch is then rolled back).
     pub fn emit(
         &self,
-        p: &Publisher,
+        out: &mut Outbox,
         event: &Event,
         inbound: Option<&TraceContext>,
         outcome: &Outcome,
@@ -124,58 +190,40 @@ impl Outputs {
             let h = header(h, ATTEMPT_HEADER, &attempt);
             let h = header(h, EVENT_ID_HEADER, &event.event_id);
             let h = traced(h, &trace, &["command", &c.command_id, &attempt]);
-            p.send(&topic, key, &self.encode(&**c, &topic)?, h)?;
+            out.push(&topic, None, key, self.encode(&**c, &topic)?, h);
         }
         if let Some(r) = outcome.rejection(event, policy) {
             let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
             let h = traced(h, &trace, &["rejection", &event.event_id]);
-            p.send(
-                &self.topics.rejections,
-                key,
-                &self.encode(&r, &self.topics.rejections)?,
-                h,
-            )?;
+            let value = self.encode(&r, &self.rejections)?;
+            out.push(&self.rejections, None, key, value, h);
         }
         for a in &outcome.alerts {
             let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
             let h = traced(h, &trace, &["alert", &a.alert_id]);
-            p.send(
-                &self.topics.alerts,
-                key,
-                &self.encode(a, &self.topics.alerts)?,
-                h,
-            )?;
+            out.push(&self.alerts, None, key, self.encode(a, &self.alerts)?, h);
         }
         Ok(())
     }
 
-    /// Sends the `deadline_reached` event of a due timer into partition `partition` of the
-    /// input topic (its candidate's partition), where the processor folds it like any event.
+    /// Adds the `deadline_reached` event of a due timer for partition `partition` of the input
+    /// topic (its candidate's partition), where the processor folds it like any event.
     ///
     /// # Errors
-    /// Encoding or production failures (the batch is then rolled back).
-    pub fn deadline(&self, p: &Publisher, partition: i32, event: &Event) -> anyhow::Result<()> {
-        let topic = &self.topics.events;
+    /// Encoding failures (the batch is then rolled back).
+    pub fn deadline(&self, out: &mut Outbox, partition: i32, event: &Event) -> anyhow::Result<()> {
         let trace = TraceContext::for_event(None, &event.event_id);
         let h = header(OwnedHeaders::new(), EVENT_ID_HEADER, &event.event_id);
         let h = traced(h, &trace, &["deadline", &event.event_id]);
-        p.send_to(
-            topic,
-            partition,
-            &event.candidate_id,
-            &self.encode(event, topic)?,
-            h,
-        )?;
+        let value = self.encode(event, &self.events)?;
+        out.push(&self.events, Some(partition), &event.candidate_id, value, h);
         Ok(())
     }
 
-    /// Sends an undecodable record to the DLQ: original key, value and headers, plus error
+    /// Adds an undecodable record's DLQ record: original key, value and headers, plus error
     /// headers named as Kafka Connect names them. The original trace headers are replaced by
     /// hirestate's (same trace when the original was valid).
-    ///
-    /// # Errors
-    /// Production failures.
-    pub fn dlq(&self, p: &Publisher, r: &OwnedRecord, why: &Refused) -> anyhow::Result<()> {
+    pub fn dlq(&self, out: &mut Outbox, r: &OwnedRecord, why: &Refused) {
         let mut h = OwnedHeaders::new();
         if let Some(orig) = &r.headers {
             for x in orig.iter() {
@@ -210,22 +258,17 @@ impl Outputs {
             .as_deref()
             .map(String::from_utf8_lossy)
             .unwrap_or_default();
-        p.send(
-            &self.topics.dlq,
-            &key,
-            r.value.as_deref().unwrap_or_default(),
-            h,
-        )?;
-        Ok(())
+        let value = r.value.clone().unwrap_or_default();
+        out.push(&self.dlq, None, &key, value, h);
     }
 
-    /// Sends `state`'s snapshot, reflecting input offset `reflects` of its partition.
+    /// Adds `state`'s snapshot, reflecting input offset `reflects` of its partition.
     ///
     /// # Errors
-    /// Encoding or production failures.
+    /// Encoding failures.
     pub fn snapshot(
         &self,
-        p: &Publisher,
+        out: &mut Outbox,
         state: &CandidateState,
         reflects: i64,
     ) -> anyhow::Result<()> {
@@ -237,8 +280,8 @@ impl Outputs {
             reflects.as_bytes(),
         ]);
         let h = traced(h, &trace, &["snapshot", &state.candidate_id, &reflects]);
-        let bytes = self.encode(state, &self.topics.snapshots)?;
-        p.send(&self.topics.snapshots, &state.candidate_id, &bytes, h)?;
+        let bytes = self.encode(state, &self.snapshots)?;
+        out.push(&self.snapshots, None, &state.candidate_id, bytes, h);
         Ok(())
     }
 }

@@ -5,7 +5,9 @@
 //! - No transaction is ever open while the consumer is polled (the processor collects a
 //!   batch, then opens, fills and ends one transaction), so a revocation or a lost partition
 //!   never finds one open: "commit on revoke / abort on lost" reduce to dropping the
-//!   partitions' in-memory state, which sled and Kafka already hold up to the last commit.
+//!   partitions' in-memory state, which sled and Kafka already hold up to the last commit. A
+//!   batch already folded but not yet sent may wait across a poll; the processor discards it
+//!   when the poll changed the assignment (`app::batch`).
 //! - On assignment every partition is restored ([`restore`]) before it is handed to the
 //!   consumer, and it is assigned at exactly the offset its restored state reflects.
 //! - Each assignment of a partition gets a fresh epoch; records collected under an older
