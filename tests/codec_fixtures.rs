@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use hirestate::model::{
     AckStatus, Alert, AlertKind, Application, CandidateState, Command, CommandOp, CommandPayload,
-    CommandRecord, CommandStatus, Event, EventKind, FieldValue, RejectReason, Rejection,
+    CommandRecord, CommandStatus, Event, EventKind, FieldValue, IdSet, RejectReason, Rejection,
     SourceSystem, TargetSystem, TimerKind, Timestamp,
 };
 use serde_json::json;
@@ -292,7 +292,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         seen_event_ids: ["e-1", "e-2", "e-3"]
             .iter()
             .map(|s| s.to_string())
-            .collect::<BTreeSet<_>>(),
+            .collect::<IdSet>(),
         applications,
         commands,
         last_event_at: Some(ts("2026-11-28T10:05:00Z")),

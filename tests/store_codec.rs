@@ -192,7 +192,7 @@ fn state() -> impl Strategy<Value = CandidateState> {
                     .collect();
                 CandidateState {
                     candidate_id,
-                    seen_event_ids,
+                    seen_event_ids: seen_event_ids.into_iter().collect(),
                     applications,
                     commands,
                     last_event_at,

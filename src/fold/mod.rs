@@ -108,9 +108,8 @@ impl Outcome {
 /// `state` is the candidate's projection (`CandidateState::default()` for a new candidate); it
 /// is changed only as the returned decision says.
 pub fn apply(state: &mut CandidateState, event: &Event, policy: &Policy) -> Outcome {
-    // One search of the seen set, not two: duplicates are rare, so cloning the id first is
-    // the cheaper bet.
-    let fresh = state.seen_event_ids.insert(event.event_id.clone());
+    // One search of the seen set, not two; the id is copied into the set's arena only when new.
+    let fresh = state.seen_event_ids.insert(&event.event_id);
     let app = state.applications.get(&event.application_id);
     let mut out = Outcome::unchanged(Decision::Applied, app.map(|a| a.stage.clone()));
     if !fresh {

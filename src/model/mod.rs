@@ -6,11 +6,13 @@
 //! place is what lets the live processor and `hirestate replay` share every line of logic.
 
 mod event;
+mod id_set;
 mod outbound;
 mod state;
 mod time;
 
 pub use event::{AckStatus, Event, EventKind, FieldValue, SourceSystem, TimerKind};
+pub use id_set::IdSet;
 pub use outbound::{
     Alert, AlertKind, Command, CommandOp, CommandPayload, Decision, RejectReason, Rejection,
     TargetSystem,

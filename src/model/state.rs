@@ -1,20 +1,20 @@
 //! The projection of one candidate: what the fold reads and writes, what sled stores and what
-//! snapshots carry. Ordered maps only, so serialisation (and so snapshots and digests of the
+//! snapshots carry. Ordered maps (and the ordered [`IdSet`]) only, so serialisation (and so snapshots and digests of the
 //! projection) is deterministic.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AckStatus, Command, CommandOp, FieldValue, SourceSystem, Timestamp};
+use super::{AckStatus, Command, CommandOp, FieldValue, IdSet, SourceSystem, Timestamp};
 
 /// One candidate's canonical state, rebuilt from the log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CandidateState {
     pub candidate_id: String,
     /// Every event id already folded for this candidate (the `duplicate` check).
-    pub seen_event_ids: BTreeSet<String>,
+    pub seen_event_ids: IdSet,
     pub applications: BTreeMap<String, Application>,
     /// Every command issued for this candidate, by id (the `unknown_command` check and the
     /// write-back lifecycle).

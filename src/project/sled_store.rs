@@ -698,7 +698,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(&dir.path().join("db")).unwrap();
         let mut a = state("a");
-        a.seen_event_ids.insert("e1".to_owned());
+        a.seen_event_ids.insert("e1");
         s.commit(Commit {
             states: EncodedStates::of(&[&a]),
             ..Default::default()
@@ -776,7 +776,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SledStore::open(&dir.path().join("db")).unwrap();
         let (a1, b, mut a2) = (state("a"), state("b"), state("a"));
-        a2.seen_event_ids.insert("e2".to_owned());
+        a2.seen_event_ids.insert("e2");
         s.commit(Commit {
             states: EncodedStates::of(&[&a1, &b, &a2]),
             ..Default::default()

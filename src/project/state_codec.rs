@@ -44,11 +44,11 @@
 
 mod wire;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::model::{
     Application, CandidateState, Command, CommandOp, CommandPayload, CommandRecord, CommandStatus,
-    FieldValue, SourceSystem, TargetSystem,
+    FieldValue, IdSet, SourceSystem, TargetSystem,
 };
 
 pub use wire::{DecodeError, Problem};
@@ -110,9 +110,9 @@ fn put_state<'s>(w: &mut Writer<'s>, s: &'s CandidateState) {
 
 fn get_state(r: &mut Reader<'_>) -> Result<CandidateState, DecodeError> {
     let candidate_id = r.interned("candidate_id")?.into();
-    let mut seen_event_ids = Vec::new();
+    let mut seen_event_ids = IdSet::new();
     r.sorted("seen_event_ids", |_, id| {
-        seen_event_ids.push(id.into());
+        seen_event_ids.insert(id);
         Ok(())
     })?;
     let mut applications = Vec::new();
@@ -134,7 +134,7 @@ fn get_state(r: &mut Reader<'_>) -> Result<CandidateState, DecodeError> {
     }
     Ok(CandidateState {
         candidate_id,
-        seen_event_ids: BTreeSet::from_iter(seen_event_ids),
+        seen_event_ids,
         applications: BTreeMap::from_iter(applications),
         commands: BTreeMap::from_iter(commands),
         last_event_at: r.opt_ts("last_event_at")?,

@@ -1,7 +1,7 @@
 //! [`CandidateState`] ⇄ the `Snapshot` record. The model's ordered maps become arrays sorted by
 //! key (the key is a field of each item), so a snapshot's bytes are deterministic.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use apache_avro::types::Value;
 
@@ -11,7 +11,9 @@ use super::{
     count, field_values, opt_timestamp, position, record, string, symbol, timestamp, Fields,
 };
 use crate::codec::CodecError;
-use crate::model::{Application, CandidateState, CommandRecord, CommandStatus, SourceSystem};
+use crate::model::{
+    Application, CandidateState, CommandRecord, CommandStatus, IdSet, SourceSystem,
+};
 
 pub(crate) const STATUSES: [(CommandStatus, &str); 4] = [
     (CommandStatus::Pending, "pending"),
@@ -32,7 +34,7 @@ pub(crate) fn to_value(s: &CandidateState) -> Result<Value, CodecError> {
         ("candidate_id", string(&s.candidate_id)),
         (
             "seen_event_ids",
-            Value::Array(s.seen_event_ids.iter().map(|id| string(id)).collect()),
+            Value::Array(s.seen_event_ids.iter().map(string).collect()),
         ),
         ("applications", Value::Array(applications)),
         ("commands", Value::Array(commands)),
@@ -91,7 +93,7 @@ fn command_record_to_value(id: &str, c: &CommandRecord) -> Result<Value, CodecEr
 /// The [`CandidateState`] of a `Snapshot` value.
 pub(crate) fn from_value(v: Value) -> Result<CandidateState, CodecError> {
     let mut f = Fields::open("Snapshot", v)?;
-    let seen_event_ids: BTreeSet<String> = f.strings("seen_event_ids")?.into_iter().collect();
+    let seen_event_ids: IdSet = f.strings("seen_event_ids")?.into_iter().collect();
     let mut applications = BTreeMap::new();
     for item in f.array("applications")? {
         let a = application_from_value(item)?;

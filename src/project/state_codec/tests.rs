@@ -1,7 +1,7 @@
 //! Exact bytes of the layout, written out by hand from the module doc, and one test per way
 //! bytes can be wrong. The round-trip and mutation properties are in `tests/store_codec.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::*;
 use crate::model::Timestamp;
@@ -70,7 +70,7 @@ fn sample() -> CandidateState {
     };
     CandidateState {
         candidate_id: "c1".into(),
-        seen_event_ids: BTreeSet::from(["e1".into(), "e2".into()]),
+        seen_event_ids: IdSet::from_iter(["e1", "e2"]),
         applications: BTreeMap::from([("a1".into(), app)]),
         commands: BTreeMap::from([(ID.into(), open), ("X".into(), done)]),
         last_event_at: Some(Timestamp(-1)),
@@ -235,7 +235,7 @@ fn keys_must_strictly_increase() {
 fn a_front_coded_key_is_checked_as_utf8_whole() {
     // "é" is c3 a9; "è" is c3 a8: they share one byte, which alone is not UTF-8.
     let state = CandidateState {
-        seen_event_ids: BTreeSet::from(["è".into(), "é".into()]),
+        seen_event_ids: IdSet::from_iter(["è", "é"]),
         ..Default::default()
     };
     let b = encoded(&state);
@@ -420,7 +420,7 @@ fn strings_alike_at_both_ends_and_long_strings_are_written_as_themselves() {
     let long = "x".repeat(200);
     let state = CandidateState {
         candidate_id: alike[0].into(),
-        seen_event_ids: BTreeSet::from([long.clone(), format!("{long}y")]),
+        seen_event_ids: IdSet::from_iter([long.clone(), format!("{long}y")]),
         ..CandidateState::default()
     };
     let mut b = vec![2, 0, 19];
