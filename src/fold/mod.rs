@@ -321,9 +321,12 @@ fn commit(
             requisition_id,
             region,
         } => {
-            state.applications.insert(
-                event.application_id.clone(),
-                Application {
+            // Step 3 refused an application created twice, so the entry is vacant: inserted
+            // and read back with one search.
+            let app = state
+                .applications
+                .entry(event.application_id.clone())
+                .or_insert(Application {
                     application_id: event.application_id.clone(),
                     requisition_id: requisition_id.clone(),
                     region: region.clone(),
@@ -332,12 +335,9 @@ fn commit(
                     fields: Default::default(),
                     field_sources: Default::default(),
                     stuck_alerted: false,
-                },
-            );
+                });
             out.stage_after = Some(policy.initial_stage.clone());
-            if let Some(app) = state.applications.get(&event.application_id) {
-                out.scheduled.extend(timers::dwell(app, policy));
-            }
+            out.scheduled.extend(timers::dwell(app, policy));
             return;
         }
         EventKind::WritebackAcked {

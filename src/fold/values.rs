@@ -86,7 +86,11 @@ fn render(v: &FieldValue) -> String {
 /// # Errors
 /// The first field that is not valid, as [`spec`] words it.
 pub fn asserted<'a>(kind: &'a EventKind, policy: &'a Policy) -> Result<Vec<Asserted<'a>>, String> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(match kind {
+        EventKind::ScreeningCompleted { .. } => 6,
+        EventKind::FieldsAsserted { fields } => fields.len(),
+        _ => 0,
+    });
     let mut push = |name: &'a str, value: Cow<'a, FieldValue>| {
         let spec = spec(name, &value, policy)?;
         out.push(Asserted { name, value, spec });

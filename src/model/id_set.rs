@@ -83,6 +83,12 @@ impl IdSet {
         match at {
             Ok(_) => false,
             Err(at) => {
+                if self.spans.capacity() == 0 {
+                    // A candidate sees about a dozen events: room for several ids of this
+                    // length at once, rather than growing from a few bytes by doubling.
+                    self.arena.reserve(id.len() * 8);
+                    self.spans.reserve(8);
+                }
                 let offset = Self::offset(self.arena.len());
                 let end = Self::offset(self.arena.len() + id.len());
                 self.arena.push_str(id);
