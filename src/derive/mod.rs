@@ -9,6 +9,7 @@
 //! - Pure: no clock, no I/O. Commands carry the causing event's `occurred_at`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -47,31 +48,35 @@ pub struct Effects<'a> {
 }
 
 /// The commands `event`'s `effects` on `app` require, in a fixed order: `move_stage`,
-/// `create_pre_hire`, then `update_fields` per system (ATS before HRIS).
+/// `create_pre_hire`, then `update_fields` per system (ATS before HRIS). Each is built in its
+/// `Arc` (the outcome and the projection's resend share it), so no vector of bare commands is
+/// built and copied over.
 pub fn commands(
     event: &Event,
     app: &Application,
     effects: &Effects<'_>,
     policy: &Policy,
-) -> Vec<Command> {
+) -> Vec<Arc<Command>> {
     let mut out = Vec::new();
     // The fold only applies events for applications whose region the policy knows.
     let Some(region) = policy.regions.get(&app.region) else {
         return out;
     };
     let source = event.source_system;
-    let new_command = |target: &str, system: TargetSystem, payload: CommandPayload| Command {
-        command_id: command_id(&event.event_id, payload.op().as_str(), target),
-        target: target.to_owned(),
-        system,
-        candidate_id: event.candidate_id.clone(),
-        application_id: app.application_id.clone(),
-        causing_event_id: event.event_id.clone(),
-        occurred_at: event.occurred_at,
-        policy_version: policy.version().to_owned(),
-        policy_digest: policy.digest().to_owned(),
-        attempt: 1,
-        payload,
+    let new_command = |target: &str, system: TargetSystem, payload: CommandPayload| {
+        Arc::new(Command {
+            command_id: command_id(&event.event_id, payload.op().as_str(), target),
+            target: target.to_owned(),
+            system,
+            candidate_id: event.candidate_id.clone(),
+            application_id: app.application_id.clone(),
+            causing_event_id: event.event_id.clone(),
+            occurred_at: event.occurred_at,
+            policy_version: policy.version().to_owned(),
+            policy_digest: policy.digest().to_owned(),
+            attempt: 1,
+            payload,
+        })
     };
 
     if let Some(stage) = effects.moved_to {

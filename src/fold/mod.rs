@@ -402,10 +402,7 @@ fn commit(
         moved_to: plan.moved_to,
         fields: &plan.fields,
     };
-    let commands: Vec<Arc<Command>> = derive::commands(event, app, &effects, policy)
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let commands = derive::commands(event, app, &effects, policy);
     for c in &commands {
         let rec = CommandRecord {
             op: c.op(),
