@@ -23,6 +23,10 @@ use crate::config::Config;
 
 type TxProducer = ThreadedProducer<DefaultProducerContext>;
 
+/// Producer settings of hirestate's own, unless the configuration's librdkafka settings
+/// (`[kafka]`, `HIRESTATE_KAFKA_*`) say otherwise.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "5"), ("compression.type", "zstd")];
+
 /// Whether an error means "no answer in time": the request may or may not have taken effect.
 fn timed_out(code: RDKafkaErrorCode) -> bool {
     matches!(
@@ -49,18 +53,26 @@ pub struct Publisher {
     recreated: u64,
 }
 
-fn create(config: &Config) -> Result<TxProducer, KafkaError> {
-    let producer: TxProducer = config
-        .client_config()
-        .set("transactional.id", config.transactional_id())
+/// The transactional producer's settings: the configured ones over [`PRODUCER_DEFAULTS`], and
+/// the transactional settings exactly-once needs, which nothing overrides.
+fn producer_config(config: &Config) -> rdkafka::ClientConfig {
+    let mut cc = config.client_config();
+    for (key, value) in PRODUCER_DEFAULTS {
+        if cc.get(key).is_none() {
+            cc.set(*key, *value);
+        }
+    }
+    cc.set("transactional.id", config.transactional_id())
         .set("enable.idempotence", "true")
         .set(
             "transaction.timeout.ms",
             config.transaction_timeout_ms.to_string(),
-        )
-        .set("linger.ms", "5")
-        .set("compression.type", "zstd")
-        .create()?;
+        );
+    cc
+}
+
+fn create(config: &Config) -> Result<TxProducer, KafkaError> {
+    let producer: TxProducer = producer_config(config).create()?;
     producer.init_transactions(Duration::from_secs(60))?;
     Ok(producer)
 }
@@ -261,4 +273,31 @@ fn record<'a>(
         .key(key)
         .payload(value)
         .headers(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_librdkafka_settings_win_over_the_producer_defaults_but_not_over_eos() {
+        let mut config = Config::default();
+        let plain = producer_config(&config);
+        assert_eq!(plain.get("linger.ms"), Some("5"));
+        assert_eq!(plain.get("compression.type"), Some("zstd"));
+
+        config.kafka.insert("linger.ms".into(), "50".into());
+        config.kafka.insert("compression.type".into(), "lz4".into());
+        config
+            .kafka
+            .insert("enable.idempotence".into(), "false".into());
+        let tuned = producer_config(&config);
+        assert_eq!(tuned.get("linger.ms"), Some("50"));
+        assert_eq!(tuned.get("compression.type"), Some("lz4"));
+        assert_eq!(tuned.get("enable.idempotence"), Some("true"));
+        assert_eq!(
+            tuned.get("transactional.id"),
+            Some(config.transactional_id().as_str())
+        );
+    }
 }
