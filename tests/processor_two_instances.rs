@@ -1,6 +1,8 @@
 //! Failover: two instances in one group share the partitions; one is SIGKILLed mid-run and
 //! never restarted. After its session times out the survivor takes its partitions over
-//! (restoring them from snapshots and the log) and runs to idle. The outputs must be exactly
+//! (restoring them from snapshots and the log) and runs to idle. Half the events are produced
+//! before the start and half after the kill, so the survivor always has work left on the dead
+//! instance's partitions (a fast first instance could otherwise finish everything first). The outputs must be exactly
 //! the replay set — the dead instance's open transaction is aborted, never half-visible — and
 //! per candidate in the replay's order.
 
@@ -23,7 +25,17 @@ fn the_survivor_takes_over_a_dead_instances_partitions_exactly_once() {
     let setup = processor::Setup::new(&bs, "two", 4);
     let file = setup.generate("events.jsonl", 500, 777);
     let expected = processor::expected(&setup, &file);
-    setup.produce(&file);
+    // The first half before the instances start, the second after the kill: however fast the
+    // first instance is, the survivor has work left that includes the dead one's partitions.
+    let text = std::fs::read_to_string(&file).expect("generated events");
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    let halves = [("first.jsonl", first), ("second.jsonl", second)].map(|(name, part)| {
+        let path = file.with_file_name(name);
+        std::fs::write(&path, part.join("\n") + "\n").expect("write a half");
+        path
+    });
+    setup.produce(&halves[0]);
 
     let instance = |id: &str| {
         setup
@@ -58,6 +70,7 @@ fn the_survivor_takes_over_a_dead_instances_partitions_exactly_once() {
         );
     }
     eprintln!("two instances: a SIGKILLed {after:?} after it was assigned partitions");
+    setup.produce(&halves[1]);
 
     let status = processor::wait_for(&mut b, Duration::from_secs(180))
         .unwrap_or_else(|| panic!("the survivor did not finish\n{}", survivor.log_tail()));
@@ -89,8 +102,10 @@ fn the_survivor_takes_over_a_dead_instances_partitions_exactly_once() {
         &processor::clean_states(&[&file]),
     );
     eprintln!(
-        "two instances: {} events, survivor consumed {consumed}; done in {:?}",
+        "two instances: {} events, survivor consumed {consumed}, discarded {} batch(es) folded \
+         ahead of a rebalance; done in {:?}",
         expected.events,
+        survivor.log_count("batch folded ahead of a rebalance discarded"),
         started.elapsed()
     );
 }
