@@ -23,7 +23,7 @@ use hirestate::codec::{Codec, CodecError, Framing, Record};
 use hirestate::generate::{stream, Spec};
 use hirestate::model::{
     AckStatus, Alert, AlertKind, CandidateState, Command, CommandPayload, Event, EventKind,
-    FieldValue, RejectReason, Rejection, SourceSystem, TargetSystem, TimerKind, Timestamp,
+    FieldValue, RejectReason, Rejection, SourceSystem, TimerKind, Timestamp,
 };
 
 static DIRECT: LazyLock<Codec> = LazyLock::new(|| Codec::embedded().expect("codec"));
@@ -462,52 +462,12 @@ fn counts_beyond_the_avro_int_fail_as_the_value_path_fails() {
     assert!(same_encoding(&deadline));
 }
 
-fn target() -> impl Strategy<Value = TargetSystem> {
-    prop::sample::select(vec![TargetSystem::Ats, TargetSystem::Hris])
-}
-
 fn small_fields() -> impl Strategy<Value = BTreeMap<String, FieldValue>> {
     btree_map(text(), field_value(), 0..=1)
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    let payload = prop_oneof![
-        (text(), text()).prop_map(|(stage, remote_stage)| CommandPayload::MoveStage {
-            stage,
-            remote_stage
-        }),
-        small_fields().prop_map(|fields| CommandPayload::UpdateFields { fields }),
-        (text(), small_fields()).prop_map(|(requisition_id, fields)| {
-            CommandPayload::CreatePreHire {
-                requisition_id,
-                fields,
-            }
-        }),
-    ];
-    (
-        (text(), text(), target(), text(), text(), text()),
-        (any::<i64>(), text(), text(), any::<u32>()),
-        payload,
-    )
-        .prop_map(
-            |(
-                (command_id, target, system, candidate_id, application_id, causing_event_id),
-                (at, policy_version, policy_digest, attempt),
-                payload,
-            )| Command {
-                command_id,
-                target,
-                system,
-                candidate_id,
-                application_id,
-                causing_event_id,
-                occurred_at: Timestamp(at),
-                policy_version,
-                policy_digest,
-                attempt,
-                payload,
-            },
-        )
+    strategies::command(text().boxed(), text().boxed(), small_fields().boxed())
 }
 
 fn rejection() -> impl Strategy<Value = Rejection> {

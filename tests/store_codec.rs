@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use hirestate::model::{
-    Application, CandidateState, Command, CommandOp, CommandPayload, CommandRecord, CommandStatus,
-    FieldValue, SourceSystem, TargetSystem, Timestamp,
+    Application, CandidateState, Command, CommandOp, CommandRecord, CommandStatus, FieldValue,
+    SourceSystem, Timestamp,
 };
 use hirestate::project::state_codec::{decode, encode, DecodeError};
 
@@ -78,51 +78,8 @@ fn application() -> impl Strategy<Value = Application> {
         )
 }
 
-fn payload() -> impl Strategy<Value = CommandPayload> {
-    prop_oneof![
-        (text(), text()).prop_map(|(stage, remote_stage)| CommandPayload::MoveStage {
-            stage,
-            remote_stage
-        }),
-        fields().prop_map(|fields| CommandPayload::UpdateFields { fields }),
-        (text(), fields()).prop_map(|(requisition_id, fields)| CommandPayload::CreatePreHire {
-            requisition_id,
-            fields
-        }),
-    ]
-}
-
 fn command() -> impl Strategy<Value = Command> {
-    (
-        (
-            command_id(),
-            text(),
-            prop::sample::select(vec![TargetSystem::Ats, TargetSystem::Hris]),
-        ),
-        (text(), text(), text(), timestamp()),
-        (text(), text(), any::<u32>()),
-        payload(),
-    )
-        .prop_map(
-            |(
-                (command_id, target, system),
-                (candidate_id, application_id, causing_event_id, occurred_at),
-                (policy_version, policy_digest, attempt),
-                payload,
-            )| Command {
-                command_id,
-                target,
-                system,
-                candidate_id,
-                application_id,
-                causing_event_id,
-                occurred_at,
-                policy_version,
-                policy_digest,
-                attempt,
-                payload,
-            },
-        )
+    strategies::command(command_id().boxed(), text().boxed(), fields().boxed())
 }
 
 /// A record and whether its resend carries the id it is filed under (the usual case).
