@@ -329,25 +329,6 @@ impl<'a> BatchFolder<'a> {
         Ok(f)
     }
 
-    /// Whether `f` was folded under `a`'s current assignment (no rebalance since).
-    pub fn still_assigned(f: &Folded, a: &Assignment) -> bool {
-        f.epochs
-            .iter()
-            .all(|(p, epoch)| a.partitions.get(p).is_some_and(|ps| ps.epoch == *epoch))
-    }
-
-    /// Drops the in-memory states `f` touched (they reload from the store, which holds them as
-    /// of the last commit): `f` will not be committed.
-    pub fn discard(f: Folded, a: &mut Assignment) {
-        for (p, c) in &f.touched {
-            if let Some(ps) = a.partitions.get_mut(p) {
-                if f.epochs.get(p) == Some(&ps.epoch) {
-                    ps.candidates.remove(c);
-                }
-            }
-        }
-    }
-
     /// Runs `f`'s transaction — its outbox, the timers due, the snapshot rounds due and its
     /// input offsets — and, while the commit is in flight, folds `next` (records collected after
     /// `f`'s, of the same assignment). After a commit, `f`'s states go to the store and the
@@ -369,11 +350,11 @@ impl<'a> BatchFolder<'a> {
         let span = tracing::info_span!("batch", records = f.counts.consumed);
         let _entered = span.enter();
         if let Some(why) = f.failure.take() {
-            Self::discard(f, a);
+            f.discard(a);
             return Ok((BatchEnd::RolledBack(why), None));
         }
         if let Err(e) = publisher.begin() {
-            Self::discard(f, a);
+            f.discard(a);
             return Ok((
                 BatchEnd::RolledBack(format!("begin_transaction: {e}")),
                 None,
@@ -426,7 +407,7 @@ impl<'a> BatchFolder<'a> {
         }
         if let Some(why) = failure {
             let end = publisher.abort(&why);
-            Self::discard(f, a);
+            f.discard(a);
             return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
         }
 
@@ -469,9 +450,9 @@ impl<'a> BatchFolder<'a> {
                         "batch folded ahead discarded with the batch before it"
                     );
                 }
-                Self::discard(ahead, a);
+                ahead.discard(a);
             }
-            Self::discard(f, a);
+            f.discard(a);
             return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
         }
 
@@ -541,6 +522,25 @@ pub struct Folded {
 }
 
 impl Folded {
+    /// Whether it was folded under `a`'s current assignment (no rebalance since).
+    pub fn still_assigned(&self, a: &Assignment) -> bool {
+        self.epochs
+            .iter()
+            .all(|(p, epoch)| a.partitions.get(p).is_some_and(|ps| ps.epoch == *epoch))
+    }
+
+    /// Drops the in-memory states it touched (they reload from the store, which holds them as
+    /// of the last commit): it will not be committed.
+    pub fn discard(self, a: &mut Assignment) {
+        for (p, c) in &self.touched {
+            if let Some(ps) = a.partitions.get_mut(p) {
+                if self.epochs.get(p) == Some(&ps.epoch) {
+                    ps.candidates.remove(c);
+                }
+            }
+        }
+    }
+
     /// Whether it read no record (a batch of due timers alone).
     pub fn is_empty(&self) -> bool {
         self.next.is_empty()

@@ -230,14 +230,11 @@ pub fn run(
         status
             .ready
             .store(!a.partitions.is_empty(), Ordering::Relaxed);
-        if ahead
-            .as_ref()
-            .is_some_and(|f| !batch::BatchFolder::still_assigned(f, &a))
-        {
+        if ahead.as_ref().is_some_and(|f| !f.still_assigned(&a)) {
             // Folded under an assignment that has changed since: dropped, and every partition
             // re-synced, so its records (and those just collected) come again.
             if let Some(f) = ahead.take() {
-                batch::BatchFolder::discard(f, &mut a);
+                f.discard(&mut a);
             }
             tracing::info!("batch folded ahead of a rebalance discarded; rewinding");
             resync(&consumer, &mut a, &env)?;
