@@ -8,6 +8,11 @@
 //! two instances — are what would catch a violation):
 //! - A batch is folded against the states its predecessors left in memory, in input order:
 //!   folding ahead changes when, never what, is folded.
+//! - One task per partition: a batch's partitions fold on up to `fold_tasks` threads, each
+//!   partition whole on one of them and in its input order. A partition owns its candidates (the
+//!   key decides the partition), so no state is shared between tasks, and the tasks' results
+//!   merge in partition order: the batch is the same whatever the number of tasks (unit test
+//!   below, against one task and against `hirestate replay`).
 //! - Nothing of a batch folded ahead is sent before its predecessor's commit is known to have
 //!   succeeded: its records wait in its outbox, and its transaction begins after that commit.
 //! - The states a commit writes to the store are encoded before the next batch folds, so the
@@ -33,7 +38,7 @@ use super::outputs::{Outbox, Outputs};
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::fold::{self, Outcome};
-use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord};
+use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord, PartitionState};
 use crate::metrics::{self, Metrics, Tally};
 use crate::model::{Decision, Timestamp};
 use crate::policy::Policy;
@@ -124,6 +129,28 @@ pub struct BatchFolder<'a> {
     clock: Arc<dyn Clock>,
     timers_per_batch: usize,
     trace_sample_ratio: f64,
+    /// Threads a batch's partitions are folded on, at most.
+    fold_tasks: usize,
+}
+
+/// One partition's part of a batch: its number, its states and its records in input order.
+type PartitionWork<'a, 'r> = (i32, &'a mut PartitionState, Vec<&'r OwnedRecord>);
+
+/// Deals `work` out to `tasks` shares of about equal record counts: the partition with the
+/// most records first, each to the share with the fewest records so far.
+fn deal<'a, 'r>(
+    work: &mut Vec<PartitionWork<'a, 'r>>,
+    tasks: usize,
+) -> Vec<Vec<PartitionWork<'a, 'r>>> {
+    work.sort_by_key(|(p, _, rs)| (std::cmp::Reverse(rs.len()), *p));
+    let mut shares: Vec<Vec<PartitionWork<'a, 'r>>> = (0..tasks).map(|_| Vec::new()).collect();
+    let mut load = vec![0usize; tasks];
+    for w in work.drain(..) {
+        let least = (0..tasks).min_by_key(|&i| (load[i], i)).unwrap_or(0);
+        load[least] += w.2.len();
+        shares[least].push(w);
+    }
+    shares
 }
 
 /// What firing the due timers of a batch produced.
@@ -158,6 +185,7 @@ impl<'a> BatchFolder<'a> {
             clock,
             timers_per_batch: config.timers_per_batch.max(1),
             trace_sample_ratio: config.trace_sample_ratio,
+            fold_tasks: config.fold_tasks(),
         }
     }
 
@@ -236,21 +264,85 @@ impl<'a> BatchFolder<'a> {
     /// the in-memory states, and encodes their outputs into the batch's outbox. Nothing is
     /// sent: [`BatchFolder::transact`] does that.
     ///
+    /// One task per partition: the partitions' records are folded on up to `fold_tasks`
+    /// threads, each partition by one task in input order (a partition owns its candidates,
+    /// so no two tasks touch one state), and the results are merged in partition order — the
+    /// same batch whatever the number of tasks.
+    ///
     /// # Errors
     /// A store read that failed (loading a candidate not in memory).
     pub fn fold(
-        &mut self,
+        &self,
         a: &mut Assignment,
         records: &[OwnedRecord],
-        store: &dyn Store,
+        store: &(dyn Store + Sync),
+    ) -> anyhow::Result<Folded> {
+        let mut by_partition: BTreeMap<i32, Vec<&OwnedRecord>> = BTreeMap::new();
+        for r in records {
+            by_partition.entry(r.partition).or_default().push(r);
+        }
+        // Records of a partition no longer assigned are skipped (a rebalance re-syncs them).
+        let mut work: Vec<PartitionWork<'_, '_>> = a
+            .partitions
+            .iter_mut()
+            .filter_map(|(p, ps)| by_partition.remove(p).map(|rs| (*p, ps, rs)))
+            .collect();
+        let tasks = self.fold_tasks.clamp(1, work.len().max(1));
+        let folded: Vec<(i32, anyhow::Result<Folded>)> = if tasks == 1 {
+            work.into_iter()
+                .map(|(p, ps, rs)| (p, self.fold_partition(p, ps, &rs, store)))
+                .collect()
+        } else {
+            let mut shares = deal(&mut work, tasks);
+            let mine = shares.pop().unwrap_or_default();
+            std::thread::scope(|scope| {
+                let others: Vec<_> = shares
+                    .into_iter()
+                    .map(|share| scope.spawn(move || self.fold_share(share, store)))
+                    .collect();
+                let mut all = self.fold_share(mine, store);
+                for task in others {
+                    match task.join() {
+                        Ok(done) => all.extend(done),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                }
+                all
+            })
+        };
+        let mut folded = folded;
+        folded.sort_by_key(|(p, _)| *p);
+        let mut f = Folded::default();
+        for (_, part) in folded {
+            f.absorb(part?);
+        }
+        Ok(f)
+    }
+
+    /// One task's partitions, folded one after the other.
+    fn fold_share(
+        &self,
+        share: Vec<PartitionWork<'_, '_>>,
+        store: &(dyn Store + Sync),
+    ) -> Vec<(i32, anyhow::Result<Folded>)> {
+        share
+            .into_iter()
+            .map(|(p, ps, rs)| (p, self.fold_partition(p, ps, &rs, store)))
+            .collect()
+    }
+
+    /// Folds one partition's `records`, in order, into its states `ps`.
+    fn fold_partition(
+        &self,
+        partition: i32,
+        ps: &mut PartitionState,
+        records: &[&OwnedRecord],
+        store: &(dyn Store + Sync),
     ) -> anyhow::Result<Folded> {
         let mut f = Folded::default();
+        f.epochs.insert(partition, ps.epoch);
         for r in records {
-            let Some(ps) = a.partitions.get_mut(&r.partition) else {
-                continue;
-            };
-            f.epochs.insert(r.partition, ps.epoch);
-            f.next.insert(r.partition, r.offset + 1);
+            f.next.insert(partition, r.offset + 1);
             let event = match self.admission.admit(r.key.as_deref(), r.value.as_deref()) {
                 Admitted::Event(e) => e,
                 Admitted::Retry(e) => {
@@ -268,7 +360,6 @@ impl<'a> BatchFolder<'a> {
                     continue;
                 }
             };
-            let key = (r.partition, event.candidate_id.clone());
             if !ps.candidates.contains_key(&event.candidate_id) {
                 let loaded = store.candidate(&event.candidate_id)?.unwrap_or_default();
                 ps.candidates.insert(event.candidate_id.clone(), loaded);
@@ -308,12 +399,12 @@ impl<'a> BatchFolder<'a> {
             }
             f.scheduled
                 .extend(outcome.scheduled.iter().map(|due| index::Entry {
-                    partition: r.partition,
+                    partition,
                     candidate_id: event.candidate_id.clone(),
                     due: due.clone(),
                 }));
             if outcome.decision != Decision::Duplicate {
-                f.touched.insert(key);
+                f.touched.insert((partition, event.candidate_id.clone()));
             }
             if let Err(e) = self.outputs.emit(
                 &mut f.outbox,
@@ -345,7 +436,7 @@ impl<'a> BatchFolder<'a> {
         next: &[OwnedRecord],
         publisher: &mut Publisher,
         group: &ConsumerGroupMetadata,
-        store: &dyn Store,
+        store: &(dyn Store + Sync),
     ) -> anyhow::Result<(BatchEnd, Option<Folded>)> {
         let span = tracing::info_span!("batch", records = f.counts.consumed);
         let _entered = span.enter();
@@ -541,6 +632,18 @@ impl Folded {
         }
     }
 
+    /// Takes in `b`, the part of the same batch from other partitions.
+    fn absorb(&mut self, b: Folded) {
+        self.epochs.extend(b.epochs);
+        self.touched.extend(b.touched);
+        self.next.extend(b.next);
+        self.counts.merge(&b.counts);
+        self.tally.merge(b.tally);
+        self.scheduled.extend(b.scheduled);
+        self.outbox.append(b.outbox);
+        self.failure = self.failure.take().or(b.failure);
+    }
+
     /// Whether it read no record (a batch of due timers alone).
     pub fn is_empty(&self) -> bool {
         self.next.is_empty()
@@ -549,5 +652,227 @@ impl Folded {
     /// The input offset after its last record of `partition`, if it read any.
     pub fn next_of(&self, partition: i32) -> Option<i64> {
         self.next.get(&partition).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::app::outputs::{OutgoingParts, COMMAND_ID_HEADER, EVENT_ID_HEADER};
+    use crate::generate::{stream, Spec};
+    use crate::model::{CandidateState, Event};
+    use crate::project::SledStore;
+    use crate::replay::Replayer;
+    use crate::timers::clock::FixedClock;
+
+    const PARTITIONS: i32 = 4;
+
+    /// What folding a stream batch by batch left: every batch's outbox, in order, the totals,
+    /// the merged tallies and the in-memory states.
+    #[derive(Debug, PartialEq)]
+    struct Run {
+        outbox: Vec<OutgoingParts>,
+        counts: Counts,
+        tally: Tally,
+        states: BTreeMap<String, CandidateState>,
+    }
+
+    /// The records of `events` spread over the partitions by candidate (one partition owns a
+    /// candidate, as the key decides), with an undecodable record after every 97th.
+    fn records(events: &[Event], codec: &Codec) -> Vec<OwnedRecord> {
+        let mut offsets: HashMap<i32, i64> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            let partition = (e
+                .candidate_id
+                .bytes()
+                .fold(0u32, |h, b| h.wrapping_mul(31) + u32::from(b))
+                % PARTITIONS as u32) as i32;
+            let mut values = vec![codec
+                .encode_local(e, crate::codec::Framing::SingleObject)
+                .expect("a generated event encodes")];
+            if i % 97 == 0 {
+                values.push(b"not an event".to_vec());
+            }
+            for value in values {
+                let offset = offsets.entry(partition).or_default();
+                out.push(OwnedRecord {
+                    partition,
+                    offset: *offset,
+                    key: Some(e.candidate_id.clone().into_bytes()),
+                    value: Some(value),
+                    headers: None,
+                    epoch: 1,
+                    trace: None,
+                });
+                *offset += 1;
+            }
+        }
+        out
+    }
+
+    fn fold_on(tasks: usize, policy: &Policy, records: &[OwnedRecord]) -> Run {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let codec = Codec::embedded().expect("the embedded codec");
+        let config = Config {
+            fold_tasks: tasks,
+            ..Config::default()
+        };
+        let folder = BatchFolder::new(
+            policy,
+            &codec,
+            &Topics::new(""),
+            &config,
+            runtime.handle().clone(),
+            Arc::new(Metrics::new(None).expect("metrics")),
+            Arc::new(FixedClock(Timestamp(0))),
+        );
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = SledStore::open(&dir.path().join("db")).expect("a store");
+        let mut a = Assignment::default();
+        for p in 0..PARTITIONS {
+            a.partitions.insert(
+                p,
+                PartitionState {
+                    epoch: 1,
+                    ..Default::default()
+                },
+            );
+        }
+        let mut run = Run {
+            outbox: Vec::new(),
+            counts: Counts::default(),
+            tally: Tally::default(),
+            states: BTreeMap::new(),
+        };
+        for batch in records.chunks(500) {
+            let f = folder.fold(&mut a, batch, &store).expect("the batch folds");
+            assert_eq!(f.failure, None);
+            assert_eq!(f.next.len(), PARTITIONS as usize, "every partition read");
+            for (p, next) in &f.next {
+                let last = batch.iter().filter(|r| r.partition == *p).map(|r| r.offset);
+                assert_eq!(Some(*next), last.max().map(|o| o + 1), "partition {p}");
+            }
+            run.outbox.extend(f.outbox.contents());
+            run.counts.merge(&f.counts);
+            run.tally.merge(f.tally);
+        }
+        for ps in a.partitions.into_values() {
+            run.states.extend(ps.candidates);
+        }
+        run
+    }
+
+    /// The header `name` of an outgoing record.
+    fn header<'a>(r: &'a OutgoingParts, name: &str) -> &'a [u8] {
+        r.4.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_batch_folds_the_same_on_one_task_or_several_and_as_the_replay_does() {
+        let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
+        let events = stream(
+            &Spec {
+                candidates: 300,
+                ..Spec::default()
+            },
+            &policy,
+        );
+        let codec = Codec::embedded().expect("the embedded codec");
+        let records = records(&events, &codec);
+        let one = fold_on(1, &policy, &records);
+        let three = fold_on(3, &policy, &records);
+        assert_eq!(one, three, "the number of tasks changed the batch");
+
+        // Independently, the sequential replay: same states, decisions and, per candidate,
+        // the same outputs in the same order.
+        let mut replay = Replayer::new(&policy);
+        let mut expected: BTreeMap<String, Vec<(&str, String)>> = BTreeMap::new();
+        let (mut applied, mut rejected) = (0, 0);
+        for e in &events {
+            let o = replay.fold(e);
+            applied += u64::from(o.decision == Decision::Applied);
+            rejected += u64::from(o.decision.reason().is_some());
+            let outputs = expected.entry(e.candidate_id.clone()).or_default();
+            outputs.extend(o.commands.iter().map(|c| ("command", c.command_id.clone())));
+            if o.decision.reason().is_some() {
+                outputs.push(("rejection", e.event_id.clone()));
+            }
+            outputs.extend(o.alerts.iter().map(|_| ("alert", e.event_id.clone())));
+        }
+        let replayed: BTreeMap<String, CandidateState> =
+            replay.states().clone().into_iter().collect();
+        assert_eq!(three.states, replayed);
+        let dlq = records.len() - events.len();
+        assert!(dlq > 0);
+        assert_eq!(three.counts.consumed, records.len() as u64);
+        assert_eq!(three.counts.dlq, dlq as u64);
+        assert_eq!(
+            (three.counts.applied, three.counts.rejected),
+            (applied, rejected)
+        );
+        assert_eq!(three.tally.records, records.len() as u64);
+
+        let topics = Topics::new("");
+        let mut got: BTreeMap<String, Vec<(&str, String)>> = BTreeMap::new();
+        let mut dead = 0;
+        for r in &three.outbox {
+            let (kind, id) = if r.0 == topics.dlq {
+                dead += 1;
+                continue;
+            } else if r.0 == topics.rejections {
+                ("rejection", header(r, EVENT_ID_HEADER))
+            } else if r.0 == topics.alerts {
+                ("alert", header(r, EVENT_ID_HEADER))
+            } else {
+                ("command", header(r, COMMAND_ID_HEADER))
+            };
+            let id = String::from_utf8(id.to_vec()).expect("utf-8 header");
+            got.entry(r.2.clone()).or_default().push((kind, id));
+        }
+        expected.retain(|_, v| !v.is_empty());
+        assert_eq!(dead, dlq);
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn partitions_are_dealt_to_tasks_by_record_count() {
+        let records: Vec<OwnedRecord> = [(0, 5), (1, 1), (2, 3), (3, 3)]
+            .iter()
+            .flat_map(|&(p, n)| {
+                (0..n).map(move |o| OwnedRecord {
+                    partition: p,
+                    offset: o,
+                    key: None,
+                    value: None,
+                    headers: None,
+                    epoch: 1,
+                    trace: None,
+                })
+            })
+            .collect();
+        let mut states: Vec<PartitionState> = (0..4).map(|_| PartitionState::default()).collect();
+        let mut work: Vec<PartitionWork<'_, '_>> = states
+            .iter_mut()
+            .enumerate()
+            .map(|(p, ps)| {
+                let p = p as i32;
+                (p, ps, records.iter().filter(|r| r.partition == p).collect())
+            })
+            .collect();
+        let shares = deal(&mut work, 2);
+        let dealt: Vec<Vec<i32>> = shares
+            .iter()
+            .map(|s| s.iter().map(|(p, ..)| *p).collect())
+            .collect();
+        // 5 | 3 → 5+1 | 3+3: each partition whole, in one share, loads 6 and 6.
+        assert_eq!(dealt, vec![vec![0, 1], vec![2, 3]]);
     }
 }

@@ -12,7 +12,7 @@
 //! record when it had a valid one, else start one derived from its topic, partition and offset;
 //! snapshots, which no single event causes, start one derived from candidate and offset.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -47,7 +47,8 @@ pub struct Outputs {
     codec: Codec,
     framing: Framing,
     runtime: Handle,
-    command_topics: std::cell::RefCell<std::collections::HashMap<String, Arc<str>>>,
+    /// Shared by the tasks folding a batch's partitions.
+    command_topics: std::sync::RwLock<std::collections::HashMap<String, Arc<str>>>,
 }
 
 /// One encoded record waiting for its transaction.
@@ -60,6 +61,10 @@ struct Outgoing {
     headers: OwnedHeaders,
 }
 
+/// One outgoing record taken apart: (topic, partition, key, value, headers).
+#[cfg(test)]
+pub(super) type OutgoingParts = (String, Option<i32>, String, Vec<u8>, Vec<(String, Vec<u8>)>);
+
 /// A batch's records, encoded and in order, waiting for the batch's transaction to be open
 /// (sent from the thread that then commits it).
 #[derive(Default)]
@@ -68,6 +73,11 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Appends `b`'s records after these.
+    pub(super) fn append(&mut self, mut b: Outbox) {
+        self.records.append(&mut b.records);
+    }
+
     fn push(
         &mut self,
         topic: &Arc<str>,
@@ -83,6 +93,29 @@ impl Outbox {
             value,
             headers,
         });
+    }
+
+    /// Every record as (topic, partition, key, value, headers), in order: what a test
+    /// compares.
+    #[cfg(test)]
+    pub(super) fn contents(&self) -> Vec<OutgoingParts> {
+        self.records
+            .iter()
+            .map(|r| {
+                let headers = r
+                    .headers
+                    .iter()
+                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                    .collect();
+                (
+                    r.topic.to_string(),
+                    r.partition,
+                    r.key.clone(),
+                    r.value.clone(),
+                    headers,
+                )
+            })
+            .collect()
     }
 
     /// Sends every record into `p`'s open transaction, in order, and empties the outbox.
@@ -140,13 +173,20 @@ impl Outputs {
 
     /// The command topic of `target`, named once per target rather than once per command.
     fn command_topic(&self, system: TargetSystem, target: &str) -> Arc<str> {
-        let mut names = self.command_topics.borrow_mut();
-        if let Some(t) = names.get(target) {
-            return t.clone();
-        }
-        let t: Arc<str> = self.topics.commands(system, target).into();
-        names.insert(target.to_owned(), t.clone());
-        t
+        let known = self
+            .command_topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(target)
+            .cloned();
+        known.unwrap_or_else(|| {
+            let t: Arc<str> = self.topics.commands(system, target).into();
+            self.command_topics
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(target.to_owned(), t.clone());
+            t
+        })
     }
 
     fn encode<R: Record>(&self, record: &R, topic: &str) -> anyhow::Result<Vec<u8>> {

@@ -51,6 +51,9 @@ pub struct Config {
     pub clock: String,
     /// Due timers fired per batch at most (the rest fire in the next ones).
     pub timers_per_batch: usize,
+    /// Threads a batch's partitions are folded on (one task per partition, at most this many
+    /// at once); 0: one per available core.
+    pub fold_tasks: usize,
     /// Share of traces (decided by trace id, 0–1) that get a `debug` span per event; the
     /// `traceparent` headers are written for every record regardless.
     pub trace_sample_ratio: f64,
@@ -80,6 +83,7 @@ impl Default for Config {
             otlp_endpoint: None,
             clock: "wall".to_owned(),
             timers_per_batch: 500,
+            fold_tasks: 0,
             trace_sample_ratio: 1.0,
             kafka: BTreeMap::new(),
         }
@@ -125,6 +129,14 @@ pub struct Overrides {
 pub struct ConfigErrors(pub Vec<String>);
 
 impl Config {
+    /// How many threads fold a batch: `fold_tasks`, or the available cores when it is 0.
+    pub fn fold_tasks(&self) -> usize {
+        match self.fold_tasks {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+
     /// Builds the layered configuration: defaults, then `file` (if any), then the environment
     /// `env` (pass `std::env::vars()`), then `flags`.
     ///
@@ -175,6 +187,12 @@ impl Config {
                 },
                 "HIRESTATE_TIMERS_PER_BATCH" => set_number(
                     &mut c.timers_per_batch,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_FOLD_TASKS" => set_number(
+                    &mut c.fold_tasks,
                     &v,
                     || bad("not a whole number"),
                     &mut errors,
@@ -450,5 +468,34 @@ mod tests {
         assert!(err.contains("clock \"sundial\""), "{err}");
         assert!(err.contains("trace_sample_ratio = 2"), "{err}");
         assert!(err.contains("HIRESTATE_TIMERS_PER_BATCH"), "{err}");
+    }
+
+    #[test]
+    fn fold_tasks_come_from_file_or_env_and_default_to_the_cores() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "fold_tasks = 3\n").unwrap();
+        let c = Config::load(Some(&file), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.fold_tasks(), 3);
+        let c = Config::load(
+            Some(&file),
+            env(&[("HIRESTATE_FOLD_TASKS", "1")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.fold_tasks(), 1);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(Config::default().fold_tasks(), cores);
+        let err = Config::load(
+            None,
+            env(&[("HIRESTATE_FOLD_TASKS", "many")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("HIRESTATE_FOLD_TASKS=\"many\": not a whole number"),
+            "{err}"
+        );
     }
 }

@@ -168,6 +168,29 @@ impl Tally {
         self.stuck_commands += i64::from(after.command) - i64::from(before.command);
     }
 
+    /// Adds `b`, the tally of records folded apart from these (another partition of the same
+    /// batch): the result is the tally of both, `b`'s after these.
+    pub fn merge(&mut self, b: Tally) {
+        fn add<K: Ord, V: std::ops::AddAssign + Default>(
+            a: &mut BTreeMap<K, V>,
+            b: BTreeMap<K, V>,
+        ) {
+            for (k, v) in b {
+                *a.entry(k).or_default() += v;
+            }
+        }
+        self.records += b.records;
+        add(&mut self.events, b.events);
+        add(&mut self.dlq, b.dlq);
+        add(&mut self.commands, b.commands);
+        add(&mut self.acks, b.acks);
+        self.latencies.extend(b.latencies);
+        add(&mut self.statuses, b.statuses);
+        add(&mut self.conflicts, b.conflicts);
+        self.stuck_commands += b.stuck_commands;
+        add(&mut self.stuck_applications, b.stuck_applications);
+    }
+
     /// Takes in one record refused at admission (sent to the DLQ).
     pub fn dead_letter(&mut self, stage: &'static str, class: &'static str) {
         self.records += 1;

@@ -447,3 +447,60 @@ fn stuck_gauges_follow_alerts_moves_and_acks() {
     assert_eq!(stored.stuck_applications.get("screening"), Some(&1));
     assert_eq!(loaded.stuck_applications.get("screening"), Some(&1));
 }
+
+#[test]
+fn tallies_of_two_parts_of_a_stream_merge_into_the_tally_of_the_whole() {
+    let policy = crate::policy::load(&crate::policy::default_dir()).expect("default policy");
+    let spec = crate::generate::Spec {
+        candidates: 150,
+        ..Default::default()
+    };
+    let mut events = crate::generate::stream(&spec, &policy);
+    // Then every deadline the states wait for comes due: stuck alerts, retries.
+    let mut replayer = Replayer::new(&policy);
+    for e in &events {
+        replayer.fold(e);
+    }
+    let mut due: Vec<crate::model::Event> = replayer
+        .states()
+        .iter()
+        .flat_map(|(c, s)| {
+            crate::fold::timers::pending(s, &policy)
+                .into_iter()
+                .map(|d| crate::fold::timers::event(c, &d))
+        })
+        .collect();
+    due.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    events.extend(due);
+
+    let mut replayer = Replayer::new(&policy);
+    let (mut all, mut parts) = (Tally::default(), [Tally::default(), Tally::default()]);
+    for (i, e) in events.iter().enumerate() {
+        let state = replayer.states().get(&e.candidate_id);
+        let first = state.and_then(|s| status_before(s, e));
+        let stuck = state.map(|s| stuck_of(s, e)).unwrap_or_default();
+        let outcome = replayer.fold(e);
+        let state = &replayer.states()[&e.candidate_id];
+        // Tallied whole and in two parts; every eleventh event also counts a dead letter.
+        let part = &mut parts[usize::from(e.candidate_id.len() % 2 == 0 || i % 3 == 0)];
+        for t in [&mut all, part] {
+            t.observe(e, &outcome, state, first);
+            t.observe_stuck(&stuck, &stuck_of(state, e));
+            if i % 11 == 0 {
+                t.dead_letter("deserialize", "schema");
+            }
+        }
+    }
+    let [mut merged, b] = parts;
+    assert!(merged.records > 0 && b.records > 0);
+    merged.merge(b);
+    let by_value = |t: &mut Tally| {
+        t.latencies
+            .sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)).then(x.2.total_cmp(&y.2)))
+    };
+    by_value(&mut merged);
+    by_value(&mut all);
+    assert!(!all.latencies.is_empty() && !all.acks.is_empty() && !all.conflicts.is_empty());
+    assert!(all.stuck_commands != 0 && !all.stuck_applications.is_empty());
+    assert_eq!(merged, all);
+}
