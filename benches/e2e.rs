@@ -35,10 +35,11 @@
 //!    end of the log) with a NEW empty state dir: every partition is restored by folding the
 //!    whole log without emitting. `snapshot_every_batches` is set very high in both runs so no
 //!    snapshot exists to shorten the restore — so part 1 measures the processor without its
-//!    snapshot rounds. The time is the one restore itself logs per partition ("partition
-//!    restored", `ms`), captured by a tracing layer; restores run one after the other in the
-//!    rebalance callback, so their sum is the restore's wall time. `RunReport.restored_events`
-//!    gives the count. Time from the start of the run to `Status::ready` is printed as well.
+//!    snapshot rounds. The time is the one restore itself logs per assignment ("partitions
+//!    restored", `ms`: the wall time of restoring them, one task per partition on up to
+//!    `fold_tasks` threads), captured by a tracing layer; rebalance callbacks run one after the
+//!    other, so their sum is the restore's wall time. `RunReport.restored_events` gives the
+//!    count. Time from the start of the run to `Status::ready` is printed as well.
 //! 3. **In-process, no Kafka.** The same events, encoded once. *Processor path*: per event
 //!    `Codec::decode_local` → `fold::apply` on an in-memory `HashMap` of `CandidateState`
 //!    (a candidate seen for the first time is looked up in the store first, as the live batch
@@ -180,10 +181,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Restore timing: the restore's own per-partition log line, captured.
 
-/// (milliseconds, records of the range folded) per "partition restored" line.
-static RESTORES: Mutex<Vec<(u64, i64)>> = Mutex::new(Vec::new());
+/// Milliseconds of each "partitions restored" line: the wall time of one assignment's restore.
+static RESTORES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
-fn restores() -> std::sync::MutexGuard<'static, Vec<(u64, i64)>> {
+fn restores() -> std::sync::MutexGuard<'static, Vec<u64>> {
     RESTORES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -193,8 +194,6 @@ struct RestoreTimes;
 struct RestoreLine {
     message: String,
     ms: Option<u64>,
-    from: Option<i64>,
-    to: Option<i64>,
 }
 
 impl tracing::field::Visit for RestoreLine {
@@ -204,19 +203,13 @@ impl tracing::field::Visit for RestoreLine {
         }
     }
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        match field.name() {
-            "ms" => self.ms = Some(value),
-            "from" => self.from = i64::try_from(value).ok(),
-            "to" => self.to = i64::try_from(value).ok(),
-            _ => {}
+        if field.name() == "ms" {
+            self.ms = Some(value);
         }
     }
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        match field.name() {
-            "ms" => self.ms = u64::try_from(value).ok(),
-            "from" => self.from = Some(value),
-            "to" => self.to = Some(value),
-            _ => {}
+        if field.name() == "ms" {
+            self.ms = u64::try_from(value).ok();
         }
     }
 }
@@ -225,9 +218,9 @@ impl<S: tracing::Subscriber> Layer<S> for RestoreTimes {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         let mut line = RestoreLine::default();
         event.record(&mut line);
-        if line.message == "partition restored" {
-            if let (Some(ms), Some(from), Some(to)) = (line.ms, line.from, line.to) {
-                restores().push((ms, to - from));
+        if line.message == "partitions restored" {
+            if let Some(ms) = line.ms {
+                restores().push(ms);
             }
         }
     }
@@ -736,7 +729,7 @@ fn run_restore(config: &Config, policy: &Arc<Policy>) -> anyhow::Result<(u64, Du
         .join()
         .map_err(|_| anyhow::anyhow!("the restore run's thread panicked"))?
         .context("restore run")?;
-    let logged: u64 = restores().iter().map(|(ms, _)| ms).sum();
+    let logged: u64 = restores().iter().sum();
     Ok((
         report.restored_events,
         Duration::from_millis(logged),

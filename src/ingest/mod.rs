@@ -123,17 +123,23 @@ impl ConsumerContext for IngestContext {
                         tracing::warn!(error = %e, "committed offsets unavailable; restoring from the store alone");
                         tpl.clone()
                     });
-                let mut assigned = TopicPartitionList::new();
-                for el in tpl.elements() {
-                    let p = el.partition();
-                    let c =
-                        committed
-                            .find_partition(el.topic(), p)
-                            .and_then(|e| match e.offset() {
+                let wanted: Vec<(i32, Option<i64>)> = tpl
+                    .elements()
+                    .iter()
+                    .map(|el| {
+                        let p = el.partition();
+                        let c = committed.find_partition(el.topic(), p).and_then(|e| {
+                            match e.offset() {
                                 Offset::Offset(o) => Some(o),
                                 _ => None,
-                            });
-                    match restore::restore(&self.env, p, c) {
+                            }
+                        });
+                        (p, c)
+                    })
+                    .collect();
+                let mut assigned = TopicPartitionList::new();
+                for (p, restored) in restore::restore_all(&self.env, &wanted) {
+                    match restored {
                         Ok(mut ps) => {
                             let _ =
                                 assigned.add_partition_offset(&topic, p, Offset::Offset(ps.next));

@@ -7,13 +7,18 @@
 //! - a gap the log no longer holds (retention deleted it) → [`RestoreError::Gap`]: the processor
 //!   stops; it never skips.
 //!
+//! The partitions of one assignment restore as tasks of their own ([`restore_all`]), in
+//! parallel: a partition's restore reads only its own log and snapshots and writes only its own
+//! candidates, offset, dirty markers and deadline entries, so the tasks share nothing but the
+//! store, which applies their writes one at a time.
+//!
 //! Why the snapshot tail starts at the newest round: every round (one transaction) snapshots
 //! every candidate changed since the previous round, so a candidate whose newest snapshot is
 //! older than the newest round had no event between the two; its state at the newest round's
 //! offset is that snapshot.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +89,46 @@ pub enum RestoreError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Restores the `partitions` (each with its committed offset), one task per partition on up
+/// to `fold_tasks` threads: a partition's restore reads, folds and stores only that
+/// partition's candidates, and the store serialises the writes. The results come back in the
+/// order asked.
+pub fn restore_all(
+    env: &RestoreEnv,
+    partitions: &[(i32, Option<i64>)],
+) -> Vec<(i32, Result<PartitionState, RestoreError>)> {
+    let started = Instant::now();
+    let tasks = env.config.fold_tasks().clamp(1, partitions.len().max(1));
+    let next = AtomicUsize::new(0);
+    let task = || {
+        let mut done = Vec::new();
+        while let Some(&(p, committed)) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
+            done.push((p, restore(env, p, committed)));
+        }
+        done
+    };
+    let mut all = std::thread::scope(|scope| {
+        let others: Vec<_> = (1..tasks).map(|_| scope.spawn(task)).collect();
+        let mut all = task();
+        for t in others {
+            match t.join() {
+                Ok(done) => all.extend(done),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    });
+    let order = |p: i32| partitions.iter().position(|(q, _)| *q == p);
+    all.sort_by_key(|(p, _)| order(*p));
+    tracing::info!(
+        partitions = partitions.len(),
+        tasks,
+        ms = started.elapsed().as_millis() as u64,
+        "partitions restored"
+    );
+    all
 }
 
 /// Restores `partition` up to `committed` (the group's committed offset, if any). Returns its
