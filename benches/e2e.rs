@@ -4,7 +4,8 @@
 //! only part 3 runs. `HIRESTATE_BENCH_EVENTS` (default 50 000) sets the stream size,
 //! `HIRESTATE_BENCH_ROUNDS` (default 1) repeats part 1 and reports medians, `HIRESTATE_KAFKA_*`
 //! passes librdkafka settings to every client (processor and pipe alike), as the processor's
-//! own configuration does.
+//! own configuration does, and `HIRESTATE_FOLD_TASKS` sets the processor's fold and restore
+//! tasks (default 0: one per core).
 //!
 //! 1. **Live EOS path vs the raw transactional pipe.** The events (`generate::stream`, ~12 per
 //!    candidate) are produced once, Avro single-object, to the event log of a fresh topic
@@ -114,12 +115,16 @@ fn main() -> anyhow::Result<()> {
         ..Spec::default()
     };
     let events = stream(&spec, &policy);
-    let defaults = Config::default();
+    let defaults = Config {
+        fold_tasks: env_usize("HIRESTATE_FOLD_TASKS", 0)?,
+        ..Config::default()
+    };
     let params = Params {
         events: events.len(),
         candidates: spec.candidates,
         batch: defaults.batch_max_records,
         batch_ms: defaults.batch_max_ms,
+        fold_tasks: defaults.fold_tasks,
         rounds,
     };
     eprintln!(
@@ -147,6 +152,8 @@ struct Params {
     candidates: usize,
     batch: usize,
     batch_ms: u64,
+    /// `Config::fold_tasks` of the processor runs (0: one per core).
+    fold_tasks: usize,
     rounds: usize,
 }
 
@@ -466,6 +473,7 @@ fn with_kafka(
         // and the processor would write deadline events the raw pipe has no counterpart for.
         clock: "fixed:1970-01-01T00:00:00Z".to_owned(),
         kafka: kafka_passthrough(),
+        fold_tasks: params.fold_tasks,
         ..Config::default()
     };
     let topics = Topics::new(&prefix);
@@ -968,8 +976,9 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
     println!("hirestate e2e benchmark (ratios are the result; absolute rates are this machine's)");
     println!(
         "parameters: {} events, {} candidates, batch_max_records {}, batch_max_ms {}, \
-         snapshot_every_batches {NO_SNAPSHOTS} (no snapshots), Avro single-object input",
-        p.events, p.candidates, p.batch, p.batch_ms
+         snapshot_every_batches {NO_SNAPSHOTS} (no snapshots), fold_tasks {} \
+         (HIRESTATE_FOLD_TASKS; 0: one per core), Avro single-object input",
+        p.events, p.candidates, p.batch, p.batch_ms, p.fold_tasks
     );
     match kafka {
         Some(k) => println!(

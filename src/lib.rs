@@ -42,6 +42,7 @@ pub mod policy;
 pub mod project;
 pub mod publish;
 pub mod replay;
+pub mod tasks;
 pub mod telemetry;
 pub mod timers;
 pub mod tools;

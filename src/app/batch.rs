@@ -288,29 +288,12 @@ impl<'a> BatchFolder<'a> {
             .filter_map(|(p, ps)| by_partition.remove(p).map(|rs| (*p, ps, rs)))
             .collect();
         let tasks = self.fold_tasks.clamp(1, work.len().max(1));
-        let folded: Vec<(i32, anyhow::Result<Folded>)> = if tasks == 1 {
-            work.into_iter()
-                .map(|(p, ps, rs)| (p, self.fold_partition(p, ps, &rs, store)))
-                .collect()
-        } else {
-            let mut shares = deal(&mut work, tasks);
-            let mine = shares.pop().unwrap_or_default();
-            std::thread::scope(|scope| {
-                let others: Vec<_> = shares
-                    .into_iter()
-                    .map(|share| scope.spawn(move || self.fold_share(share, store)))
-                    .collect();
-                let mut all = self.fold_share(mine, store);
-                for task in others {
-                    match task.join() {
-                        Ok(done) => all.extend(done),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    }
-                }
-                all
-            })
-        };
-        let mut folded = folded;
+        let shares = deal(&mut work, tasks);
+        let mut folded: Vec<(i32, anyhow::Result<Folded>)> =
+            crate::tasks::map_on_threads(shares, |share| self.fold_share(share, store))
+                .into_iter()
+                .flatten()
+                .collect();
         folded.sort_by_key(|(p, _)| *p);
         let mut f = Folded::default();
         for (_, part) in folded {

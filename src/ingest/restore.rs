@@ -109,17 +109,10 @@ pub fn restore_all(
         }
         done
     };
-    let mut all = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..tasks).map(|_| scope.spawn(task)).collect();
-        let mut all = task();
-        for t in others {
-            match t.join() {
-                Ok(done) => all.extend(done),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        all
-    });
+    let mut all: Vec<_> = crate::tasks::map_on_threads((0..tasks).collect(), |_| task())
+        .into_iter()
+        .flatten()
+        .collect();
     let order = |p: i32| partitions.iter().position(|(q, _)| *q == p);
     all.sort_by_key(|(p, _)| order(*p));
     tracing::info!(
