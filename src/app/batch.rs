@@ -696,7 +696,17 @@ mod tests {
         out
     }
 
-    fn fold_on(tasks: usize, policy: &Policy, records: &[OwnedRecord]) -> Run {
+    /// What a batch is folded with: a folder on `tasks` threads, a store, and an assignment of
+    /// every partition at epoch 1. The runtime and the store's directory live as long as it.
+    struct Bench<'p> {
+        folder: BatchFolder<'p>,
+        store: SledStore,
+        a: Assignment,
+        _runtime: tokio::runtime::Runtime,
+        _dir: tempfile::TempDir,
+    }
+
+    fn bench(tasks: usize, policy: &Policy) -> Bench<'_> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
@@ -726,6 +736,22 @@ mod tests {
                 },
             );
         }
+        Bench {
+            folder,
+            store,
+            a,
+            _runtime: runtime,
+            _dir: dir,
+        }
+    }
+
+    fn fold_on(tasks: usize, policy: &Policy, records: &[OwnedRecord]) -> Run {
+        let Bench {
+            folder,
+            store,
+            mut a,
+            ..
+        } = bench(tasks, policy);
         let mut run = Run {
             outbox: Vec::new(),
             counts: Counts::default(),
@@ -857,5 +883,56 @@ mod tests {
             .collect();
         // 5 | 3 → 5+1 | 3+3: each partition whole, in one share, loads 6 and 6.
         assert_eq!(dealt, vec![vec![0, 1], vec![2, 3]]);
+    }
+
+    #[test]
+    fn a_batch_folded_before_a_rebalance_is_discarded_without_touching_the_new_epochs_states() {
+        let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
+        let events = stream(
+            &Spec {
+                candidates: 60,
+                ..Spec::default()
+            },
+            &policy,
+        );
+        let codec = Codec::embedded().expect("the embedded codec");
+        let records = records(&events, &codec);
+        let mut b = bench(2, &policy);
+        let (first, ahead) = records.split_at(records.len() / 2);
+        let f = b.folder.fold(&mut b.a, first, &b.store).expect("folds");
+        assert!(f.still_assigned(&b.a));
+        drop(f);
+        let f = b.folder.fold(&mut b.a, ahead, &b.store).expect("folds");
+        assert!(f.still_assigned(&b.a));
+        let held = |a: &Assignment, p: i32| a.partitions[&p].candidates.len();
+        assert!((0..PARTITIONS).all(|p| held(&b.a, p) > 0));
+
+        // A rebalance while `f` waited: partition 1 was revoked and assigned again (restored
+        // afresh under a new epoch), partition 3 revoked.
+        b.a.partitions.get_mut(&1).expect("assigned").epoch = 2;
+        b.a.partitions.remove(&3);
+        assert!(!f.still_assigned(&b.a));
+        // Per partition, the candidates in memory that `f` did not touch.
+        let untouched = |a: &Assignment, p: i32| -> BTreeSet<String> {
+            a.partitions[&p]
+                .candidates
+                .keys()
+                .filter(|c| !f.touched.contains(&(p, (*c).clone())))
+                .cloned()
+                .collect()
+        };
+        let (reassigned, kept) = (held(&b.a, 1), [untouched(&b.a, 0), untouched(&b.a, 2)]);
+        // The test means something: the batch touched candidates of both partitions, and left
+        // others of the first batch alone.
+        assert!([0, 2].iter().all(|q| f.touched.iter().any(|(p, _)| p == q)));
+        assert!(kept.iter().any(|k| !k.is_empty()));
+        f.discard(&mut b.a);
+        // What the batch touched under its own epoch is gone (it reloads from the store); the
+        // states of the new epoch, and the ones it did not touch, stay.
+        assert_eq!(held(&b.a, 1), reassigned);
+        let left = |p: i32| -> BTreeSet<String> {
+            b.a.partitions[&p].candidates.keys().cloned().collect()
+        };
+        assert_eq!([left(0), left(2)], kept);
     }
 }
