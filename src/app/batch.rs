@@ -784,18 +784,22 @@ mod tests {
             .unwrap_or_default()
     }
 
-    #[test]
-    fn a_batch_folds_the_same_on_one_task_or_several_and_as_the_replay_does() {
+    /// The shipped policy, a generated stream of `candidates` and its records.
+    fn stream_of(candidates: usize) -> (Policy, Vec<Event>, Vec<OwnedRecord>) {
         let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
-        let events = stream(
-            &Spec {
-                candidates: 300,
-                ..Spec::default()
-            },
-            &policy,
-        );
+        let spec = Spec {
+            candidates,
+            ..Spec::default()
+        };
+        let events = stream(&spec, &policy);
         let codec = Codec::embedded().expect("the embedded codec");
         let records = records(&events, &codec);
+        (policy, events, records)
+    }
+
+    #[test]
+    fn a_batch_folds_the_same_on_one_task_or_several_and_as_the_replay_does() {
+        let (policy, events, records) = stream_of(300);
         let one = fold_on(1, &policy, &records);
         let three = fold_on(3, &policy, &records);
         assert_eq!(one, three, "the number of tasks changed the batch");
@@ -887,16 +891,7 @@ mod tests {
 
     #[test]
     fn a_batch_folded_before_a_rebalance_is_discarded_without_touching_the_new_epochs_states() {
-        let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
-        let events = stream(
-            &Spec {
-                candidates: 60,
-                ..Spec::default()
-            },
-            &policy,
-        );
-        let codec = Codec::embedded().expect("the embedded codec");
-        let records = records(&events, &codec);
+        let (policy, _, records) = stream_of(60);
         let mut b = bench(2, &policy);
         let (first, ahead) = records.split_at(records.len() / 2);
         let f = b.folder.fold(&mut b.a, first, &b.store).expect("folds");
