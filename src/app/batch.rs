@@ -21,6 +21,10 @@
 //!   batch touched are dropped, and so is the batch folded ahead of it with its states — the
 //!   store still holds them as of the last commit and they reload from there — so memory,
 //!   sled and Kafka agree again after the rewind.
+//! - Memory is bounded without changing any output: past `max_candidates_in_memory` states,
+//!   only states a batch changed since the previous drop, or the batch folded ahead changed,
+//!   stay in memory ([`sweep`] says why that is safe; `tests/processor_eviction.rs` runs the
+//!   equivalence with a cap of 40 states for 500 candidates).
 //! - A batch folded ahead is only sent under the assignment it was folded in: a rebalance in
 //!   between (the consumer is polled with no transaction open, but a folded batch may wait)
 //!   discards it (the caller re-syncs and the records come again).
@@ -131,6 +135,10 @@ pub struct BatchFolder<'a> {
     trace_sample_ratio: f64,
     /// Threads a batch's partitions are folded on, at most.
     fold_tasks: usize,
+    /// Candidate states held in memory at most (0: no limit); see [`sweep`].
+    max_in_memory: usize,
+    /// Candidate states dropped from memory so far.
+    pub evicted: u64,
 }
 
 /// One partition's part of a batch: its number, its states and its records in input order.
@@ -151,6 +159,44 @@ fn deal<'a, 'r>(
         shares[least].push(w);
     }
     shares
+}
+
+/// Bounds the candidate states held in memory. When `a` holds more than `cap` (0: no limit),
+/// it drops every state that no committed batch changed since the previous drop and that
+/// `ahead` (folded, not yet committed) did not change either; returns how many it dropped.
+///
+/// Safe because such a state equals what the store holds: every change to it was committed
+/// and handed to the store, whose reads wait for the writes before them, and the next event of
+/// that candidate reloads it, as it loads a candidate never seen. States `ahead` changed exist
+/// nowhere else, so they stay. A state reloaded, or restored from snapshots, and not changed
+/// since goes at the next drop.
+fn sweep(a: &mut Assignment, cap: usize, ahead: &Folded) -> u64 {
+    let held =
+        |a: &Assignment| -> usize { a.partitions.values().map(|ps| ps.candidates.len()).sum() };
+    let before = held(a);
+    if cap == 0 || before <= cap {
+        return 0;
+    }
+    for (p, ps) in a.partitions.iter_mut() {
+        let recent = std::mem::take(&mut ps.recent);
+        let mut keep: std::collections::HashSet<&String> = recent.iter().collect();
+        keep.extend(
+            ahead
+                .touched
+                .iter()
+                .filter(|(tp, _)| tp == p)
+                .map(|(_, c)| c),
+        );
+        ps.candidates.retain(|c, _| keep.contains(c));
+    }
+    let dropped = (before - held(a)) as u64;
+    tracing::info!(
+        before,
+        dropped,
+        cap,
+        "candidate states no recent batch changed dropped from memory"
+    );
+    dropped
 }
 
 /// What firing the due timers of a batch produced.
@@ -186,6 +232,8 @@ impl<'a> BatchFolder<'a> {
             timers_per_batch: config.timers_per_batch.max(1),
             trace_sample_ratio: config.trace_sample_ratio,
             fold_tasks: config.fold_tasks(),
+            max_in_memory: config.max_candidates_in_memory,
+            evicted: 0,
         }
     }
 
@@ -558,6 +606,12 @@ impl<'a> BatchFolder<'a> {
                 continue;
             };
             ps.next = *n;
+            ps.recent.extend(
+                f.touched
+                    .iter()
+                    .filter(|(tp, _)| tp == p)
+                    .map(|(_, c)| c.clone()),
+            );
             if rounds.contains(p) {
                 ps.dirty.clear();
                 ps.batches_since_snapshot = 0;
@@ -573,7 +627,9 @@ impl<'a> BatchFolder<'a> {
         }
         self.counts.merge(&f.counts);
         self.metrics.record_batch(&f.tally);
-        Ok((BatchEnd::Committed, Some(ahead?)))
+        let ahead = ahead?;
+        self.evicted += sweep(a, self.max_in_memory, &ahead);
+        Ok((BatchEnd::Committed, Some(ahead)))
     }
 }
 
@@ -929,5 +985,33 @@ mod tests {
             b.a.partitions[&p].candidates.keys().cloned().collect()
         };
         assert_eq!([left(0), left(2)], kept);
+    }
+
+    #[test]
+    fn over_the_cap_only_states_changed_recently_or_by_the_batch_ahead_stay_in_memory() {
+        let mut a = Assignment::default();
+        for p in 0..2 {
+            let ps = a.partitions.entry(p).or_default();
+            for c in ["a", "b", "c", "d"] {
+                ps.candidates
+                    .insert(format!("{c}{p}"), CandidateState::default());
+            }
+        }
+        a.partitions.get_mut(&0).expect("p0").recent = ["a0".to_owned()].into();
+        let mut ahead = Folded::default();
+        ahead.touched.insert((1, "b1".to_owned()));
+        // Under the cap (8 held): nothing goes, and what counts as recent is kept for later.
+        assert_eq!(sweep(&mut a, 8, &ahead), 0);
+        assert_eq!(sweep(&mut a, 0, &ahead), 0);
+        assert!(a.partitions[&0].recent.contains("a0"));
+        // Over it: a0 (changed by a committed batch) and b1 (by the batch ahead) stay.
+        assert_eq!(sweep(&mut a, 7, &ahead), 6);
+        let held =
+            |p: i32| -> BTreeSet<String> { a.partitions[&p].candidates.keys().cloned().collect() };
+        assert_eq!(held(0), BTreeSet::from(["a0".to_owned()]));
+        assert_eq!(held(1), BTreeSet::from(["b1".to_owned()]));
+        // The next sweep starts a new round: a0 was not changed since, so it goes too.
+        assert!(a.partitions[&0].recent.is_empty());
+        assert_eq!(sweep(&mut a, 1, &Folded::default()), 2);
     }
 }

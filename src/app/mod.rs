@@ -75,6 +75,8 @@ pub struct RunReport {
     pub store_rebuilt: Option<String>,
     /// `deadline_reached` events the timers wrote into the log (committed batches).
     pub timers_fired: u64,
+    /// Candidate states dropped from memory to stay within `max_candidates_in_memory`.
+    pub evicted_candidates: u64,
 }
 
 /// After a rolled-back batch: the commit may have happened after all (a timed-out commit is
@@ -303,6 +305,7 @@ pub fn run(
     store.flush()?;
     report.counts = folder.counts.clone();
     report.timers_fired = folder.timers_fired;
+    report.evicted_candidates = folder.evicted;
     report.producer_recreated = publisher.recreated();
     report.restored_events = env.restored_events.load(Ordering::Relaxed);
     consumer.unsubscribe();

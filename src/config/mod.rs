@@ -54,6 +54,9 @@ pub struct Config {
     /// Threads a batch's partitions are folded on (one task per partition, at most this many
     /// at once); 0: one per available core.
     pub fold_tasks: usize,
+    /// Candidate states held in memory at most, over all assigned partitions, before the ones
+    /// no recent batch changed are dropped (they reload from the store); 0: no limit.
+    pub max_candidates_in_memory: usize,
     /// Share of traces (decided by trace id, 0–1) that get a `debug` span per event; the
     /// `traceparent` headers are written for every record regardless.
     pub trace_sample_ratio: f64,
@@ -84,6 +87,7 @@ impl Default for Config {
             clock: "wall".to_owned(),
             timers_per_batch: 500,
             fold_tasks: 0,
+            max_candidates_in_memory: 250_000,
             trace_sample_ratio: 1.0,
             kafka: BTreeMap::new(),
         }
@@ -187,6 +191,12 @@ impl Config {
                 },
                 "HIRESTATE_TIMERS_PER_BATCH" => set_number(
                     &mut c.timers_per_batch,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_MAX_CANDIDATES_IN_MEMORY" => set_number(
+                    &mut c.max_candidates_in_memory,
                     &v,
                     || bad("not a whole number"),
                     &mut errors,
@@ -471,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn fold_tasks_come_from_file_or_env_and_default_to_the_cores() {
+    fn fold_tasks_and_the_memory_cap_come_from_file_or_env() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
         std::fs::write(&file, "fold_tasks = 3\n").unwrap();
@@ -486,6 +496,14 @@ mod tests {
         assert_eq!(c.fold_tasks(), 1);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         assert_eq!(Config::default().fold_tasks(), cores);
+        let c = Config::load(
+            None,
+            env(&[("HIRESTATE_MAX_CANDIDATES_IN_MEMORY", "40")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.max_candidates_in_memory, 40);
+        assert_eq!(Config::default().max_candidates_in_memory, 250_000);
         let err = Config::load(
             None,
             env(&[("HIRESTATE_FOLD_TASKS", "many")]),

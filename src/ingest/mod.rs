@@ -41,8 +41,11 @@ pub struct PartitionState {
     pub epoch: u64,
     /// The next input offset the committed state reflects.
     pub next: i64,
-    /// Candidates of this partition loaded so far (lazily, from the store).
+    /// Candidates of this partition held in memory: loaded lazily from the store, dropped
+    /// again when the processor holds more than `max_candidates_in_memory` (`app::batch`).
     pub candidates: HashMap<String, CandidateState>,
+    /// Candidates changed by a committed batch since the last such drop: the ones kept.
+    pub recent: std::collections::HashSet<String>,
     /// Candidates changed since the last snapshot round (mirrors the store's set).
     pub dirty: std::collections::BTreeSet<String>,
     pub batches_since_snapshot: u32,
