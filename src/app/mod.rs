@@ -97,19 +97,21 @@ fn resync(
         tpl.add_partition(topic, *p);
     }
     let committed = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
-    for (p, ps) in a.partitions.iter_mut() {
-        let c = committed
-            .find_partition(topic, *p)
-            .and_then(|e| match e.offset() {
-                rdkafka::Offset::Offset(o) => Some(o),
-                _ => None,
-            });
+    let wanted: Vec<(i32, Option<i64>)> = a
+        .partitions
+        .keys()
+        .map(|p| (*p, ingest::restore::committed_offset(&committed, topic, *p)))
+        .collect();
+    for (p, restored) in ingest::restore::restore_all(env, &wanted) {
+        let Some(ps) = a.partitions.get_mut(&p) else {
+            continue;
+        };
         let epoch = ps.epoch;
-        *ps = ingest::restore::restore(env, *p, c)?;
+        *ps = restored?;
         ps.epoch = epoch;
         consumer.seek(
             topic,
-            *p,
+            p,
             rdkafka::Offset::Offset(ps.next),
             Duration::from_secs(10),
         )?;

@@ -131,13 +131,7 @@ impl ConsumerContext for IngestContext {
                     .iter()
                     .map(|el| {
                         let p = el.partition();
-                        let c = committed.find_partition(el.topic(), p).and_then(|e| {
-                            match e.offset() {
-                                Offset::Offset(o) => Some(o),
-                                _ => None,
-                            }
-                        });
-                        (p, c)
+                        (p, restore::committed_offset(&committed, el.topic(), p))
                     })
                     .collect();
                 let mut assigned = TopicPartitionList::new();

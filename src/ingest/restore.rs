@@ -91,6 +91,19 @@ pub enum RestoreError {
     Store(#[from] StoreError),
 }
 
+/// The offset `committed` (what `committed_offsets` returned) holds for `topic`/`partition`, if
+/// the group committed one.
+pub fn committed_offset(
+    committed: &TopicPartitionList,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    match committed.find_partition(topic, partition)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
+
 /// Restores the `partitions` (each with its committed offset), one task per partition on up
 /// to `fold_tasks` threads: a partition's restore reads, folds and stores only that
 /// partition's candidates, and the store serialises the writes. The results come back in the
