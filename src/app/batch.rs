@@ -628,7 +628,14 @@ impl<'a> BatchFolder<'a> {
         self.counts.merge(&f.counts);
         self.metrics.record_batch(&f.tally);
         let ahead = ahead?;
-        self.evicted += sweep(a, self.max_in_memory, &ahead);
+        let evicted = sweep(a, self.max_in_memory, &ahead);
+        self.evicted += evicted;
+        let held = a
+            .partitions
+            .values()
+            .map(|ps| ps.candidates.len())
+            .sum::<usize>();
+        self.metrics.record_memory(held as u64, evicted);
         Ok((BatchEnd::Committed, Some(ahead)))
     }
 }

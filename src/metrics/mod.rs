@@ -33,6 +33,8 @@
 //! | `hirestate.batch.size` | histogram | — |
 //! | `hirestate.transaction.commit.duration` (s) | histogram | `hirestate.transaction.result` |
 //! | `hirestate.restore.events` | counter | `messaging.destination.partition.id` |
+//! | `hirestate.candidates.in_memory` | gauge: candidate states the processor holds after its last committed batch | — |
+//! | `hirestate.candidates.evicted` | counter: states dropped to stay within `max_candidates_in_memory` | — |
 //! | `hirestate.consumer.lag` | gauge | `messaging.system`, `messaging.destination.name`, `messaging.destination.partition.id`, `messaging.consumer.group.name` |
 //!
 //! In Prometheus text, names have dots replaced by `_`, counters end in `_total` and seconds
@@ -43,6 +45,7 @@ mod tally;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,6 +108,9 @@ pub struct Metrics {
     restored: Counter<u64>,
     lag: Arc<Mutex<LagTable>>,
     _lag_gauge: ObservableGauge<i64>,
+    in_memory: Arc<AtomicU64>,
+    _in_memory_gauge: ObservableGauge<u64>,
+    evicted: Counter<u64>,
 }
 
 impl fmt::Debug for Metrics {
@@ -200,6 +206,17 @@ impl Metrics {
                 }
             })
             .build();
+        let in_memory = Arc::new(AtomicU64::new(0));
+        let in_memory_read = in_memory.clone();
+        let in_memory_gauge = meter
+            .u64_observable_gauge("hirestate.candidates.in_memory")
+            .with_unit("{candidate}")
+            .with_description(
+                "Candidate states held in memory after the last committed batch (bounded by \
+                 max_candidates_in_memory)",
+            )
+            .with_callback(move |obs| obs.observe(in_memory_read.load(Ordering::Relaxed), &[]))
+            .build();
         Metrics {
             events: meter
                 .u64_counter("hirestate.events")
@@ -282,6 +299,16 @@ impl Metrics {
                 .build(),
             lag,
             _lag_gauge: lag_gauge,
+            in_memory,
+            _in_memory_gauge: in_memory_gauge,
+            evicted: meter
+                .u64_counter("hirestate.candidates.evicted")
+                .with_unit("{candidate}")
+                .with_description(
+                    "Candidate states dropped from memory to stay within \
+                     max_candidates_in_memory (they reload from the store)",
+                )
+                .build(),
             provider,
             registry,
             otlp_endpoint,
@@ -291,6 +318,15 @@ impl Metrics {
     /// The OTLP metrics URL exported to, if any.
     pub fn otlp_endpoint(&self) -> Option<&str> {
         self.otlp_endpoint.as_deref()
+    }
+
+    /// After a committed batch: the candidate states held in memory, and how many were just
+    /// dropped to stay within the cap.
+    pub fn record_memory(&self, held: u64, evicted: u64) {
+        self.in_memory.store(held, Ordering::Relaxed);
+        if evicted > 0 {
+            self.evicted.add(evicted, &[]);
+        }
     }
 
     /// Records a committed batch (call after its transaction committed and the store took it).

@@ -504,3 +504,25 @@ fn tallies_of_two_parts_of_a_stream_merge_into_the_tally_of_the_whole() {
     assert!(all.stuck_commands != 0 && !all.stuck_applications.is_empty());
     assert_eq!(merged, all);
 }
+
+#[test]
+fn memory_gauge_shows_the_last_batch_and_evictions_add_up() {
+    let m = Metrics::default();
+    m.record_memory(120, 0);
+    m.record_memory(40, 95);
+    m.record_memory(55, 0);
+    m.record_memory(41, 14);
+    let text = m.render();
+    assert!(
+        text.contains("# TYPE hirestate_candidates_in_memory gauge\n"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "hirestate_candidates_in_memory", &[]),
+        Some(41.0)
+    );
+    assert_eq!(
+        sample(&text, "hirestate_candidates_evicted_total", &[]),
+        Some(109.0)
+    );
+}
