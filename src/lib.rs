@@ -15,6 +15,7 @@
 //! | 6 derive | [`derive`] | decisions × mapping → commands with deterministic ids |
 //! | 7 out | `publish` | one Kafka transaction per batch |
 //! | 8 time | `timers` | the injected clock and the sled deadline index: due timers become `deadline_reached` events in the log |
+//! | tasks | [`tasks`] | fans a batch's per-partition folds, and restores, out to threads |
 //! | tools | [`replay`] | the offline replay analysts and tests run over JSON lines |
 //! | observe | [`metrics`] | OpenTelemetry instruments of committed batches, `/metrics`, OTLP |
 
