@@ -171,25 +171,16 @@ fn deal<'a, 'r>(
 /// nowhere else, so they stay. A state reloaded, or restored from snapshots, and not changed
 /// since goes at the next drop.
 fn sweep(a: &mut Assignment, cap: usize, ahead: &Folded) -> u64 {
-    let held =
-        |a: &Assignment| -> usize { a.partitions.values().map(|ps| ps.candidates.len()).sum() };
-    let before = held(a);
+    let before = a.candidates_held();
     if cap == 0 || before <= cap {
         return 0;
     }
     for (p, ps) in a.partitions.iter_mut() {
-        let recent = std::mem::take(&mut ps.recent);
-        let mut keep: std::collections::HashSet<&String> = recent.iter().collect();
-        keep.extend(
-            ahead
-                .touched
-                .iter()
-                .filter(|(tp, _)| tp == p)
-                .map(|(_, c)| c),
-        );
+        let mut keep = std::mem::take(&mut ps.recent);
+        keep.extend(touched_in(&ahead.touched, *p).cloned());
         ps.candidates.retain(|c, _| keep.contains(c));
     }
-    let dropped = (before - held(a)) as u64;
+    let dropped = (before - a.candidates_held()) as u64;
     tracing::info!(
         before,
         dropped,
@@ -197,6 +188,14 @@ fn sweep(a: &mut Assignment, cap: usize, ahead: &Folded) -> u64 {
         "candidate states no recent batch changed dropped from memory"
     );
     dropped
+}
+
+/// The candidates of `partition` among `touched` ([`Folded`]'s (partition, candidate) set).
+fn touched_in(touched: &BTreeSet<(i32, String)>, partition: i32) -> impl Iterator<Item = &String> {
+    touched
+        .range((partition, String::new())..)
+        .take_while(move |(p, _)| *p == partition)
+        .map(|(_, c)| c)
 }
 
 /// What firing the due timers of a batch produced.
@@ -500,11 +499,8 @@ impl<'a> BatchFolder<'a> {
                     continue;
                 }
                 rounds.push(*p);
-                let changed: BTreeSet<&String> = ps
-                    .dirty
-                    .iter()
-                    .chain(f.touched.iter().filter(|(tp, _)| tp == p).map(|(_, c)| c))
-                    .collect();
+                let changed: BTreeSet<&String> =
+                    ps.dirty.iter().chain(touched_in(&f.touched, *p)).collect();
                 for c in changed {
                     // A candidate changed in an earlier batch may no longer be in memory (e.g.
                     // dirty since before a restart): its committed state is in the store.
@@ -606,22 +602,15 @@ impl<'a> BatchFolder<'a> {
                 continue;
             };
             ps.next = *n;
-            ps.recent.extend(
-                f.touched
-                    .iter()
-                    .filter(|(tp, _)| tp == p)
-                    .map(|(_, c)| c.clone()),
-            );
+            // Kept at the next sweep; with no cap there is none, so nothing to remember.
+            if self.max_in_memory != 0 {
+                ps.recent.extend(touched_in(&f.touched, *p).cloned());
+            }
             if rounds.contains(p) {
                 ps.dirty.clear();
                 ps.batches_since_snapshot = 0;
             } else {
-                ps.dirty.extend(
-                    f.touched
-                        .iter()
-                        .filter(|(tp, _)| tp == p)
-                        .map(|(_, c)| c.clone()),
-                );
+                ps.dirty.extend(touched_in(&f.touched, *p).cloned());
                 ps.batches_since_snapshot += 1;
             }
         }
@@ -630,12 +619,8 @@ impl<'a> BatchFolder<'a> {
         let ahead = ahead?;
         let evicted = sweep(a, self.max_in_memory, &ahead);
         self.evicted += evicted;
-        let held = a
-            .partitions
-            .values()
-            .map(|ps| ps.candidates.len())
-            .sum::<usize>();
-        self.metrics.record_memory(held as u64, evicted);
+        self.metrics
+            .record_memory(a.candidates_held() as u64, evicted);
         Ok((BatchEnd::Committed, Some(ahead)))
     }
 }
@@ -1020,5 +1005,17 @@ mod tests {
         // The next sweep starts a new round: a0 was not changed since, so it goes too.
         assert!(a.partitions[&0].recent.is_empty());
         assert_eq!(sweep(&mut a, 1, &Folded::default()), 2);
+    }
+
+    #[test]
+    fn touched_in_gives_one_partitions_candidates_only() {
+        let touched: BTreeSet<(i32, String)> = [(0, "zz"), (1, ""), (1, "a"), (1, "b"), (2, "a")]
+            .into_iter()
+            .map(|(p, c)| (p, c.to_owned()))
+            .collect();
+        let of = |p| touched_in(&touched, p).cloned().collect::<Vec<_>>();
+        assert_eq!(of(1), vec!["", "a", "b"]);
+        assert_eq!(of(0), vec!["zz"]);
+        assert!(of(3).is_empty() && of(-1).is_empty());
     }
 }

@@ -70,6 +70,13 @@ pub struct Assignment {
     pub generation: u64,
 }
 
+impl Assignment {
+    /// Candidate states held in memory, over every assigned partition.
+    pub fn candidates_held(&self) -> usize {
+        self.partitions.values().map(|ps| ps.candidates.len()).sum()
+    }
+}
+
 /// The consumer's context: handles rebalances by restoring on assign, and turns librdkafka's
 /// statistics into the consumer-lag gauge.
 pub struct IngestContext {
