@@ -86,8 +86,10 @@ fn render(v: &FieldValue) -> String {
 /// # Errors
 /// The first field that is not valid, as [`spec`] words it.
 pub fn asserted<'a>(kind: &'a EventKind, policy: &'a Policy) -> Result<Vec<Asserted<'a>>, String> {
+    // `screening_completed` asserts at most the six `screening.*` fields pushed below.
+    const SCREENING_FIELDS: usize = 6;
     let mut out = Vec::with_capacity(match kind {
-        EventKind::ScreeningCompleted { .. } => 6,
+        EventKind::ScreeningCompleted { .. } => SCREENING_FIELDS,
         EventKind::FieldsAsserted { fields } => fields.len(),
         _ => 0,
     });
