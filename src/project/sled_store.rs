@@ -3,17 +3,21 @@
 //! marker) and the `meta/format` marker. One tree means one `apply_batch` is one atomic write.
 //!
 //! Write-behind: the caller encodes a batch's states ([`EncodedStates`]) where they are; then
-//! [`Store::commit`] applies the batch on a writer thread of its own and returns, so sled's
-//! write of batch N overlaps the folding of batch N+1. Invariants (tests below):
-//! - Writes are applied one at a time, in commit order: a commit first waits for the write
-//!   before it ([`Store::settle`]).
+//! [`Store::commit`] hands the batch to a writer thread of its own and returns, so sled's
+//! write of batch N overlaps the folding of batch N+1 (and N+2…: commits that come while a
+//! write runs are applied together as the next one, see `write_behind`). Invariants (tests
+//! below and in `write_behind`):
+//! - Commits are applied in commit order, each whole, a run of consecutive ones per
+//!   `apply_batch`: the store always holds a prefix of the commits. A commit waits only while
+//!   [`MAX_QUEUED`](super::write_behind::MAX_QUEUED) wait already, or when it carries a
+//!   snapshot round (its scan of the dirty markers must see every commit before it).
 //! - Reads see every commit made before them: each read settles first — except
 //!   [`Store::candidate`] of an id the store has never held, which answers `None` without
 //!   touching sled (sled blocks every reader while a batch applies, so such a read would wait
 //!   for the whole write). The set of ids it knows is a superset of the stored ones: loaded at
 //!   open from the keys, extended before each write, never shrunk.
-//! - A write that fails is reported by the next call (commit, read, flush or settle), and the
-//!   store's dirty-marker cache is dropped; the processor stops on it, the store is behind
+//! - A write that fails is reported by the next call (commit, read, flush or settle), the
+//!   commits queued behind it are dropped, and the store's dirty-marker cache is dropped; the processor stops on it, the store is behind
 //!   Kafka, never ahead, and restore repairs that as after a crash.
 
 use std::path::{Path, PathBuf};
@@ -37,8 +41,8 @@ pub struct SledStore {
     db: sled::Db,
     /// What commits reuse: buffers, and the dirty markers known to be stored.
     scratch: Mutex<Scratch>,
-    /// The write of the last commit, while it may still be running.
-    writer: Mutex<WriteBehind>,
+    /// The writer thread, and the commits it has not applied yet.
+    writer: WriteBehind,
     /// Every candidate id stored or being written (see the module doc).
     known: Mutex<FxHashSet<Box<str>>>,
 }
@@ -174,12 +178,14 @@ impl SledStore {
                 known.insert(id.into());
             }
         }
-        let writer = WriteBehind::start().map_err(|e| sled_err(sled::Error::Io(e)))?;
+        let target = db.clone();
+        let writer = WriteBehind::start(Box::new(move |batch| target.apply_batch(batch)))
+            .map_err(|e| sled_err(sled::Error::Io(e)))?;
         Ok(SledStore {
             path,
             db,
             scratch: Mutex::default(),
-            writer: Mutex::new(writer),
+            writer,
             known: Mutex::new(known),
         })
     }
@@ -189,7 +195,7 @@ impl SledStore {
     /// # Errors
     /// That write's failure (sled's error, or its thread's panic).
     fn wait_written(&self) -> Result<(), StoreError> {
-        let waited = lock(&self.writer).wait();
+        let waited = self.writer.wait();
         waited.map_err(|f| {
             forget_marks(&mut lock(&self.scratch).marked);
             self.failure(f)
@@ -337,7 +343,12 @@ impl Store for SledStore {
     }
 
     fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
-        self.wait_written()?;
+        // A snapshot round removes the partition's markers as stored: every commit before it
+        // must be applied for the scan to see them all. Rounds are rare; other commits only
+        // queue behind the write in flight.
+        if !commit.snapshot_rounds.is_empty() {
+            self.wait_written()?;
+        }
         // The buffers hold nothing between commits, and `marked` is only ever short of the
         // truth (a failed write clears it): a panic elsewhere cannot leave them wrong.
         let mut scratch = lock(&self.scratch);
@@ -346,14 +357,15 @@ impl Store for SledStore {
             marked,
             marking,
         } = &mut *scratch;
-        let mut batch = sled::Batch::default();
+        // This commit's keys, put into the write's batch (a copy per key and value) on the
+        // writer thread.
+        let mut removed = Vec::new();
         for p in &commit.snapshot_rounds {
             marked.remove(p);
             for k in self.db.scan_prefix(dirty_prefix(*p)).keys() {
-                batch.remove(k.map_err(|e| self.err(e))?);
+                removed.push(k.map_err(|e| self.err(e))?);
             }
         }
-        // Put into sled's batch (a copy per key and value) on the writer thread.
         let states = commit.states;
         let mut known = lock(&self.known);
         for id in states.ids() {
@@ -362,9 +374,11 @@ impl Store for SledStore {
             }
         }
         drop(known);
+        let mut small: Vec<(Vec<u8>, [u8; 8])> = Vec::new();
         for (topic, partition, next) in &commit.offsets {
-            batch.insert(offset_key(topic, *partition), &next.to_be_bytes());
+            small.push((offset_key(topic, *partition), next.to_be_bytes()));
         }
+        let mut markers = Vec::new();
         marking.clear();
         for (i, (partition, candidate)) in commit.dirty.iter().enumerate() {
             if marked
@@ -377,13 +391,22 @@ impl Store for SledStore {
             key.extend_from_slice(b"d/");
             key.extend_from_slice(&partition.to_be_bytes());
             key.extend_from_slice(candidate.as_bytes());
-            batch.insert(&key[..], &[]);
+            markers.push(key.clone());
             marking.push(i);
         }
         // The deadline index is keyed and encoded on the writer thread: it owns those.
         let (timers, timers_done) = (commit.timers, commit.timers_done);
-        let db = self.db.clone();
-        let job = Box::new(move || {
+        let fill = Box::new(move |batch: &mut sled::Batch| {
+            // In the order the store applied them one by one: the round's removals first.
+            for k in removed {
+                batch.remove(k);
+            }
+            for (k, v) in small {
+                batch.insert(k, &v);
+            }
+            for k in markers {
+                batch.insert(k, &[]);
+            }
             for [key, value, end] in states.spans {
                 batch.insert(&states.bytes[key..value], &states.bytes[value..end]);
             }
@@ -394,9 +417,8 @@ impl Store for SledStore {
             for k in timers_done {
                 batch.remove(k);
             }
-            db.apply_batch(batch)
         });
-        let submitted = lock(&self.writer).submit(job);
+        let submitted = self.writer.submit(fill);
         if let Err(f) = submitted {
             forget_marks(marked);
             return Err(self.failure(f));
