@@ -74,11 +74,12 @@ pub trait Store: Send {
     /// Storage failures.
     fn dirty(&self, partition: i32) -> Result<Vec<String>, StoreError>;
     /// Applies `commit` atomically, after the commits before it. The write may still be running
-    /// when this returns; every later read sees it, and a write that failed is reported by the
-    /// next call (nothing of that commit is applied then).
+    /// (or waiting behind another) when this returns; every later read sees it, and a write that
+    /// failed is reported by the next call (nothing of that commit, nor of any commit after it,
+    /// is applied then).
     ///
     /// # Errors
-    /// Storage failures: this commit's, or the failed write of the one before.
+    /// Storage failures: a failed write of a commit before it.
     fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
     /// Waits until every commit so far is applied (not necessarily durable: see `flush`).
     ///
