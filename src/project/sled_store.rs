@@ -17,8 +17,9 @@
 //!   for the whole write). The set of ids it knows is a superset of the stored ones: loaded at
 //!   open from the keys, extended before each write, never shrunk.
 //! - A write that fails is reported by the next call (commit, read, flush or settle), the
-//!   commits queued behind it are dropped, and the store's dirty-marker cache is dropped; the processor stops on it, the store is behind
-//!   Kafka, never ahead, and restore repairs that as after a crash.
+//!   commits queued behind it are dropped, and so is the store's dirty-marker cache; the
+//!   processor stops on it, the store is behind Kafka, never ahead, and restore repairs that
+//!   as after a crash.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -39,7 +40,7 @@ const META: &[u8] = b"meta/format";
 pub struct SledStore {
     path: String,
     db: sled::Db,
-    /// What commits reuse: buffers, and the dirty markers known to be stored.
+    /// What commits reuse: the dirty markers known to be stored, and a buffer of indices.
     scratch: Mutex<Scratch>,
     /// The writer thread, and the commits it has not applied yet.
     writer: WriteBehind,
@@ -49,9 +50,8 @@ pub struct SledStore {
 
 #[derive(Default)]
 struct Scratch {
-    key: Vec<u8>,
-    /// Dirty markers known to be in the tree, by partition: written by a commit that
-    /// succeeded, or read by [`Store::dirty`]. Only `commit` writes or removes `d/` keys, and it
+    /// Dirty markers known to be in the tree (or in a write queued for it), by partition:
+    /// handed to the writer by a commit, or read by [`Store::dirty`]. Only `commit` writes or removes `d/` keys, and it
     /// keeps this true, so a listed marker is not written again (between snapshot rounds the
     /// caller lists every touched candidate each batch; all but the first are no-ops on disk,
     /// yet each costs sled a key). Missing entries only cost a rewrite.
@@ -349,14 +349,11 @@ impl Store for SledStore {
         if !commit.snapshot_rounds.is_empty() {
             self.wait_written()?;
         }
-        // The buffers hold nothing between commits, and `marked` is only ever short of the
-        // truth (a failed write clears it): a panic elsewhere cannot leave them wrong.
+        // `marking` holds nothing between commits, and `marked` lists no marker that is
+        // neither stored nor queued (a failed write clears it): a panic elsewhere cannot
+        // leave them wrong.
         let mut scratch = lock(&self.scratch);
-        let Scratch {
-            key,
-            marked,
-            marking,
-        } = &mut *scratch;
+        let Scratch { marked, marking } = &mut *scratch;
         // This commit's keys, put into the write's batch (a copy per key and value) on the
         // writer thread.
         let mut removed = Vec::new();
@@ -374,10 +371,11 @@ impl Store for SledStore {
             }
         }
         drop(known);
-        let mut small: Vec<(Vec<u8>, [u8; 8])> = Vec::new();
-        for (topic, partition, next) in &commit.offsets {
-            small.push((offset_key(topic, *partition), next.to_be_bytes()));
-        }
+        let offsets: Vec<(Vec<u8>, [u8; 8])> = commit
+            .offsets
+            .iter()
+            .map(|(topic, partition, next)| (offset_key(topic, *partition), next.to_be_bytes()))
+            .collect();
         let mut markers = Vec::new();
         marking.clear();
         for (i, (partition, candidate)) in commit.dirty.iter().enumerate() {
@@ -387,11 +385,9 @@ impl Store for SledStore {
             {
                 continue;
             }
-            key.clear();
-            key.extend_from_slice(b"d/");
-            key.extend_from_slice(&partition.to_be_bytes());
+            let mut key = dirty_prefix(*partition);
             key.extend_from_slice(candidate.as_bytes());
-            markers.push(key.clone());
+            markers.push(key);
             marking.push(i);
         }
         // The deadline index is keyed and encoded on the writer thread: it owns those.
@@ -401,7 +397,7 @@ impl Store for SledStore {
             for k in removed {
                 batch.remove(k);
             }
-            for (k, v) in small {
+            for (k, v) in offsets {
                 batch.insert(k, &v);
             }
             for k in markers {
