@@ -835,6 +835,34 @@ mod tests {
         assert_eq!(s.dirty(1).unwrap(), ["a"]);
     }
 
+    /// A snapshot round made while earlier commits still wait for the writer clears their
+    /// markers too: its scan of the stored markers waits for them (else the markers of the
+    /// queued commits would land after the round and survive it). The commits carry a few
+    /// hundred states each so that the writer is busy while they are made.
+    #[test]
+    fn a_snapshot_round_clears_the_markers_of_commits_still_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(&dir.path().join("db")).unwrap();
+        let states: Vec<CandidateState> = (0..300).map(|i| state(&format!("s{i:03}"))).collect();
+        let refs: Vec<&CandidateState> = states.iter().collect();
+        let ids: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+        for id in &ids {
+            s.commit(Commit {
+                states: EncodedStates::of(&refs),
+                dirty: vec![(0, id.as_str()), (1, id.as_str())],
+                ..Default::default()
+            })
+            .unwrap();
+        }
+        s.commit(dirty_commit(&[], &[0])).unwrap();
+        assert!(s.dirty(0).unwrap().is_empty(), "{:?}", s.dirty(0));
+        assert_eq!(
+            s.dirty(1).unwrap(),
+            ids,
+            "another partition keeps its markers"
+        );
+    }
+
     /// White box: a marker the store knows is stored is not written again. Shown by deleting
     /// one behind the store's back: a commit listing it again leaves it deleted.
     #[test]
