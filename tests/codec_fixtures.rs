@@ -147,8 +147,8 @@ fn command(id: &str, system: TargetSystem, payload: CommandPayload) -> Command {
         application_id: "app-9".to_string(),
         causing_event_id: "e-2".to_string(),
         occurred_at: ts("2026-11-28T10:00:00Z"),
-        policy_version: "2026.11.1".to_string(),
-        policy_digest: "d".repeat(64),
+        policy_version: "2026.11.1".into(),
+        policy_digest: "d".repeat(64).into(),
         attempt: 2,
         payload,
     }
@@ -199,7 +199,7 @@ pub fn rejections() -> Vec<Rejection> {
         detail: "applied -> interview is not a listed transition".to_string(),
         stage: Some("applied".to_string()),
         occurred_at: ts("2026-11-28T10:00:00Z"),
-        policy_version: "2026.11.1".to_string(),
+        policy_version: "2026.11.1".into(),
     };
     let mut none = r.clone();
     none.stage = None;

@@ -393,8 +393,8 @@ fn assert_commands(
         assert_eq!(c.application_id, event.application_id);
         assert_eq!(c.causing_event_id, event.event_id);
         assert_eq!(c.occurred_at, event.occurred_at);
-        assert_eq!(&c.policy_version, version);
-        assert_eq!(&c.policy_digest, digest);
+        assert_eq!(*c.policy_version, **version);
+        assert_eq!(*c.policy_digest, **digest);
         assert_eq!(c.attempt, 1);
     }
 }

@@ -524,8 +524,8 @@ mod tests {
             application_id: "app-1".to_owned(),
             causing_event_id: "ev-1".to_owned(),
             occurred_at: Timestamp(1_000_000_000),
-            policy_version: "v".to_owned(),
-            policy_digest: "d".to_owned(),
+            policy_version: "v".into(),
+            policy_digest: "d".into(),
             attempt: 1,
             payload: CommandPayload::MoveStage {
                 stage: "triage".to_owned(),

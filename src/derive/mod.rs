@@ -72,8 +72,8 @@ pub fn commands(
             application_id: app.application_id.clone(),
             causing_event_id: event.event_id.clone(),
             occurred_at: event.occurred_at,
-            policy_version: policy.version().to_owned(),
-            policy_digest: policy.digest().to_owned(),
+            policy_version: Arc::clone(&policy.approval.version),
+            policy_digest: Arc::clone(&policy.approval.digest),
             attempt: 1,
             payload,
         })

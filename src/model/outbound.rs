@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -188,8 +189,9 @@ pub struct Command {
     pub causing_event_id: String,
     /// The causing event's `occurred_at` (write-back latency is measured from it).
     pub occurred_at: Timestamp,
-    pub policy_version: String,
-    pub policy_digest: String,
+    /// The policy's own strings, shared (`Arc`): every command carries them.
+    pub policy_version: Arc<str>,
+    pub policy_digest: Arc<str>,
     /// 1 for the first emission; re-emissions after a retryable failure count up.
     pub attempt: u32,
     #[serde(flatten)]

@@ -47,7 +47,7 @@ pub fn load(dir: &Path) -> Result<Policy, PolicyErrors> {
         return Err(p.into_errors());
     };
     let computed = compute_digest(&policy);
-    if computed != policy.approval.digest {
+    if *computed != *policy.approval.digest {
         let loc = digest_at.map_or_else(|| Loc::new(&dir.join(POLICY_FILE), 1), |d| d.loc);
         p.push(
             K::DigestMismatch,
@@ -199,10 +199,10 @@ fn complete_approval(
         Some(String::new())
     };
     Some(Approval {
-        version: version?.value,
+        version: version?.value.into(),
         approvers: approvers?,
         date: date?,
-        digest: digest?,
+        digest: digest?.into(),
     })
 }
 
@@ -224,7 +224,7 @@ fn write_approval(path: &Path, approval: &Approval, digest: &str) -> Result<(), 
     let Some(table) = doc.get_mut("approval").and_then(Item::as_table_like_mut) else {
         return Err("cannot edit policy file: `approval` is not a table".into());
     };
-    set_value(table, "version", Value::from(approval.version.as_str()));
+    set_value(table, "version", Value::from(&*approval.version));
     let approvers: toml_edit::Array = approval.approvers.iter().map(String::as_str).collect();
     // Keep the written array as is when it already says the same (its layout is a human's).
     let same = table

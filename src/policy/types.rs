@@ -4,6 +4,7 @@
 //! names known stages/fields/targets) without re-checking them per event.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -126,11 +127,13 @@ pub struct WritebackSettings {
 /// The approval block: who approved which content, when.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Approval {
-    pub version: String,
+    /// Shared with every command that carries it (`Arc`: one copy, not one per command).
+    pub version: Arc<str>,
     pub approvers: Vec<String>,
     pub date: String,
-    /// SHA-256 (hex) of the canonical content; must match what the files say.
-    pub digest: String,
+    /// SHA-256 (hex) of the canonical content; must match what the files say. Shared like
+    /// `version`.
+    pub digest: Arc<str>,
 }
 
 /// The whole validated policy.

@@ -110,8 +110,8 @@ pub(crate) fn command_from_value(v: Value) -> Result<Command, CodecError> {
         application_id: f.string("application_id")?,
         causing_event_id: f.string("causing_event_id")?,
         occurred_at: f.timestamp("occurred_at")?,
-        policy_version: f.string("policy_version")?,
-        policy_digest: f.string("policy_digest")?,
+        policy_version: f.string("policy_version")?.into(),
+        policy_digest: f.string("policy_digest")?.into(),
         attempt: f.count("attempt")?,
         payload,
     })
