@@ -504,6 +504,17 @@ mod tests {
         .unwrap();
         assert_eq!(c.max_candidates_in_memory, 40);
         assert_eq!(Config::default().max_candidates_in_memory, 250_000);
+        std::fs::write(&file, "fold_tasks = 3\nmax_candidates_in_memory = 7\n").unwrap();
+        let c = Config::load(Some(&file), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.max_candidates_in_memory, 7);
+        std::fs::write(&file, "fold_tasks = 3\nmax_candidates_in_memory = -3\n").unwrap();
+        let err = Config::load(Some(&file), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("{}:2:", file.display())) && err.contains("-3"),
+            "{err}"
+        );
         let err = Config::load(
             None,
             env(&[("HIRESTATE_FOLD_TASKS", "many")]),
