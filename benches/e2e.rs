@@ -15,11 +15,12 @@
 //!      (key and value) to one output topic in a transaction through a `ThreadedProducer` with
 //!      the processor's producer settings, adds the batch's next offsets with
 //!      `send_offsets_to_transaction` and commits: no logic at all. It runs twice (see
-//!      [`PipeMode`]): once ending transactions exactly as `publish::Publisher` does (like for
-//!      like), once waiting for the last delivery report before committing, which avoids a
-//!      ≥ 100 ms stall inside rust-rdkafka 0.39's `commit_transaction` (its flush polls for the
-//!      full 100 ms while anything is in flight). The second is the ceiling the target is
-//!      checked against: a ceiling must not share an avoidable stall with what it bounds;
+//!      [`PipeMode`]): once leaving the wait for the deliveries to `commit_transaction`, which
+//!      in rust-rdkafka 0.39 stalls ≥ 100 ms (its flush polls for the full 100 ms while
+//!      anything is in flight), once waiting for the last delivery report itself before
+//!      sending the offsets and committing, as `publish::Publisher` does. The second is the
+//!      ceiling the target is checked against: a ceiling must not carry a stall that what it
+//!      bounds avoids;
 //!    - *processor*: the real thing, `app::run` in-process on its own thread.
 //!
 //!    **Timing method.** One watcher, identical for both, polls the group's committed offsets
@@ -763,26 +764,26 @@ fn run_restore(config: &Config, policy: &Arc<Policy>) -> anyhow::Result<(u64, Du
 /// How the pipe ends a transaction.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum PipeMode {
-    /// `send_offsets_to_transaction` then `commit_transaction`, as `publish::Publisher` does.
-    /// rust-rdkafka 0.39's `commit_transaction` first flushes: `rd_kafka_flush(0)`, and while
-    /// deliveries are outstanding `poll(100 ms)`, which always waits the full 100 ms.
-    AsProcessor,
-    /// The same, after waiting (sleeps of 0.2 ms) until `in_flight_count()` is 0, so that flush
-    /// returns at once: what a transaction costs without that stall — the ceiling.
+    /// `send_offsets_to_transaction` then `commit_transaction`, which in rust-rdkafka 0.39 first
+    /// flushes: `rd_kafka_flush(0)`, and while deliveries are outstanding `poll(100 ms)`, which
+    /// always waits the full 100 ms.
+    Undrained,
+    /// The same after waiting (sleeps of 0.2 ms) until `in_flight_count()` is 0, so that flush
+    /// returns at once, as `publish::Publisher::commit` does: the ceiling.
     Drained,
 }
 
 impl PipeMode {
-    const ALL: [PipeMode; 2] = [PipeMode::AsProcessor, PipeMode::Drained];
+    const ALL: [PipeMode; 2] = [PipeMode::Undrained, PipeMode::Drained];
     fn label(self) -> &'static str {
         match self {
-            PipeMode::AsProcessor => "commits as the processor does",
+            PipeMode::Undrained => "commit_transaction waits for the deliveries",
             PipeMode::Drained => "deliveries drained before commit",
         }
     }
     fn short(self) -> &'static str {
         match self {
-            PipeMode::AsProcessor => "asproc",
+            PipeMode::Undrained => "undrained",
             PipeMode::Drained => "drained",
         }
     }
@@ -1021,7 +1022,7 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
             let r = proc / pipe;
             let (name, target) = match mode {
                 PipeMode::Drained => ("**ceiling**", format!("≥ 0.70: {}", verdict(r, 0.7))),
-                PipeMode::AsProcessor => ("like for like", String::new()),
+                PipeMode::Undrained => ("with the stall", String::new()),
             };
             println!(
                 "| 1 | raw transactional pipe, {} ({name}), steady | {pipe:.0} | processor / pipe **{r:.2}** | {target} |",
