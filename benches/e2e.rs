@@ -4,14 +4,15 @@
 //! only part 3 runs. `HIRESTATE_BENCH_EVENTS` (default 50 000) sets the stream size,
 //! `HIRESTATE_BENCH_ROUNDS` (default 1) repeats part 1 and reports medians, `HIRESTATE_KAFKA_*`
 //! passes librdkafka settings to every client (processor and pipe alike), as the processor's
-//! own configuration does, and `HIRESTATE_FOLD_TASKS` sets the processor's fold and restore
-//! tasks (default 0: one per core).
+//! own configuration does, `HIRESTATE_FOLD_TASKS` sets the processor's fold and restore
+//! tasks (default 0: one per core), and `HIRESTATE_BATCH_MAX_RECORDS` the batch size of all
+//! three parts (default: the processor's, 2 000).
 //!
 //! 1. **Live EOS path vs the raw transactional pipe.** The events (`generate::stream`, ~12 per
 //!    candidate) are produced once, Avro single-object, to the event log of a fresh topic
 //!    prefix. Then, each with its own consumer group and transactional id:
 //!    - *pipe*: a `read_committed` group consumer that collects batches exactly as the
-//!      processor does (up to `batch_max_records` = 500 or `batch_max_ms`), copies every record
+//!      processor does (up to `batch_max_records` or `batch_max_ms`), copies every record
 //!      (key and value) to one output topic in a transaction through a `ThreadedProducer` with
 //!      the processor's producer settings, adds the batch's next offsets with
 //!      `send_offsets_to_transaction` and commits: no logic at all. It runs twice (see
@@ -45,14 +46,14 @@
 //! 3. **In-process, no Kafka.** The same events, encoded once. *Processor path*: per event
 //!    `Codec::decode_local` → `fold::apply` on an in-memory `HashMap` of `CandidateState`
 //!    (a candidate seen for the first time is looked up in the store first, as the live batch
-//!    does); per 500-event batch the touched states encoded (`EncodedStates::of`) and one
+//!    does); per batch the touched states encoded (`EncodedStates::of`) and one
 //!    `Store::commit` on a `SledStore` writing each touched candidate once, with the batch's
 //!    offset and the dirty markers the live path writes between snapshot rounds (it writes
 //!    behind, as live: sled applies batch N while batch N+1 folds, and commits that come
 //!    while a write runs join the next one; the time waited for the last write is counted).
 //!    The table gives the shares of encoding and of `Store::commit`. *Ceiling*: sled's own
-//!    `apply_batch` of 500 inserts of 300-byte
-//!    values over as many keys as there are candidates. Both in fresh temp dirs with the
+//!    `apply_batch` of a batch's worth of inserts of 300-byte values over as many keys as
+//!    there are candidates. Both in fresh temp dirs with the
 //!    store's settings, five alternating rounds, medians; freeing the states is not timed.
 
 use std::collections::{BTreeSet, HashMap};
@@ -121,6 +122,10 @@ fn main() -> anyhow::Result<()> {
     let events = stream(&spec, &policy);
     let defaults = Config {
         fold_tasks: env_usize("HIRESTATE_FOLD_TASKS", 0)?,
+        batch_max_records: env_usize(
+            "HIRESTATE_BATCH_MAX_RECORDS",
+            Config::default().batch_max_records,
+        )?,
         ..Config::default()
     };
     let params = Params {
@@ -488,6 +493,7 @@ fn with_kafka(
         clock: "fixed:1970-01-01T00:00:00Z".to_owned(),
         kafka: kafka_passthrough(),
         fold_tasks: params.fold_tasks,
+        batch_max_records: params.batch,
         ..Config::default()
     };
     let topics = Topics::new(&prefix);

@@ -29,7 +29,10 @@ pub struct Config {
     /// Partitions for topics `topics ensure` creates.
     pub partitions: i32,
     pub replication_factor: i32,
-    /// A batch closes at this many records…
+    /// A batch closes at this many records… (2 000: a transaction's fixed costs — acks from
+    /// every output partition it touched, the offsets, the commit markers — are shared by that
+    /// many events; `e2e` measured 500 → 2 000 as +40–60 % events/s with the latency bound
+    /// unchanged, since `batch_max_ms` closes a batch that fills slowly.)
     pub batch_max_records: usize,
     /// …or after this long.
     pub batch_max_ms: u64,
@@ -76,7 +79,7 @@ impl Default for Config {
             schema_registry: None,
             partitions: 4,
             replication_factor: 1,
-            batch_max_records: 500,
+            batch_max_records: 2_000,
             batch_max_ms: 100,
             snapshot_every_batches: 10,
             transaction_timeout_ms: 30_000,
