@@ -141,7 +141,7 @@ pub fn events() -> Vec<Event> {
 fn command(id: &str, system: TargetSystem, payload: CommandPayload) -> Command {
     Command {
         command_id: id.to_string(),
-        target: "greenhouse".to_string(),
+        target: "greenhouse".into(),
         system,
         candidate_id: "cand-9".to_string(),
         application_id: "app-9".to_string(),
@@ -245,7 +245,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         application_id: id.to_string(),
         requisition_id: "req-1".to_string(),
         region: "emea".to_string(),
-        stage: "screened".to_string(),
+        stage: "screened".into(),
         stage_entered_at: ts("2026-11-28T10:00:00Z"),
         fields: fields.clone(),
         field_sources: sources.clone(),
@@ -259,7 +259,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         "c-1".to_string(),
         CommandRecord {
             op: CommandOp::MoveStage,
-            target: "lever".to_string(),
+            target: "lever".into(),
             application_id: "app-1".to_string(),
             status: CommandStatus::Pending,
             issued_at: ts("2026-11-28T10:00:00Z"),
@@ -275,7 +275,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         "c-2".to_string(),
         CommandRecord {
             op: CommandOp::CreatePreHire,
-            target: "workday".to_string(),
+            target: "workday".into(),
             application_id: "app-2".to_string(),
             status: CommandStatus::Failed,
             issued_at: ts("2026-11-28T10:00:00Z"),

@@ -381,7 +381,7 @@ fn check_each_step(events: &[Event], policy: &Policy) -> Result<(), TestCaseErro
                             ctx
                         );
                         prop_assert_eq!(e.source_system, SourceSystem::Ats, "{}", ctx);
-                        prop_assert_eq!(after.as_str(), "applied", "{}", ctx);
+                        prop_assert_eq!(&**after, "applied", "{}", ctx);
                     }
                     (Some(b), Some(a)) if b != a => {
                         prop_assert!(
@@ -412,7 +412,7 @@ fn check_each_step(events: &[Event], policy: &Policy) -> Result<(), TestCaseErro
             let triple = (
                 e.event_id.clone(),
                 op.to_owned(),
-                c.target.clone(),
+                c.target.to_string(),
                 e.candidate_id.clone(),
             );
             if let Some(prev) = ids.insert(c.command_id.clone(), triple.clone()) {

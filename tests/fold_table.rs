@@ -384,7 +384,7 @@ fn assert_commands(
         let c = out
             .commands
             .iter()
-            .find(|c| c.op().as_str() == *op && c.target == *target)
+            .find(|c| c.op().as_str() == *op && &*c.target == *target)
             .unwrap_or_else(|| panic!("event {}: no {op}→{target} in {got:?}", event.event_id));
         assert_eq!(c.command_id, expected_id(&event.event_id, op, target));
         assert_eq!(c.system, *system);
@@ -876,7 +876,7 @@ fn a_second_application_created_is_duplicate_application() {
     let (_, out) = s.send(SourceSystem::Ats, created("req-other", "emea"));
     assert_rejected(&s, &before, &out, RejectReason::DuplicateApplication);
     let app = &s.state.applications["app-1"];
-    assert_eq!(app.stage, "triage");
+    assert_eq!(&*app.stage, "triage");
     assert_eq!(app.region, "na");
     assert_eq!(app.requisition_id, "req-7");
 }
@@ -913,7 +913,7 @@ fn application_created_starts_in_applied_with_no_command() {
     assert_eq!(out.stage_after.as_deref(), Some("applied"));
     assert_commands(&e, &out, &[]);
     let app = &s.state.applications["app-1"];
-    assert_eq!(app.stage, "applied");
+    assert_eq!(&*app.stage, "applied");
     assert_eq!(app.region, "emea");
     assert_eq!(app.requisition_id, "req-eng-12");
     assert_eq!(app.stage_entered_at, e.occurred_at);

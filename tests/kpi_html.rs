@@ -319,11 +319,11 @@ fn html_special_characters_are_escaped() {
             owner: "ops <team>".to_owned(),
         },
     );
-    let from = policy.initial_stage.clone();
+    let from = policy.initial_stage.to_string();
     let authority = policy.transitions[0].authority.clone();
     policy.transitions.push(Transition {
         from,
-        to: NASTY_STAGE.to_owned(),
+        to: NASTY_STAGE.into(),
         authority,
         owner: "a&b".to_owned(),
     });

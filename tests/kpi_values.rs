@@ -511,7 +511,7 @@ fn the_accumulator_tracks_stages_as_the_projection_does() {
     for (cand, state) in replayer.states() {
         for (app_id, app) in &state.applications {
             let tracked = &acc.applications[cand][app_id];
-            assert_eq!(tracked.stage, app.stage, "{app_id}");
+            assert_eq!(tracked.stage, &*app.stage, "{app_id}");
             assert_eq!(tracked.entered_at, app.stage_entered_at, "{app_id}");
         }
         let issued: Vec<&String> = state.commands.keys().collect();

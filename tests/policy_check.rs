@@ -202,7 +202,7 @@ fn shipped_policy_is_the_design_default() {
         .map(|t| {
             (
                 t.from.as_str(),
-                t.to.as_str(),
+                &*t.to,
                 t.authority.clone(),
                 t.owner.as_str(),
             )
@@ -212,7 +212,7 @@ fn shipped_policy_is_the_design_default() {
     got.sort();
     assert_eq!(got, expected);
 
-    assert_eq!(p.initial_stage, "applied");
+    assert_eq!(&*p.initial_stage, "applied");
     assert_eq!(p.screening_stage, "screened");
     assert_eq!(p.hired_stage, "hired");
     assert_eq!(p.application_created_authority, vec![Ats]);

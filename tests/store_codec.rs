@@ -69,7 +69,7 @@ fn application() -> impl Strategy<Value = Application> {
                 application_id,
                 requisition_id,
                 region,
-                stage,
+                stage: stage.into(),
                 stage_entered_at,
                 fields,
                 field_sources,
@@ -112,7 +112,7 @@ fn record() -> impl Strategy<Value = (CommandRecord, bool)> {
             )| {
                 let record = CommandRecord {
                     op,
-                    target,
+                    target: target.into(),
                     application_id,
                     status,
                     issued_at,

@@ -518,7 +518,7 @@ mod tests {
     fn command(id: &str, system: TargetSystem) -> Command {
         Command {
             command_id: id.to_owned(),
-            target: "greenhouse".to_owned(),
+            target: "greenhouse".into(),
             system,
             candidate_id: "cand-1".to_owned(),
             application_id: "app-1".to_owned(),

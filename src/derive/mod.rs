@@ -63,10 +63,10 @@ pub fn commands(
         return out;
     };
     let source = event.source_system;
-    let new_command = |target: &str, system: TargetSystem, payload: CommandPayload| {
+    let new_command = |target: &Arc<str>, system: TargetSystem, payload: CommandPayload| {
         Arc::new(Command {
             command_id: command_id(&event.event_id, payload.op().as_str(), target),
-            target: target.to_owned(),
+            target: Arc::clone(target),
             system,
             candidate_id: event.candidate_id.clone(),
             application_id: app.application_id.clone(),

@@ -49,8 +49,8 @@ pub struct Outcome {
     pub decision: Decision,
     /// Why, in words naming the field or transition; `None` when applied or duplicate.
     pub detail: Option<String>,
-    pub stage_before: Option<String>,
-    pub stage_after: Option<String>,
+    pub stage_before: Option<Arc<str>>,
+    pub stage_after: Option<Arc<str>>,
     /// Shared with the projection's [`CommandRecord::resend`], which keeps them for retries.
     pub commands: Vec<Arc<Command>>,
     pub alerts: Vec<Alert>,
@@ -64,7 +64,7 @@ impl Outcome {
     /// `decision` with the stage where it was and no effects (yet). `stage_after` stays `None`
     /// until a move sets it or [`Outcome::stayed`] copies `stage_before`, so a move clones the
     /// stage names once, not twice.
-    fn unchanged(decision: Decision, stage: Option<String>) -> Outcome {
+    fn unchanged(decision: Decision, stage: Option<Arc<str>>) -> Outcome {
         Outcome {
             decision,
             detail: None,
@@ -96,7 +96,7 @@ impl Outcome {
             kind: event.kind.name().to_owned(),
             reason,
             detail: self.detail.clone().unwrap_or_default(),
-            stage: self.stage_before.clone(),
+            stage: self.stage_before.as_deref().map(str::to_owned),
             occurred_at: event.occurred_at,
             policy_version: policy.version().to_owned(),
         })
@@ -135,7 +135,8 @@ pub fn apply(state: &mut CandidateState, event: &Event, policy: &Policy) -> Outc
 
 /// What `check` found the event may do; borrows from the event and the policy.
 struct Plan<'a> {
-    moved_to: Option<&'a str>,
+    /// The policy's name of the stage moved into (shared, not copied, into the state).
+    moved_to: Option<&'a Arc<str>>,
     /// The transition of the move: its owner answers for the commands the move causes.
     transition: Option<&'a Transition>,
     stale: bool,
@@ -259,7 +260,7 @@ fn check<'a>(
     if let (Some(to), Some(app)) = (requested, app) {
         match stage::stage_step(&app.stage, to, source, policy) {
             StageStep::Move(transition) => {
-                plan.moved_to = Some(to);
+                plan.moved_to = Some(&transition.to);
                 plan.transition = Some(transition);
             }
             StageStep::Stale => plan.stale = true,
@@ -386,10 +387,10 @@ fn commit(
         return;
     };
     if let Some(to) = plan.moved_to {
-        to.clone_into(&mut app.stage);
+        app.stage = Arc::clone(to);
         app.stage_entered_at = event.occurred_at;
         app.stuck_alerted = false;
-        out.stage_after = Some(to.to_owned());
+        out.stage_after = Some(Arc::clone(to));
         out.scheduled.extend(timers::dwell(app, policy));
     }
     for f in &plan.fields {
@@ -399,7 +400,7 @@ fn commit(
             .insert(f.name.to_owned(), event.source_system);
     }
     let effects = Effects {
-        moved_to: plan.moved_to,
+        moved_to: plan.moved_to.map(|to| &**to),
         fields: &plan.fields,
     };
     let commands = derive::commands(event, app, &effects, policy);
@@ -516,7 +517,7 @@ fn deadline(state: &mut CandidateState, event: &Event, policy: &Policy, out: &mu
             app.stuck_alerted = true;
             let (owner, sla) = policy
                 .stages
-                .get(&app.stage)
+                .get(&*app.stage)
                 .map(|s| (s.owner.clone(), s.dwell_sla_secs.unwrap_or_default()))
                 .unwrap_or_default();
             let detail = format!(

@@ -86,7 +86,7 @@ impl KpiAccumulator {
                 .or_default()
                 .entry(c.command_id.clone())
                 .or_insert_with(|| TrackedCommand {
-                    target: c.target.clone(),
+                    target: c.target.to_string(),
                     op: c.op(),
                     issued_at: c.occurred_at,
                     status: CommandStatus::Pending,
@@ -122,7 +122,7 @@ impl KpiAccumulator {
                     .insert(
                         event.application_id.clone(),
                         TrackedApplication {
-                            stage: after.clone(),
+                            stage: after.to_string(),
                             entered_at: event.occurred_at,
                         },
                     );

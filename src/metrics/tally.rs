@@ -13,6 +13,7 @@
 //!   on an applied or stale event.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::fold::Outcome;
 use crate::model::{
@@ -21,7 +22,7 @@ use crate::model::{
 };
 
 /// `(target, op)` of a command: the only command labels (bounded by the policy's mappings).
-pub type TargetOp = (String, &'static str);
+pub type TargetOp = (Arc<str>, &'static str);
 
 /// The metric deltas of one batch or restore.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,25 +36,25 @@ pub struct Tally {
     /// Every command emitted, re-emissions included (what the command topics receive).
     pub commands: BTreeMap<TargetOp, u64>,
     /// `(status, target, op)` → acks the fold applied.
-    pub acks: BTreeMap<(&'static str, String, &'static str), u64>,
+    pub acks: BTreeMap<(&'static str, Arc<str>, &'static str), u64>,
     /// `(target, op, seconds)` of every applied `confirmed` ack: ack `occurred_at` − the
     /// causing event's `occurred_at`, clamped at 0.
-    pub latencies: Vec<(String, &'static str, f64)>,
+    pub latencies: Vec<(Arc<str>, &'static str, f64)>,
     /// `(status, target, op)` → net change of issued commands in that write-back status.
-    pub statuses: BTreeMap<(&'static str, String, &'static str), i64>,
+    pub statuses: BTreeMap<(&'static str, Arc<str>, &'static str), i64>,
     /// `(field, asserting source, rejected|accepted)` → conflicts.
     pub conflicts: BTreeMap<(String, &'static str, &'static str), u64>,
     /// Net change of open commands alerted `writeback_stuck`.
     pub stuck_commands: i64,
     /// Stage → net change of applications alerted `stuck` and still in that stage.
-    pub stuck_applications: BTreeMap<String, i64>,
+    pub stuck_applications: BTreeMap<Arc<str>, i64>,
 }
 
 /// What of a candidate one event can change for the stuck gauges: its application's stuck
 /// stage, and whether the command it names (ack, deadline) is open and alerted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stuck {
-    stage: Option<String>,
+    stage: Option<Arc<str>>,
     command: bool,
 }
 

@@ -108,7 +108,7 @@ fn counters_have_help_type_and_total_suffix() {
 fn label_values_are_escaped() {
     let m = Metrics::default();
     let mut t = Tally::default();
-    t.stuck_applications.insert("a\"b\\c\nd".to_owned(), 4);
+    t.stuck_applications.insert("a\"b\\c\nd".into(), 4);
     m.record_stored(&t);
     let text = m.render();
     assert!(

@@ -181,7 +181,8 @@ impl CommandPayload {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Command {
     pub command_id: String,
-    pub target: String,
+    /// The policy's target name, shared (`Arc`): every command and its record carry it.
+    pub target: Arc<str>,
     pub system: TargetSystem,
     pub candidate_id: String,
     pub application_id: String,

@@ -29,7 +29,8 @@ pub struct Application {
     pub application_id: String,
     pub requisition_id: String,
     pub region: String,
-    pub stage: String,
+    /// The policy's stage name, shared (`Arc`) with the policy and the outcomes.
+    pub stage: Arc<str>,
     /// `occurred_at` of the event that moved the application into `stage` (dwell SLA clock).
     pub stage_entered_at: Timestamp,
     /// Dictionary field → current value.
@@ -65,7 +66,8 @@ impl From<AckStatus> for CommandStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandRecord {
     pub op: CommandOp,
-    pub target: String,
+    /// Shared with the command and the policy's target.
+    pub target: Arc<str>,
     pub application_id: String,
     pub status: CommandStatus,
     /// The causing event's `occurred_at`.

@@ -26,7 +26,8 @@ pub struct Stage {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {
     pub from: String,
-    pub to: String,
+    /// Shared (`Arc`) with every application that moves into it.
+    pub to: Arc<str>,
     /// The source systems allowed to assert this move.
     pub authority: Vec<SourceSystem>,
     pub owner: String,
@@ -86,7 +87,8 @@ pub struct FieldSpec {
 /// One ATS or HRIS the commands go to, with its own vocabulary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Target {
-    pub name: String,
+    /// Shared (`Arc`) with every command to this target.
+    pub name: Arc<str>,
     pub system: TargetSystem,
     /// Canonical stage → the target's stage name.
     pub stage_names: BTreeMap<String, String>,
@@ -148,7 +150,7 @@ pub struct Policy {
     /// The stage `screening_completed` asks for.
     pub screening_stage: String,
     /// The stage a new application starts in.
-    pub initial_stage: String,
+    pub initial_stage: Arc<str>,
     /// The stage whose entry triggers `create_pre_hire`.
     pub hired_stage: String,
     /// Field name → spec.
@@ -163,7 +165,7 @@ impl Policy {
     pub fn transition(&self, from: &str, to: &str) -> Option<&Transition> {
         self.transitions
             .iter()
-            .find(|t| t.from == from && t.to == to)
+            .find(|t| t.from == from && &*t.to == to)
     }
 
     /// The policy version commands carry.

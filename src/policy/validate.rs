@@ -62,7 +62,7 @@ pub fn assemble(d: Drafts, approval: Option<Approval>, p: &mut Problems) -> Opti
         transitions: transitions?,
         application_created_authority: lifecycle.application_created_authority?,
         screening_stage,
-        initial_stage,
+        initial_stage: initial_stage.into(),
         hired_stage,
         fields: fields.valid,
         targets: targets?,
@@ -213,7 +213,7 @@ fn joined(list: &[At<String>]) -> String {
 fn expand(t: &TransitionDraft, from: &At<String>) -> Option<Transition> {
     Some(Transition {
         from: from.value.clone(),
-        to: t.to.value.clone(),
+        to: t.to.value.as_str().into(),
         authority: t.authority.clone()?,
         owner: t.owner.clone()?,
     })
@@ -357,7 +357,7 @@ fn check_targets(d: &Drafts, p: &mut Problems) -> Option<BTreeMap<String, Target
         out.insert(
             name.clone(),
             Target {
-                name: name.clone(),
+                name: name.as_str().into(),
                 system,
                 stage_names,
                 field_keys,

@@ -30,8 +30,8 @@ pub struct Row {
     pub decision: &'static str,
     pub reason: Option<&'static str>,
     pub detail: Option<String>,
-    pub stage_before: Option<String>,
-    pub stage_after: Option<String>,
+    pub stage_before: Option<std::sync::Arc<str>>,
+    pub stage_after: Option<std::sync::Arc<str>>,
     pub commands: Vec<std::sync::Arc<Command>>,
     pub alerts: Vec<Alert>,
 }
@@ -175,7 +175,7 @@ pub fn run(
         for app in state.applications.values() {
             summary
                 .final_stages
-                .insert(app.application_id.clone(), app.stage.clone());
+                .insert(app.application_id.clone(), app.stage.to_string());
         }
     }
     Ok(summary)

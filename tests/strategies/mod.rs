@@ -70,7 +70,7 @@ pub fn command(
                 payload,
             )| Command {
                 command_id,
-                target,
+                target: target.into(),
                 system,
                 candidate_id,
                 application_id,

@@ -125,7 +125,7 @@ fn application_from_value(v: Value) -> Result<Application, CodecError> {
         application_id: f.string("application_id")?,
         requisition_id: f.string("requisition_id")?,
         region: f.string("region")?,
-        stage: f.string("stage")?,
+        stage: f.string("stage")?.into(),
         stage_entered_at: f.timestamp("stage_entered_at")?,
         fields: f.field_values("fields")?,
         field_sources,
@@ -138,7 +138,7 @@ fn command_record_from_value(v: Value) -> Result<(String, CommandRecord), CodecE
     let id = f.string("command_id")?;
     let record = CommandRecord {
         op: f.parsed("op", |s| COMMAND_OPS.into_iter().find(|o| o.as_str() == s))?,
-        target: f.string("target")?,
+        target: f.string("target")?.into(),
         application_id: f.string("application_id")?,
         status: f.parsed("status", |s| {
             STATUSES.iter().find(|(_, n)| *n == s).map(|(st, _)| *st)

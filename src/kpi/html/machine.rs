@@ -99,12 +99,7 @@ fn draw(policy: &Policy, svg: &mut String) -> DrawResult {
         policy
             .transitions
             .iter()
-            .filter_map(|t| {
-                Some(
-                    cols.get(t.from.as_str())?
-                        .abs_diff(*cols.get(t.to.as_str())?),
-                )
-            })
+            .filter_map(|t| Some(cols.get(t.from.as_str())?.abs_diff(*cols.get(&*t.to)?)))
             .filter(|&span| span >= 2)
             .map(|span| arc_height(span) + 14)
             .max()
@@ -140,11 +135,10 @@ fn draw(policy: &Policy, svg: &mut String) -> DrawResult {
     root.fill(&WHITE)?;
 
     for t in &policy.transitions {
-        let (Some(&from), Some(&to)) = (nodes.get(t.from.as_str()), nodes.get(t.to.as_str()))
-        else {
+        let (Some(&from), Some(&to)) = (nodes.get(t.from.as_str()), nodes.get(&*t.to)) else {
             continue;
         };
-        let two_way = policy.transition(&t.to, &t.from).is_some() && t.from != t.to;
+        let two_way = policy.transition(&t.to, &t.from).is_some() && *t.from != *t.to;
         arrow(&root, from, to, two_way, rows.len() == 1)?;
     }
     for s in policy.stages.values() {
@@ -152,7 +146,7 @@ fn draw(policy: &Policy, svg: &mut String) -> DrawResult {
             stage_box(&root, s, node)?;
         }
     }
-    if let Some(&init) = nodes.get(policy.initial_stage.as_str()) {
+    if let Some(&init) = nodes.get(&*policy.initial_stage) {
         start_marker(&root, init)?;
     }
     legend(&root, height - LEGEND_H + 8)?;

@@ -405,7 +405,7 @@ fn more_distinct_strings_than_remembered_still_round_trip() {
     let mut s = sample();
     for i in 0..40 {
         let mut r = s.commands["X"].clone();
-        r.target = format!("t{i}");
+        r.target = format!("t{i}").into();
         r.owner = format!("o{}", i % 3);
         s.commands.insert(format!("Y{i:02}"), r);
     }
