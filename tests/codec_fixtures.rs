@@ -144,7 +144,7 @@ fn command(id: &str, system: TargetSystem, payload: CommandPayload) -> Command {
         target: "greenhouse".into(),
         system,
         candidate_id: "cand-9".to_string(),
-        application_id: "app-9".to_string(),
+        application_id: "app-9".into(),
         causing_event_id: "e-2".to_string(),
         occurred_at: ts("2026-11-28T10:00:00Z"),
         policy_version: "2026.11.1".into(),
@@ -242,7 +242,7 @@ pub fn snapshots() -> Vec<CandidateState> {
     sources.insert("screening.score".to_string(), SourceSystem::ScreeningVendor);
     sources.insert("candidate.name".to_string(), SourceSystem::Ats);
     let app = |id: &str| Application {
-        application_id: id.to_string(),
+        application_id: id.into(),
         requisition_id: "req-1".to_string(),
         region: "emea".to_string(),
         stage: "screened".into(),
@@ -260,7 +260,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         CommandRecord {
             op: CommandOp::MoveStage,
             target: "lever".into(),
-            application_id: "app-1".to_string(),
+            application_id: "app-1".into(),
             status: CommandStatus::Pending,
             issued_at: ts("2026-11-28T10:00:00Z"),
             acked_at: None,
@@ -276,7 +276,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         CommandRecord {
             op: CommandOp::CreatePreHire,
             target: "workday".into(),
-            application_id: "app-2".to_string(),
+            application_id: "app-2".into(),
             status: CommandStatus::Failed,
             issued_at: ts("2026-11-28T10:00:00Z"),
             acked_at: Some(ts("2026-11-28T10:05:00Z")),

@@ -114,11 +114,11 @@ fn a_new_command_is_pending_with_a_writeback_deadline_fifteen_minutes_after_its_
     assert_eq!(rec.attempts, 1);
     assert_eq!(rec.owner, "recruiter");
     let due = s.due(TimerKind::WritebackSla);
-    assert_eq!(due.subject, id);
+    assert_eq!(*due.subject, *id);
     assert_eq!(due.at, Timestamp(T0 + (1 + 900) * SEC));
     // The application's dwell clock restarted on the move: triage, 3 days.
     let dwell = s.due(TimerKind::StageDwell);
-    assert_eq!(dwell.subject, "triage");
+    assert_eq!(&*dwell.subject, "triage");
     assert_eq!(dwell.at, Timestamp(T0 + (1 + 3 * 86_400) * SEC));
 }
 
@@ -186,7 +186,7 @@ fn the_fifth_failed_attempt_gives_up_with_a_writeback_failed_alert_to_the_owner(
     assert!(!rec.open());
     assert!(timers::pending(&s.state, &s.policy)
         .iter()
-        .all(|d| d.subject != id));
+        .all(|d| *d.subject != *id));
 }
 
 #[test]

@@ -603,7 +603,7 @@ fn check_timers(events: &[Event], policy: &Policy) -> Result<(), TestCaseError> 
         for (cand, due) in due_now {
             let e = timers::event(&cand, &due);
             let state = states.get_mut(&cand).expect("a timer's candidate exists");
-            let before_attempts = state.commands.get(&due.subject).map(|c| c.attempts);
+            let before_attempts = state.commands.get(&*due.subject).map(|c| c.attempts);
             let out = apply(state, &e, policy);
             effects += out.alerts.len() + out.commands.len();
             for a in &out.alerts {
@@ -615,7 +615,7 @@ fn check_timers(events: &[Event], policy: &Policy) -> Result<(), TestCaseError> 
             }
             for c in &out.commands {
                 prop_assert_eq!(due.timer, TimerKind::Retry);
-                prop_assert_eq!(&c.command_id, &due.subject);
+                prop_assert_eq!(c.command_id.as_str(), &*due.subject);
                 prop_assert_eq!(Some(c.attempt), before_attempts.map(|a| a + 1));
             }
             fired.push((cand, due));

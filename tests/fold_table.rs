@@ -390,7 +390,7 @@ fn assert_commands(
         assert_eq!(c.system, *system);
         assert_eq!(&c.payload, payload, "{op}→{target} payload");
         assert_eq!(c.candidate_id, event.candidate_id);
-        assert_eq!(c.application_id, event.application_id);
+        assert_eq!(*c.application_id, *event.application_id);
         assert_eq!(c.causing_event_id, event.event_id);
         assert_eq!(c.occurred_at, event.occurred_at);
         assert_eq!(*c.policy_version, **version);

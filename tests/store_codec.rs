@@ -66,7 +66,7 @@ fn application() -> impl Strategy<Value = Application> {
                 field_sources,
                 stuck_alerted,
             )| Application {
-                application_id,
+                application_id: application_id.into(),
                 requisition_id,
                 region,
                 stage: stage.into(),
@@ -113,7 +113,7 @@ fn record() -> impl Strategy<Value = (CommandRecord, bool)> {
                 let record = CommandRecord {
                     op,
                     target: target.into(),
-                    application_id,
+                    application_id: application_id.into(),
                     status,
                     issued_at,
                     acked_at,

@@ -190,7 +190,7 @@ pub fn ack_event(cmd: &Command, attempt: u32, v: &Verdict) -> Event {
     Event {
         event_id: format!("sim-ack-{}-{attempt}", cmd.command_id),
         candidate_id: cmd.candidate_id.clone(),
-        application_id: cmd.application_id.clone(),
+        application_id: cmd.application_id.to_string(),
         source_system: source,
         source_principal: format!("{}-simulated-sink", cmd.target),
         occurred_at: cmd
@@ -521,7 +521,7 @@ mod tests {
             target: "greenhouse".into(),
             system,
             candidate_id: "cand-1".to_owned(),
-            application_id: "app-1".to_owned(),
+            application_id: "app-1".into(),
             causing_event_id: "ev-1".to_owned(),
             occurred_at: Timestamp(1_000_000_000),
             policy_version: "v".into(),

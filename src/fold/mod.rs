@@ -328,7 +328,7 @@ fn commit(
                 .applications
                 .entry(event.application_id.clone())
                 .or_insert(Application {
-                    application_id: event.application_id.clone(),
+                    application_id: event.application_id.as_str().into(),
                     requisition_id: requisition_id.clone(),
                     region: region.clone(),
                     stage: policy.initial_stage.clone(),
@@ -511,7 +511,7 @@ fn deadline(state: &mut CandidateState, event: &Event, policy: &Policy, out: &mu
     };
     match due.timer {
         TimerKind::StageDwell => {
-            let Some(app) = state.applications.get_mut(&due.application_id) else {
+            let Some(app) = state.applications.get_mut(&*due.application_id) else {
                 return;
             };
             app.stuck_alerted = true;
@@ -528,7 +528,7 @@ fn deadline(state: &mut CandidateState, event: &Event, policy: &Policy, out: &mu
                 .push(alert(event, AlertKind::Stuck, owner, &detail));
         }
         TimerKind::WritebackSla => {
-            let Some(rec) = state.commands.get_mut(&due.subject) else {
+            let Some(rec) = state.commands.get_mut(&*due.subject) else {
                 return;
             };
             rec.stuck_alerted = true;
@@ -548,7 +548,7 @@ fn deadline(state: &mut CandidateState, event: &Event, policy: &Policy, out: &mu
             ));
         }
         TimerKind::Retry => {
-            let Some(rec) = state.commands.get_mut(&due.subject) else {
+            let Some(rec) = state.commands.get_mut(&*due.subject) else {
                 return;
             };
             let Some(resend) = rec.resend.as_mut() else {

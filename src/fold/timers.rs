@@ -13,6 +13,8 @@
 //! - A timer that no longer applies when it is folded (the application moved on, the command
 //!   was confirmed meanwhile) changes nothing: the fold decides `stale`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
@@ -26,9 +28,10 @@ use crate::policy::Policy;
 pub struct Due {
     pub at: Timestamp,
     pub timer: TimerKind,
-    pub application_id: String,
+    /// Shared (`Arc`) with the application's state.
+    pub application_id: Arc<str>,
     /// The stage (`stage_dwell`) or the command id.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// For `retry`, the attempt to emit; 0 otherwise.
     pub attempt: u32,
 }
@@ -53,8 +56,8 @@ pub fn dwell(app: &Application, policy: &Policy) -> Option<Due> {
     (!app.stuck_alerted).then(|| Due {
         at: app.stage_entered_at.plus_secs(sla),
         timer: TimerKind::StageDwell,
-        application_id: app.application_id.clone(),
-        subject: app.stage.to_string(),
+        application_id: Arc::clone(&app.application_id),
+        subject: Arc::clone(&app.stage),
         attempt: 0,
     })
 }
@@ -65,7 +68,7 @@ pub fn writeback_sla(id: &str, c: &CommandRecord, policy: &Policy) -> Option<Due
         at: c.issued_at.plus_secs(policy.writeback.sla_secs),
         timer: TimerKind::WritebackSla,
         application_id: c.application_id.clone(),
-        subject: id.to_owned(),
+        subject: id.into(),
         attempt: 0,
     })
 }
@@ -77,7 +80,7 @@ pub fn retry(id: &str, c: &CommandRecord) -> Option<Due> {
             at,
             timer: TimerKind::Retry,
             application_id: c.application_id.clone(),
-            subject: id.to_owned(),
+            subject: id.into(),
             attempt: c.attempts + 1,
         }),
         _ => None,
@@ -116,14 +119,14 @@ pub fn event(candidate_id: &str, due: &Due) -> Event {
     Event {
         event_id: event_id(due),
         candidate_id: candidate_id.to_owned(),
-        application_id: due.application_id.clone(),
+        application_id: due.application_id.to_string(),
         source_system: SourceSystem::Hirestate,
         source_principal: "hirestate-timers".to_owned(),
         occurred_at: due.at,
         signature: None,
         kind: EventKind::DeadlineReached {
             timer: due.timer,
-            subject: due.subject.clone(),
+            subject: due.subject.to_string(),
             due_at: due.at,
             attempt: due.attempt,
         },
@@ -144,8 +147,8 @@ pub fn named(event: &Event) -> Option<Due> {
     Some(Due {
         at: *due_at,
         timer: *timer,
-        application_id: event.application_id.clone(),
-        subject: subject.clone(),
+        application_id: event.application_id.as_str().into(),
+        subject: subject.as_str().into(),
         attempt: *attempt,
     })
 }

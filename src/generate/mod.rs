@@ -270,7 +270,7 @@ fn finish(mut b: Builder<'_>, acks: bool, policy: &Policy) -> Vec<Event> {
             acked.push(Event {
                 event_id: format!("ack-{}-{}", cmd.command_id, cmd.attempt),
                 candidate_id: cmd.candidate_id.clone(),
-                application_id: cmd.application_id.clone(),
+                application_id: cmd.application_id.to_string(),
                 source_system: sink,
                 source_principal: format!("{}-connector", cmd.target),
                 occurred_at: cmd.occurred_at.plus_secs(latency),

@@ -185,7 +185,8 @@ pub struct Command {
     pub target: Arc<str>,
     pub system: TargetSystem,
     pub candidate_id: String,
-    pub application_id: String,
+    /// Shared with the application's state.
+    pub application_id: Arc<str>,
     /// The event that caused it; the id's preimage starts with it.
     pub causing_event_id: String,
     /// The causing event's `occurred_at` (write-back latency is measured from it).

@@ -26,7 +26,8 @@ pub struct CandidateState {
 /// One application's canonical state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Application {
-    pub application_id: String,
+    /// Shared (`Arc`) with the application's commands, their records and its deadlines.
+    pub application_id: Arc<str>,
     pub requisition_id: String,
     pub region: String,
     /// The policy's stage name, shared (`Arc`) with the policy and the outcomes.
@@ -68,7 +69,7 @@ pub struct CommandRecord {
     pub op: CommandOp,
     /// Shared with the command and the policy's target.
     pub target: Arc<str>,
-    pub application_id: String,
+    pub application_id: Arc<str>,
     pub status: CommandStatus,
     /// The causing event's `occurred_at`.
     pub issued_at: Timestamp,

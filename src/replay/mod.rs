@@ -175,7 +175,7 @@ pub fn run(
         for app in state.applications.values() {
             summary
                 .final_stages
-                .insert(app.application_id.clone(), app.stage.to_string());
+                .insert(app.application_id.to_string(), app.stage.to_string());
         }
     }
     Ok(summary)

@@ -73,7 +73,7 @@ pub fn command(
                 target: target.into(),
                 system,
                 candidate_id,
-                application_id,
+                application_id: application_id.into(),
                 causing_event_id,
                 occurred_at: Timestamp(at),
                 policy_version: policy_version.into(),

@@ -107,7 +107,7 @@ pub(crate) fn command_from_value(v: Value) -> Result<Command, CodecError> {
             TARGET_SYSTEMS.into_iter().find(|t| t.as_str() == s)
         })?,
         candidate_id: f.string("candidate_id")?,
-        application_id: f.string("application_id")?,
+        application_id: f.string("application_id")?.into(),
         causing_event_id: f.string("causing_event_id")?,
         occurred_at: f.timestamp("occurred_at")?,
         policy_version: f.string("policy_version")?.into(),

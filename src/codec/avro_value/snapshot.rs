@@ -97,7 +97,7 @@ pub(crate) fn from_value(v: Value) -> Result<CandidateState, CodecError> {
     let mut applications = BTreeMap::new();
     for item in f.array("applications")? {
         let a = application_from_value(item)?;
-        applications.insert(a.application_id.clone(), a);
+        applications.insert(a.application_id.to_string(), a);
     }
     let mut commands = BTreeMap::new();
     for item in f.array("commands")? {
@@ -122,7 +122,7 @@ fn application_from_value(v: Value) -> Result<Application, CodecError> {
         field_sources.insert(k, s);
     }
     Ok(Application {
-        application_id: f.string("application_id")?,
+        application_id: f.string("application_id")?.into(),
         requisition_id: f.string("requisition_id")?,
         region: f.string("region")?,
         stage: f.string("stage")?.into(),
@@ -139,7 +139,7 @@ fn command_record_from_value(v: Value) -> Result<(String, CommandRecord), CodecE
     let record = CommandRecord {
         op: f.parsed("op", |s| COMMAND_OPS.into_iter().find(|o| o.as_str() == s))?,
         target: f.string("target")?.into(),
-        application_id: f.string("application_id")?,
+        application_id: f.string("application_id")?.into(),
         status: f.parsed("status", |s| {
             STATUSES.iter().find(|(_, n)| *n == s).map(|(st, _)| *st)
         })?,
