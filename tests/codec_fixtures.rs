@@ -140,7 +140,7 @@ pub fn events() -> Vec<Event> {
 
 fn command(id: &str, system: TargetSystem, payload: CommandPayload) -> Command {
     Command {
-        command_id: id.to_string(),
+        command_id: id.into(),
         target: "greenhouse".into(),
         system,
         candidate_id: "cand-9".to_string(),
@@ -256,7 +256,7 @@ pub fn snapshots() -> Vec<CandidateState> {
     applications.insert("app-2".to_string(), app("app-2"));
     let mut commands = BTreeMap::new();
     commands.insert(
-        "c-1".to_string(),
+        "c-1".into(),
         CommandRecord {
             op: CommandOp::MoveStage,
             target: "lever".into(),
@@ -272,7 +272,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         },
     );
     commands.insert(
-        "c-2".to_string(),
+        "c-2".into(),
         CommandRecord {
             op: CommandOp::CreatePreHire,
             target: "workday".into(),

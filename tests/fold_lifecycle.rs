@@ -56,7 +56,7 @@ impl Script {
         assert_eq!(out.decision, Decision::Applied, "{:?}", out.detail);
         assert_eq!(out.commands.len(), 1);
         let id = out.commands[0].command_id.clone();
-        (s, id)
+        (s, id.to_string())
     }
 
     fn event(&mut self, source: SourceSystem, at_secs: i64, kind: EventKind) -> Event {
@@ -109,7 +109,7 @@ impl Script {
 #[test]
 fn a_new_command_is_pending_with_a_writeback_deadline_fifteen_minutes_after_its_event() {
     let (s, id) = Script::with_one_command();
-    let rec = &s.state.commands[&id];
+    let rec = &s.state.commands[id.as_str()];
     assert_eq!(rec.status, CommandStatus::Pending);
     assert_eq!(rec.attempts, 1);
     assert_eq!(rec.owner, "recruiter");
@@ -143,9 +143,9 @@ fn a_retryable_failure_re_emits_the_same_id_with_attempt_two_after_thirty_second
     let out = s.fire(&retry);
     assert_eq!(out.decision, Decision::Applied);
     assert_eq!(out.commands.len(), 1);
-    assert_eq!(out.commands[0].command_id, id);
+    assert_eq!(*out.commands[0].command_id, *id);
     assert_eq!(out.commands[0].attempt, 2);
-    assert_eq!(s.state.commands[&id].status, CommandStatus::Pending);
+    assert_eq!(s.state.commands[id.as_str()].status, CommandStatus::Pending);
 
     // The same deadline folded again (the timer fired twice around a crash) is a duplicate.
     let again = s.fire(&retry);
@@ -181,7 +181,7 @@ fn the_fifth_failed_attempt_gives_up_with_a_writeback_failed_alert_to_the_owner(
         "{}",
         out.alerts[0].detail
     );
-    let rec = &s.state.commands[&id];
+    let rec = &s.state.commands[id.as_str()];
     assert_eq!(rec.status, CommandStatus::Failed);
     assert!(!rec.open());
     assert!(timers::pending(&s.state, &s.policy)
@@ -196,7 +196,7 @@ fn a_failure_that_may_not_be_retried_alerts_at_once() {
     assert_eq!(out.alerts.len(), 1);
     assert_eq!(out.alerts[0].kind, AlertKind::WritebackFailed);
     assert!(out.alerts[0].detail.contains("not retryable"));
-    assert!(!s.state.commands[&id].open());
+    assert!(!s.state.commands[id.as_str()].open());
 }
 
 #[test]
@@ -206,11 +206,17 @@ fn a_rejection_alerts_the_owner_and_closes_the_command() {
     assert_eq!(out.alerts.len(), 1);
     assert_eq!(out.alerts[0].kind, AlertKind::WritebackRejected);
     assert_eq!(out.alerts[0].owner, "recruiter");
-    assert_eq!(s.state.commands[&id].status, CommandStatus::Rejected);
+    assert_eq!(
+        s.state.commands[id.as_str()].status,
+        CommandStatus::Rejected
+    );
     // A late second ack changes the status but raises nothing more.
     let late = s.ack(&id, 20, AckStatus::Confirmed, false);
     assert!(late.alerts.is_empty());
-    assert_eq!(s.state.commands[&id].status, CommandStatus::Confirmed);
+    assert_eq!(
+        s.state.commands[id.as_str()].status,
+        CommandStatus::Confirmed
+    );
 }
 
 #[test]

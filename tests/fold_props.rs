@@ -403,19 +403,15 @@ fn check_each_step(events: &[Event], policy: &Policy) -> Result<(), TestCaseErro
         for c in &out.commands {
             let op = c.op().as_str();
             prop_assert_eq!(&c.causing_event_id, &e.event_id);
-            prop_assert_eq!(
-                &c.command_id,
-                &expected_id(&e.event_id, op, &c.target),
-                "{}",
-                ctx
-            );
+            let expected = expected_id(&e.event_id, op, &c.target);
+            prop_assert_eq!(&*c.command_id, expected.as_str(), "{}", ctx);
             let triple = (
                 e.event_id.clone(),
                 op.to_owned(),
                 c.target.to_string(),
                 e.candidate_id.clone(),
             );
-            if let Some(prev) = ids.insert(c.command_id.clone(), triple.clone()) {
+            if let Some(prev) = ids.insert(c.command_id.to_string(), triple.clone()) {
                 // Only the same (event, op, target) may share an id, and then only in
                 // another candidate's log (one candidate never folds an event id twice).
                 prop_assert_eq!(&prev.0, &triple.0, "id collision: {}", ctx);
@@ -615,7 +611,7 @@ fn check_timers(events: &[Event], policy: &Policy) -> Result<(), TestCaseError> 
             }
             for c in &out.commands {
                 prop_assert_eq!(due.timer, TimerKind::Retry);
-                prop_assert_eq!(c.command_id.as_str(), &*due.subject);
+                prop_assert_eq!(&*c.command_id, &*due.subject);
                 prop_assert_eq!(Some(c.attempt), before_attempts.map(|a| a + 1));
             }
             fired.push((cand, due));

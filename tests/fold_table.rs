@@ -386,7 +386,7 @@ fn assert_commands(
             .iter()
             .find(|c| c.op().as_str() == *op && &*c.target == *target)
             .unwrap_or_else(|| panic!("event {}: no {op}→{target} in {got:?}", event.event_id));
-        assert_eq!(c.command_id, expected_id(&event.event_id, op, target));
+        assert_eq!(*c.command_id, *expected_id(&event.event_id, op, target));
         assert_eq!(c.system, *system);
         assert_eq!(&c.payload, payload, "{op}→{target} payload");
         assert_eq!(c.candidate_id, event.candidate_id);
@@ -1230,7 +1230,7 @@ fn acks_must_come_from_a_sink_and_name_an_issued_command() {
     let (cause, out) = s.send(SourceSystem::ScreeningVendor, stage_changed("triage"));
     assert_eq!(out.commands.len(), 1);
     let issued = expected_id(&cause.event_id, "move_stage", "greenhouse");
-    assert!(s.state.commands.contains_key(&issued));
+    assert!(s.state.commands.contains_key(issued.as_str()));
 
     for src in [
         SourceSystem::Ats,
@@ -1241,7 +1241,10 @@ fn acks_must_come_from_a_sink_and_name_an_issued_command() {
         let before = s.state.clone();
         let (_, out) = s.send(src, ack(&issued, AckStatus::Confirmed));
         assert_rejected(&s, &before, &out, RejectReason::UnauthorizedSource);
-        assert_eq!(s.state.commands[&issued].status, CommandStatus::Pending);
+        assert_eq!(
+            s.state.commands[issued.as_str()].status,
+            CommandStatus::Pending
+        );
     }
 
     for unissued in [
@@ -1257,8 +1260,14 @@ fn acks_must_come_from_a_sink_and_name_an_issued_command() {
     let (e, out) = s.send(SourceSystem::AtsSink, ack(&issued, AckStatus::Confirmed));
     assert_eq!(out.decision, Decision::Applied, "{:?}", out.detail);
     assert_commands(&e, &out, &[]);
-    assert_eq!(s.state.commands[&issued].status, CommandStatus::Confirmed);
-    assert_eq!(s.state.commands[&issued].acked_at, Some(e.occurred_at));
+    assert_eq!(
+        s.state.commands[issued.as_str()].status,
+        CommandStatus::Confirmed
+    );
+    assert_eq!(
+        s.state.commands[issued.as_str()].acked_at,
+        Some(e.occurred_at)
+    );
     assert_eq!(s.stage(), "triage");
 }
 
@@ -1271,7 +1280,10 @@ fn an_hris_sink_acks_a_create_pre_hire() {
     let (_, out) = s.send(SourceSystem::HrisSink, ack(&issued, AckStatus::Failed));
     assert_eq!(out.decision, Decision::Applied, "{:?}", out.detail);
     assert!(out.commands.is_empty());
-    assert_eq!(s.state.commands[&issued].status, CommandStatus::Failed);
+    assert_eq!(
+        s.state.commands[issued.as_str()].status,
+        CommandStatus::Failed
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1524,7 +1536,7 @@ fn command_ids_follow_the_published_formula() {
     let out = s.fold(&e);
     assert_eq!(out.commands.len(), 1);
     assert_eq!(
-        out.commands[0].command_id,
+        &*out.commands[0].command_id,
         "91fb123dd9920bb327965ede60873eb1"
     );
 }

@@ -514,11 +514,11 @@ fn the_accumulator_tracks_stages_as_the_projection_does() {
             assert_eq!(tracked.stage, &*app.stage, "{app_id}");
             assert_eq!(tracked.entered_at, app.stage_entered_at, "{app_id}");
         }
-        let issued: Vec<&String> = state.commands.keys().collect();
-        let tracked: Vec<&String> = acc
+        let issued: Vec<&str> = state.commands.keys().map(|k| &**k).collect();
+        let tracked: Vec<&str> = acc
             .commands
             .get(cand)
-            .map(|m| m.keys().collect())
+            .map(|m| m.keys().map(String::as_str).collect())
             .unwrap_or_default();
         assert_eq!(tracked, issued, "{cand}");
     }

@@ -141,6 +141,7 @@ fn state() -> impl Strategy<Value = CandidateState> {
                 let commands = commands
                     .into_iter()
                     .map(|(id, (mut record, same_id))| {
+                        let id: std::sync::Arc<str> = id.into();
                         if let (Some(c), true) = (record.resend.as_mut(), same_id) {
                             std::sync::Arc::make_mut(c).command_id = id.clone();
                         }

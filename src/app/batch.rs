@@ -862,7 +862,11 @@ mod tests {
             applied += u64::from(o.decision == Decision::Applied);
             rejected += u64::from(o.decision.reason().is_some());
             let outputs = expected.entry(e.candidate_id.clone()).or_default();
-            outputs.extend(o.commands.iter().map(|c| ("command", c.command_id.clone())));
+            outputs.extend(
+                o.commands
+                    .iter()
+                    .map(|c| ("command", c.command_id.to_string())),
+            );
             if o.decision.reason().is_some() {
                 outputs.push(("rejection", e.event_id.clone()));
             }

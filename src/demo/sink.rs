@@ -198,7 +198,7 @@ pub fn ack_event(cmd: &Command, attempt: u32, v: &Verdict) -> Event {
             .plus_secs(i64::try_from(v.latency_secs).unwrap_or(i64::MAX)),
         signature: None,
         kind: EventKind::WritebackAcked {
-            command_id: cmd.command_id.clone(),
+            command_id: cmd.command_id.to_string(),
             status: v.status,
             remote_ref: (v.status == AckStatus::Confirmed).then(|| format!("sim-{id_prefix}")),
             error,
@@ -517,7 +517,7 @@ mod tests {
 
     fn command(id: &str, system: TargetSystem) -> Command {
         Command {
-            command_id: id.to_owned(),
+            command_id: id.into(),
             target: "greenhouse".into(),
             system,
             candidate_id: "cand-1".to_owned(),
@@ -655,7 +655,7 @@ mod tests {
                 error,
                 retryable,
             } => {
-                assert_eq!(command_id, &cmd.command_id);
+                assert_eq!(command_id.as_str(), &*cmd.command_id);
                 assert_eq!(*status, AckStatus::Confirmed);
                 assert_eq!(remote_ref.as_deref(), Some("sim-0123456789ab"));
                 assert_eq!(*error, None);

@@ -21,6 +21,17 @@ use crate::policy::{FieldSpec, Policy};
 
 /// The idempotency key of the command `op` to `target` caused by `event_id`.
 pub fn command_id(event_id: &str, op: &str, target: &str) -> String {
+    id_hex(event_id, op, target).to_owned()
+}
+
+/// [`command_id`] allocated once, straight into the `Arc` the command and its record share.
+fn shared_command_id(event_id: &str, op: &str, target: &str) -> Arc<str> {
+    Arc::from(id_hex(event_id, op, target).as_str())
+}
+
+/// The id's 32 hex digits, on the stack: `hex::encode` went through a char iterator and a
+/// growing string, a few per cent of the fold.
+fn id_hex(event_id: &str, op: &str, target: &str) -> HexId {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut h = Sha256::new();
     h.update(event_id.as_bytes());
@@ -28,14 +39,26 @@ pub fn command_id(event_id: &str, op: &str, target: &str) -> String {
     h.update(op.as_bytes());
     h.update([0x1f]);
     h.update(target.as_bytes());
-    // Written digit by digit into one allocation of the final size: `hex::encode` went through
-    // a char iterator and a growing string, a few per cent of the fold.
-    let mut id = String::with_capacity(32);
-    for b in &h.finalize()[..16] {
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 0x0f)]));
+    let mut id = [0u8; 32];
+    for (i, b) in h.finalize()[..16].iter().enumerate() {
+        id[2 * i] = HEX[usize::from(b >> 4)];
+        id[2 * i + 1] = HEX[usize::from(b & 0x0f)];
     }
-    id
+    HexId(id)
+}
+
+/// 32 lowercase hex digits.
+struct HexId([u8; 32]);
+
+impl HexId {
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    fn to_owned(&self) -> String {
+        self.as_str().to_owned()
+    }
 }
 
 /// What an applied (or stale-but-recorded) event changed, as far as write-back cares.
@@ -65,7 +88,7 @@ pub fn commands(
     let source = event.source_system;
     let new_command = |target: &Arc<str>, system: TargetSystem, payload: CommandPayload| {
         Arc::new(Command {
-            command_id: command_id(&event.event_id, payload.op().as_str(), target),
+            command_id: shared_command_id(&event.event_id, payload.op().as_str(), target),
             target: Arc::clone(target),
             system,
             candidate_id: event.candidate_id.clone(),

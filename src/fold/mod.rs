@@ -226,7 +226,7 @@ fn check<'a>(
                     format!("acks may not come from {source}"),
                 ));
             }
-            if !state.commands.contains_key(command_id) {
+            if !state.commands.contains_key(command_id.as_str()) {
                 return Err((
                     RejectReason::UnknownCommand,
                     format!("command {command_id:?} was never issued for this candidate"),
@@ -348,7 +348,7 @@ fn commit(
             error,
             ..
         } => {
-            if let Some(rec) = state.commands.get_mut(command_id) {
+            if let Some(rec) = state.commands.get_mut(command_id.as_str()) {
                 acked(
                     rec,
                     event,

@@ -63,12 +63,12 @@ pub fn dwell(app: &Application, policy: &Policy) -> Option<Due> {
 }
 
 /// The write-back SLA deadline of the open command `id`, unless alerted.
-pub fn writeback_sla(id: &str, c: &CommandRecord, policy: &Policy) -> Option<Due> {
+pub fn writeback_sla(id: &Arc<str>, c: &CommandRecord, policy: &Policy) -> Option<Due> {
     (c.open() && !c.stuck_alerted).then(|| Due {
         at: c.issued_at.plus_secs(policy.writeback.sla_secs),
         timer: TimerKind::WritebackSla,
-        application_id: c.application_id.clone(),
-        subject: id.into(),
+        application_id: Arc::clone(&c.application_id),
+        subject: Arc::clone(id),
         attempt: 0,
     })
 }

@@ -276,7 +276,7 @@ fn finish(mut b: Builder<'_>, acks: bool, policy: &Policy) -> Vec<Event> {
                 occurred_at: cmd.occurred_at.plus_secs(latency),
                 signature: None,
                 kind: EventKind::WritebackAcked {
-                    command_id: cmd.command_id.clone(),
+                    command_id: cmd.command_id.to_string(),
                     status,
                     remote_ref: (status == AckStatus::Confirmed)
                         .then(|| format!("r-{}", &cmd.command_id[..8])),

@@ -84,7 +84,7 @@ impl KpiAccumulator {
             self.commands
                 .entry(c.candidate_id.clone())
                 .or_default()
-                .entry(c.command_id.clone())
+                .entry(c.command_id.to_string())
                 .or_insert_with(|| TrackedCommand {
                     target: c.target.to_string(),
                     op: c.op(),

@@ -70,7 +70,7 @@ pub fn stuck_of(state: &CandidateState, event: &Event) -> Stuck {
         EventKind::DeadlineReached { subject, .. } => Some(subject),
         _ => None,
     }
-    .and_then(|id| state.commands.get(id))
+    .and_then(|id| state.commands.get(id.as_str()))
     .is_some_and(|c| c.stuck_alerted && c.open());
     Stuck { stage, command }
 }
@@ -92,7 +92,7 @@ pub fn kpi_status(rec: &CommandRecord) -> &'static str {
 pub fn status_before(state: &CandidateState, event: &Event) -> Option<&'static str> {
     match &event.kind {
         EventKind::WritebackAcked { command_id, .. } => {
-            state.commands.get(command_id).map(kpi_status)
+            state.commands.get(command_id.as_str()).map(kpi_status)
         }
         _ => None,
     }
@@ -132,7 +132,7 @@ impl Tally {
             command_id, status, ..
         } = &event.kind
         {
-            let Some(rec) = state.commands.get(command_id) else {
+            let Some(rec) = state.commands.get(command_id.as_str()) else {
                 return;
             };
             let op = rec.op.as_str();

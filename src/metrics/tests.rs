@@ -431,7 +431,7 @@ fn stuck_gauges_follow_alerts_moves_and_acks() {
     fold_one(&mut state, &mut t, SourceSystem::Ats, stage("screening"));
     assert_eq!(t.stuck_applications.get("triage"), Some(&0));
     let ack = EventKind::WritebackAcked {
-        command_id: id,
+        command_id: id.to_string(),
         status: AckStatus::Confirmed,
         remote_ref: None,
         error: None,

@@ -180,7 +180,8 @@ impl CommandPayload {
 /// An ATS/HRIS update command. `command_id` is the sink's idempotency key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Command {
-    pub command_id: String,
+    /// Shared (`Arc`) with the projection's record of it and its deadlines.
+    pub command_id: Arc<str>,
     /// The policy's target name, shared (`Arc`): every command and its record carry it.
     pub target: Arc<str>,
     pub system: TargetSystem,

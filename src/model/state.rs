@@ -18,7 +18,7 @@ pub struct CandidateState {
     pub applications: BTreeMap<String, Application>,
     /// Every command issued for this candidate, by id (the `unknown_command` check and the
     /// write-back lifecycle).
-    pub commands: BTreeMap<String, CommandRecord>,
+    pub commands: BTreeMap<Arc<str>, CommandRecord>,
     /// Event time of the last event folded (applied or not).
     pub last_event_at: Option<Timestamp>,
 }

@@ -69,7 +69,7 @@ pub fn command(
                 (policy_version, policy_digest, attempt),
                 payload,
             )| Command {
-                command_id,
+                command_id: command_id.into(),
                 target: target.into(),
                 system,
                 candidate_id,

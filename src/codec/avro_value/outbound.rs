@@ -101,7 +101,7 @@ pub(crate) fn command_from_value(v: Value) -> Result<Command, CodecError> {
         }
     };
     Ok(Command {
-        command_id: f.string("command_id")?,
+        command_id: f.string("command_id")?.into(),
         target: f.string("target")?.into(),
         system: f.parsed("system", |s| {
             TARGET_SYSTEMS.into_iter().find(|t| t.as_str() == s)

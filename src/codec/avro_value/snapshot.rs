@@ -102,7 +102,7 @@ pub(crate) fn from_value(v: Value) -> Result<CandidateState, CodecError> {
     let mut commands = BTreeMap::new();
     for item in f.array("commands")? {
         let (id, c) = command_record_from_value(item)?;
-        commands.insert(id, c);
+        commands.insert(id.into(), c);
     }
     Ok(CandidateState {
         candidate_id: f.string("candidate_id")?,

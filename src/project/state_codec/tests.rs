@@ -407,7 +407,7 @@ fn more_distinct_strings_than_remembered_still_round_trip() {
         let mut r = s.commands["X"].clone();
         r.target = format!("t{i}").into();
         r.owner = format!("o{}", i % 3);
-        s.commands.insert(format!("Y{i:02}"), r);
+        s.commands.insert(format!("Y{i:02}").into(), r);
     }
     assert_eq!(decode(&encoded(&s)), Ok(s));
 }
