@@ -21,7 +21,7 @@ use crate::policy::{FieldSpec, Policy};
 
 /// The idempotency key of the command `op` to `target` caused by `event_id`.
 pub fn command_id(event_id: &str, op: &str, target: &str) -> String {
-    id_hex(event_id, op, target).to_owned()
+    id_hex(event_id, op, target).as_str().to_owned()
 }
 
 /// [`command_id`] allocated once, straight into the `Arc` the command and its record share.
@@ -54,10 +54,6 @@ impl HexId {
     fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written into it.
         std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-
-    fn to_owned(&self) -> String {
-        self.as_str().to_owned()
     }
 }
 
