@@ -76,7 +76,7 @@ use tracing_subscriber::Layer;
 
 use hirestate::app::{self, RunOptions, RunReport, Status};
 use hirestate::codec::{Codec, Framing};
-use hirestate::config::Config;
+use hirestate::config::{Config, Overrides};
 use hirestate::fold;
 use hirestate::generate::{stream, Spec};
 use hirestate::model::{CandidateState, Decision, Event};
@@ -120,12 +120,14 @@ fn main() -> anyhow::Result<()> {
         ..Spec::default()
     };
     let events = stream(&spec, &policy);
+    // The processor's own reading of its environment (parsed and checked as `hirestate run`
+    // does, e.g. a batch of 0 records refused by name); of it the bench takes the fold tasks
+    // and the batch size, its other settings are its own.
+    let configured = Config::load(None, std::env::vars(), &Overrides::default())
+        .map_err(|e| anyhow::anyhow!("bench configuration: {e}"))?;
     let defaults = Config {
-        fold_tasks: env_usize("HIRESTATE_FOLD_TASKS", 0)?,
-        batch_max_records: env_usize(
-            "HIRESTATE_BATCH_MAX_RECORDS",
-            Config::default().batch_max_records,
-        )?,
+        fold_tasks: configured.fold_tasks,
+        batch_max_records: configured.batch_max_records,
         ..Config::default()
     };
     let params = Params {

@@ -52,8 +52,8 @@ struct HexId([u8; 32]);
 
 impl HexId {
     fn as_str(&self) -> &str {
-        // Only ASCII hex digits are ever written into it.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // Only `id_hex` builds one, from ASCII hex digits alone: always UTF-8.
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
     }
 }
 

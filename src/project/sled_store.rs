@@ -51,10 +51,11 @@ pub struct SledStore {
 #[derive(Default)]
 struct Scratch {
     /// Dirty markers known to be in the tree (or in a write queued for it), by partition:
-    /// handed to the writer by a commit, or read by [`Store::dirty`]. Only `commit` writes or removes `d/` keys, and it
-    /// keeps this true, so a listed marker is not written again (between snapshot rounds the
-    /// caller lists every touched candidate each batch; all but the first are no-ops on disk,
-    /// yet each costs sled a key). Missing entries only cost a rewrite.
+    /// handed to the writer by a commit, or read by [`Store::dirty`]. Only `commit` writes or
+    /// removes `d/` keys, and it keeps this true, so a listed marker is not written again
+    /// (between snapshot rounds the caller lists every touched candidate each batch; all but
+    /// the first are no-ops on disk, yet each costs sled a key). Missing entries only cost a
+    /// rewrite.
     marked: FxHashMap<i32, FxHashSet<Box<str>>>,
     /// Indices into `Commit::dirty` of the markers a commit is writing.
     marking: Vec<usize>,
