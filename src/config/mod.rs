@@ -353,6 +353,17 @@ impl Config {
         cc
     }
 
+    /// [`Config::client_config`] for a consumer: with the group's `session.timeout.ms`, so that
+    /// every consumer (the group's, restore's readers, `tail`) passes librdkafka's check that
+    /// a `max.poll.interval.ms` set among the passthrough settings is not below it. Restore's
+    /// readers used librdkafka's default (45 s) instead, so `max.poll.interval.ms` under 45 s
+    /// failed every restore even with a shorter session timeout configured.
+    pub fn consumer_config(&self) -> rdkafka::ClientConfig {
+        let mut cc = self.client_config();
+        cc.set("session.timeout.ms", self.session_timeout_ms.to_string());
+        cc
+    }
+
     /// The transactional id of this instance.
     pub fn transactional_id(&self) -> String {
         format!("{}-{}", self.group_id, self.instance_id)
@@ -481,6 +492,31 @@ mod tests {
         assert!(err.contains("clock \"sundial\""), "{err}");
         assert!(err.contains("trace_sample_ratio = 2"), "{err}");
         assert!(err.contains("HIRESTATE_TIMERS_PER_BATCH"), "{err}");
+    }
+
+    #[test]
+    fn every_consumer_gets_the_session_timeout_a_short_poll_interval_needs() {
+        // librdkafka refuses a consumer whose max.poll.interval.ms is below its
+        // session.timeout.ms (45 s unless set): a passthrough poll interval of 7 s with a 6 s
+        // session must be accepted by every consumer hirestate builds.
+        let c = Config::load(
+            None,
+            env(&[
+                ("HIRESTATE_SESSION_TIMEOUT_MS", "6000"),
+                ("HIRESTATE_TRANSACTION_TIMEOUT_MS", "5000"),
+                ("HIRESTATE_KAFKA_MAX_POLL_INTERVAL_MS", "7000"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let with_session: Result<rdkafka::consumer::BaseConsumer, _> =
+            c.consumer_config().set("group.id", "g").create();
+        assert!(with_session.is_ok(), "{:?}", with_session.err());
+        // What restore's readers were built from before: refused.
+        let without: Result<rdkafka::consumer::BaseConsumer, _> =
+            c.client_config().set("group.id", "g").create();
+        let err = without.err().expect("librdkafka refuses it").to_string();
+        assert!(err.contains("max.poll.interval.ms"), "{err}");
     }
 
     #[test]

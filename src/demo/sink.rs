@@ -322,7 +322,7 @@ impl Sink {
 
     fn consumer(config: &Config) -> anyhow::Result<BaseConsumer<EofReaderContext>> {
         Ok(config
-            .client_config()
+            .consumer_config()
             .set(
                 "group.id",
                 format!("hirestate-simulated-sink-{}", std::process::id()),

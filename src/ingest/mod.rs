@@ -232,13 +232,12 @@ pub fn consumer(
 ) -> Result<BaseConsumer<IngestContext>, rdkafka::error::KafkaError> {
     let topic = ctx.env.topics.events.clone();
     let c: BaseConsumer<IngestContext> = config
-        .client_config()
+        .consumer_config()
         .set("group.id", &config.group_id)
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", config.session_timeout_ms.to_string())
         // Static membership: a restarted instance takes its partitions back at once instead of
         // waiting out the session of its dead predecessor.
         .set("group.instance.id", &config.instance_id)

@@ -247,7 +247,8 @@ pub fn restore(
         from = base,
         to = target,
         snapshots = from_snapshots.len(),
-        folded = touched.len(),
+        // Candidates the folded events changed (the events themselves are `to - from`).
+        candidates_changed = touched.len(),
         ms = started.elapsed().as_millis() as u64,
         "partition restored"
     );
@@ -266,7 +267,7 @@ type Reader = BaseConsumer<EofReaderContext>;
 
 fn reader(env: &RestoreEnv) -> Result<Reader, KafkaError> {
     env.config
-        .client_config()
+        .consumer_config()
         .set("group.id", format!("{}-restore", env.config.group_id))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")

@@ -83,7 +83,7 @@ pub fn tail(
         .enable_all()
         .build()?;
     let c: BaseConsumer<EofReaderContext> = config
-        .client_config()
+        .consumer_config()
         .set("group.id", format!("hirestate-tail-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")

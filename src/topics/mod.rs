@@ -147,7 +147,7 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
 /// # Errors
 /// A metadata request that fails.
 pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<Option<usize>>> {
-    let c: BaseConsumer = config.client_config().create()?;
+    let c: BaseConsumer = config.consumer_config().create()?;
     topics
         .iter()
         .map(|t| {
