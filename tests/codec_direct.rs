@@ -375,8 +375,11 @@ fn folded_states() -> Vec<CandidateState> {
         .cloned()
         .map(|mut s| {
             for a in s.applications.values_mut() {
-                a.fields = a.fields.pop_first().into_iter().collect();
-                a.field_sources = a.field_sources.pop_first().into_iter().collect();
+                a.fields = std::mem::take(&mut a.fields).into_iter().take(1).collect();
+                a.field_sources = std::mem::take(&mut a.field_sources)
+                    .into_iter()
+                    .take(1)
+                    .collect();
             }
             for c in s.commands.values_mut() {
                 if let Some(cmd) = c.resend.as_mut() {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use hirestate::model::{
     AckStatus, Alert, AlertKind, Application, CandidateState, Command, CommandOp, CommandPayload,
     CommandRecord, CommandStatus, Event, EventKind, FieldValue, IdSet, RejectReason, Rejection,
-    SourceSystem, TargetSystem, TimerKind, Timestamp,
+    SourceSystem, TargetSystem, TimerKind, Timestamp, VecMap,
 };
 use serde_json::json;
 use wiremock::matchers::{method, path_regex};
@@ -238,7 +238,7 @@ pub fn snapshots() -> Vec<CandidateState> {
         "candidate.name".to_string(),
         FieldValue::Text("Ada".to_string()),
     );
-    let mut sources = BTreeMap::new();
+    let mut sources = VecMap::new();
     sources.insert("screening.score".to_string(), SourceSystem::ScreeningVendor);
     sources.insert("candidate.name".to_string(), SourceSystem::Ats);
     let app = |id: &str| Application {
@@ -247,14 +247,14 @@ pub fn snapshots() -> Vec<CandidateState> {
         region: "emea".to_string(),
         stage: "screened".into(),
         stage_entered_at: ts("2026-11-28T10:00:00Z"),
-        fields: fields.clone(),
+        fields: fields.clone().into_iter().collect(),
         field_sources: sources.clone(),
         stuck_alerted: id == "app-2",
     };
-    let mut applications = BTreeMap::new();
+    let mut applications = VecMap::new();
     applications.insert("app-1".to_string(), app("app-1"));
     applications.insert("app-2".to_string(), app("app-2"));
-    let mut commands = BTreeMap::new();
+    let mut commands = VecMap::new();
     commands.insert(
         "c-1".into(),
         CommandRecord {

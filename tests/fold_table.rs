@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use hirestate::fold::{apply, Outcome};
 use hirestate::model::{
     AckStatus, AlertKind, CandidateState, CommandPayload, CommandStatus, Decision, Event,
-    EventKind, FieldValue, RejectReason, SourceSystem, TargetSystem, Timestamp,
+    EventKind, FieldValue, RejectReason, SourceSystem, TargetSystem, Timestamp, VecMap,
 };
 use hirestate::policy::Policy;
 use sha2::{Digest, Sha256};
@@ -298,7 +298,7 @@ impl<'p> Script<'p> {
         &self.state.applications[&self.app].stage
     }
 
-    fn fields(&self) -> &BTreeMap<String, FieldValue> {
+    fn fields(&self) -> &VecMap<String, FieldValue> {
         &self.state.applications[&self.app].fields
     }
 }

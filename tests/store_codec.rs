@@ -71,8 +71,8 @@ fn application() -> impl Strategy<Value = Application> {
                 region,
                 stage: stage.into(),
                 stage_entered_at,
-                fields,
-                field_sources,
+                fields: fields.into_iter().collect(),
+                field_sources: field_sources.into_iter().collect(),
                 stuck_alerted,
             },
         )
@@ -151,7 +151,7 @@ fn state() -> impl Strategy<Value = CandidateState> {
                 CandidateState {
                     candidate_id,
                     seen_event_ids: seen_event_ids.into_iter().collect(),
-                    applications,
+                    applications: applications.into_iter().collect(),
                     commands,
                     last_event_at,
                 }

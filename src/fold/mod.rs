@@ -326,8 +326,7 @@ fn commit(
             // and read back with one search.
             let app = state
                 .applications
-                .entry(event.application_id.clone())
-                .or_insert(Application {
+                .get_or_insert_with(event.application_id.clone(), || Application {
                     application_id: event.application_id.as_str().into(),
                     requisition_id: requisition_id.clone(),
                     region: region.clone(),

@@ -10,6 +10,7 @@ mod id_set;
 mod outbound;
 mod state;
 mod time;
+mod vec_map;
 
 pub use event::{AckStatus, Event, EventKind, FieldValue, SourceSystem, TimerKind};
 pub use id_set::IdSet;
@@ -19,3 +20,4 @@ pub use outbound::{
 };
 pub use state::{Application, CandidateState, CommandRecord, CommandStatus};
 pub use time::Timestamp;
+pub use vec_map::VecMap;

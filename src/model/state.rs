@@ -1,13 +1,13 @@
 //! The projection of one candidate: what the fold reads and writes, what sled stores and what
-//! snapshots carry. Ordered maps (and the ordered [`IdSet`]) only, so serialisation (and so snapshots and digests of the
-//! projection) is deterministic.
+//! snapshots carry. Ordered maps ([`VecMap`]: sorted vectors, small and contiguous) and the
+//! ordered [`IdSet`] only, so serialisation (and so snapshots and digests of the projection)
+//! is deterministic.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AckStatus, Command, CommandOp, FieldValue, IdSet, SourceSystem, Timestamp};
+use super::{AckStatus, Command, CommandOp, FieldValue, IdSet, SourceSystem, Timestamp, VecMap};
 
 /// One candidate's canonical state, rebuilt from the log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -15,10 +15,10 @@ pub struct CandidateState {
     pub candidate_id: String,
     /// Every event id already folded for this candidate (the `duplicate` check).
     pub seen_event_ids: IdSet,
-    pub applications: BTreeMap<String, Application>,
+    pub applications: VecMap<String, Application>,
     /// Every command issued for this candidate, by id (the `unknown_command` check and the
     /// write-back lifecycle).
-    pub commands: BTreeMap<Arc<str>, CommandRecord>,
+    pub commands: VecMap<Arc<str>, CommandRecord>,
     /// Event time of the last event folded (applied or not).
     pub last_event_at: Option<Timestamp>,
 }
@@ -35,9 +35,9 @@ pub struct Application {
     /// `occurred_at` of the event that moved the application into `stage` (dwell SLA clock).
     pub stage_entered_at: Timestamp,
     /// Dictionary field → current value.
-    pub fields: BTreeMap<String, FieldValue>,
+    pub fields: VecMap<String, FieldValue>,
     /// Dictionary field → the system whose value is current.
-    pub field_sources: BTreeMap<String, SourceSystem>,
+    pub field_sources: VecMap<String, SourceSystem>,
     /// The `stuck` alert was raised for this stage entry (reset by every move).
     #[serde(default)]
     pub stuck_alerted: bool,

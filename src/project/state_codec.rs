@@ -44,11 +44,9 @@
 
 mod wire;
 
-use std::collections::BTreeMap;
-
 use crate::model::{
     Application, CandidateState, Command, CommandOp, CommandPayload, CommandRecord, CommandStatus,
-    FieldValue, IdSet, SourceSystem, TargetSystem,
+    FieldValue, IdSet, SourceSystem, TargetSystem, VecMap,
 };
 
 pub use wire::{DecodeError, Problem};
@@ -105,8 +103,8 @@ fn put_state<'s>(w: &mut Writer<'s>, s: &'s CandidateState) {
 }
 
 // The ordered maps are collected first and built at once: their keys were checked to be strictly
-// increasing, and building from a sorted run costs about two comparisons a key, where inserting
-// one by one searched each key's leaf from its start.
+// increasing, so building from the run (a stable sort that finds it sorted) costs about one
+// comparison a key, where inserting one by one searched each key's place.
 
 fn get_state(r: &mut Reader<'_>) -> Result<CandidateState, DecodeError> {
     let candidate_id = r.interned("candidate_id")?.into();
@@ -135,8 +133,8 @@ fn get_state(r: &mut Reader<'_>) -> Result<CandidateState, DecodeError> {
     Ok(CandidateState {
         candidate_id,
         seen_event_ids,
-        applications: BTreeMap::from_iter(applications),
-        commands: BTreeMap::from_iter(commands),
+        applications: VecMap::from_iter(applications),
+        commands: VecMap::from_iter(commands),
         last_event_at: r.opt_ts("last_event_at")?,
     })
 }
@@ -157,7 +155,7 @@ fn put_application<'s>(w: &mut Writer<'s>, a: &'s Application) {
     w.interned(region);
     w.interned(stage);
     w.ts(*stage_entered_at);
-    put_fields(w, fields);
+    put_fields(w, fields.iter());
     w.sorted(field_sources.len(), field_sources.iter(), |w, s| {
         w.u8(source_code(*s));
     });
@@ -177,7 +175,7 @@ fn get_application(r: &mut Reader<'_>) -> Result<Application, DecodeError> {
         field_sources.push((name.into(), source));
         Ok(())
     })?;
-    let field_sources = BTreeMap::from_iter(field_sources);
+    let field_sources = VecMap::from_iter(field_sources);
     Ok(Application {
         application_id,
         requisition_id,
@@ -290,7 +288,7 @@ fn put_command<'s>(w: &mut Writer<'s>, key: &str, c: &'s Command) {
         }
         CommandPayload::UpdateFields { fields } => {
             w.u8(op_code(CommandOp::UpdateFields));
-            put_fields(w, fields);
+            put_fields(w, fields.iter());
         }
         CommandPayload::CreatePreHire {
             requisition_id,
@@ -298,7 +296,7 @@ fn put_command<'s>(w: &mut Writer<'s>, key: &str, c: &'s Command) {
         } => {
             w.u8(op_code(CommandOp::CreatePreHire));
             w.interned(requisition_id);
-            put_fields(w, fields);
+            put_fields(w, fields.iter());
         }
     }
 }
@@ -343,8 +341,11 @@ fn get_command(r: &mut Reader<'_>, key: &str) -> Result<Command, DecodeError> {
     })
 }
 
-fn put_fields<K: AsRef<str>>(w: &mut Writer<'_>, fields: &BTreeMap<K, FieldValue>) {
-    w.sorted(fields.len(), fields.iter(), |w, v| match v {
+fn put_fields<'f, K: AsRef<str> + 'f>(
+    w: &mut Writer<'_>,
+    fields: impl ExactSizeIterator<Item = (&'f K, &'f FieldValue)>,
+) {
+    w.sorted(fields.len(), fields, |w, v| match v {
         FieldValue::Bool(b) => w.chunk(|c| {
             c.u8(0);
             c.bool(*b);
@@ -367,9 +368,10 @@ fn put_fields<K: AsRef<str>>(w: &mut Writer<'_>, fields: &BTreeMap<K, FieldValue
     });
 }
 
-fn get_fields<K>(r: &mut Reader<'_>) -> Result<BTreeMap<K, FieldValue>, DecodeError>
+fn get_fields<K, M>(r: &mut Reader<'_>) -> Result<M, DecodeError>
 where
-    K: Ord + for<'x> From<&'x str>,
+    K: for<'x> From<&'x str>,
+    M: FromIterator<(K, FieldValue)>,
 {
     let mut fields = Vec::new();
     r.sorted("field name", |r, name| {
@@ -391,7 +393,7 @@ where
         fields.push((K::from(name), value));
         Ok(())
     })?;
-    Ok(BTreeMap::from_iter(fields))
+    Ok(M::from_iter(fields))
 }
 
 /// Fails unless `key` sorts after every key of `items` (which are in order).

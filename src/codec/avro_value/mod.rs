@@ -10,7 +10,7 @@ pub(crate) mod event;
 pub(crate) mod outbound;
 pub(crate) mod snapshot;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use apache_avro::types::Value;
 
@@ -166,11 +166,11 @@ impl Fields {
         }
     }
 
-    /// A `map<FieldValue>`.
-    pub fn field_values(
+    /// A `map<FieldValue>`, into any map type (the event's `BTreeMap`, the state's `VecMap`).
+    pub fn field_values<M: FromIterator<(String, FieldValue)>>(
         &mut self,
         field: &str,
-    ) -> Result<BTreeMap<String, FieldValue>, CodecError> {
+    ) -> Result<M, CodecError> {
         let map = self.map(field)?;
         map.into_iter()
             .map(|(k, v)| {
@@ -305,8 +305,12 @@ pub(crate) fn field_value(v: &FieldValue) -> Value {
 }
 
 /// `map<FieldValue>`.
-pub(crate) fn field_values(m: &BTreeMap<String, FieldValue>) -> Value {
-    Value::Map(m.iter().map(|(k, v)| (k.clone(), field_value(v))).collect())
+pub(crate) fn field_values<'a>(m: impl IntoIterator<Item = (&'a String, &'a FieldValue)>) -> Value {
+    Value::Map(
+        m.into_iter()
+            .map(|(k, v)| (k.clone(), field_value(v)))
+            .collect(),
+    )
 }
 
 /// The position of `x` in `all` (for enum values written from the model's `ALL` lists, which

@@ -1,8 +1,6 @@
 //! [`CandidateState`] ⇄ the `Snapshot` record. The model's ordered maps become arrays sorted by
 //! key (the key is a field of each item), so a snapshot's bytes are deterministic.
 
-use std::collections::BTreeMap;
-
 use apache_avro::types::Value;
 
 use super::event::source_system;
@@ -12,7 +10,7 @@ use super::{
 };
 use crate::codec::CodecError;
 use crate::model::{
-    Application, CandidateState, CommandRecord, CommandStatus, IdSet, SourceSystem,
+    Application, CandidateState, CommandRecord, CommandStatus, IdSet, SourceSystem, VecMap,
 };
 
 pub(crate) const STATUSES: [(CommandStatus, &str); 4] = [
@@ -94,12 +92,12 @@ fn command_record_to_value(id: &str, c: &CommandRecord) -> Result<Value, CodecEr
 pub(crate) fn from_value(v: Value) -> Result<CandidateState, CodecError> {
     let mut f = Fields::open("Snapshot", v)?;
     let seen_event_ids: IdSet = f.strings("seen_event_ids")?.into_iter().collect();
-    let mut applications = BTreeMap::new();
+    let mut applications = VecMap::new();
     for item in f.array("applications")? {
         let a = application_from_value(item)?;
         applications.insert(a.application_id.to_string(), a);
     }
-    let mut commands = BTreeMap::new();
+    let mut commands = VecMap::new();
     for item in f.array("commands")? {
         let (id, c) = command_record_from_value(item)?;
         commands.insert(id.into(), c);
@@ -115,7 +113,7 @@ pub(crate) fn from_value(v: Value) -> Result<CandidateState, CodecError> {
 
 fn application_from_value(v: Value) -> Result<Application, CodecError> {
     let mut f = Fields::open("Application", v)?;
-    let mut field_sources = BTreeMap::new();
+    let mut field_sources = VecMap::new();
     for (k, v) in f.map("field_sources")? {
         let mut one = Fields::open("Application", super::record(vec![("field_sources", v)]))?;
         let s = one.parsed("field_sources", SourceSystem::parse)?;

@@ -111,7 +111,7 @@ pub(crate) fn write(e: &Event, out: &mut Vec<u8>) -> Option<()> {
         }
         EventKind::FieldsAsserted { fields } => {
             o.index(3);
-            o.field_values(fields)?;
+            o.field_values(fields.iter())?;
         }
         EventKind::WritebackAcked {
             command_id,

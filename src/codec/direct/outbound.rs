@@ -38,7 +38,7 @@ pub(super) fn command(o: &mut Out<'_>, c: &Command) -> Option<()> {
         }
         CommandPayload::UpdateFields { fields } => {
             o.index(1);
-            o.field_values(fields)?;
+            o.field_values(fields.iter())?;
         }
         CommandPayload::CreatePreHire {
             requisition_id,
@@ -46,7 +46,7 @@ pub(super) fn command(o: &mut Out<'_>, c: &Command) -> Option<()> {
         } => {
             o.index(2);
             o.string(requisition_id);
-            o.field_values(fields)?;
+            o.field_values(fields.iter())?;
         }
     }
     Some(())

@@ -31,7 +31,7 @@ fn application(o: &mut Out<'_>, a: &Application) -> Option<()> {
     o.string(&a.region);
     o.string(&a.stage);
     o.timestamp(a.stage_entered_at);
-    o.field_values(&a.fields)?;
+    o.field_values(a.fields.iter())?;
     o.blocks(a.field_sources.iter(), |o, (name, source)| {
         o.string(name);
         o.symbol(&SourceSystem::ALL, source);

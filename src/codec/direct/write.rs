@@ -2,8 +2,6 @@
 //! the same schema — except maps, which apache-avro writes in its `HashMap`'s (random) order
 //! and these in key order.
 
-use std::collections::BTreeMap;
-
 use crate::model::{FieldValue, Timestamp};
 
 /// Appends an Avro body to a buffer.
@@ -108,8 +106,11 @@ impl<'o> Out<'o> {
     }
 
     /// `map<[boolean, double, string, array<string>]>`, in key order.
-    pub fn field_values(&mut self, fields: &BTreeMap<String, FieldValue>) -> Option<()> {
-        self.blocks(fields.iter(), |o, (k, v)| {
+    pub fn field_values<'a>(
+        &mut self,
+        fields: impl ExactSizeIterator<Item = (&'a String, &'a FieldValue)>,
+    ) -> Option<()> {
+        self.blocks(fields, |o, (k, v)| {
             o.string(k);
             match v {
                 FieldValue::Bool(b) => {

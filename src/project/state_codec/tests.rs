@@ -1,8 +1,6 @@
 //! Exact bytes of the layout, written out by hand from the module doc, and one test per way
 //! bytes can be wrong. The round-trip and mutation properties are in `tests/store_codec.rs`.
 
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::model::Timestamp;
 
@@ -20,11 +18,11 @@ fn sample() -> CandidateState {
         region: "na".into(),
         stage: "triage".into(),
         stage_entered_at: Timestamp(1),
-        fields: BTreeMap::from([
+        fields: VecMap::from([
             ("x".into(), FieldValue::Bool(true)),
             ("y".into(), FieldValue::Number(1.5)),
         ]),
-        field_sources: BTreeMap::from([("x".into(), SourceSystem::Ats)]),
+        field_sources: VecMap::from([("x".into(), SourceSystem::Ats)]),
         stuck_alerted: false,
     };
     let open = CommandRecord {
@@ -71,8 +69,8 @@ fn sample() -> CandidateState {
     CandidateState {
         candidate_id: "c1".into(),
         seen_event_ids: IdSet::from_iter(["e1", "e2"]),
-        applications: BTreeMap::from([("a1".into(), app)]),
-        commands: BTreeMap::from([(ID.into(), open), ("X".into(), done)]),
+        applications: VecMap::from([("a1".into(), app)]),
+        commands: VecMap::from([(ID.into(), open), ("X".into(), done)]),
         last_event_at: Some(Timestamp(-1)),
     }
 }
@@ -436,7 +434,7 @@ fn strings_alike_at_both_ends_and_long_strings_are_written_as_themselves() {
     let mut app = sample().applications.remove("a1").unwrap();
     app.application_id = alike[0].into();
     let state = CandidateState {
-        applications: BTreeMap::from([(alike[1].into(), app)]),
+        applications: VecMap::from([(alike[1].into(), app)]),
         ..state
     };
     let bytes = encoded(&state);
