@@ -65,6 +65,11 @@ pub struct Config {
     pub trace_sample_ratio: f64,
     /// Extra librdkafka settings (SASL/SSL, …), passed to every client.
     pub kafka: BTreeMap<String, String>,
+    /// Extra librdkafka settings for consumers only (`max.poll.interval.ms`, `fetch.*`, …):
+    /// given to every client, librdkafka warns that producers ignore them (`CONFWARN`).
+    pub kafka_consumer: BTreeMap<String, String>,
+    /// Extra librdkafka settings for producers only (`linger.ms`, `compression.type`, …).
+    pub kafka_producer: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -93,6 +98,8 @@ impl Default for Config {
             max_candidates_in_memory: 250_000,
             trace_sample_ratio: 1.0,
             kafka: BTreeMap::new(),
+            kafka_consumer: BTreeMap::new(),
+            kafka_producer: BTreeMap::new(),
         }
     }
 }
@@ -253,10 +260,15 @@ impl Config {
                     &mut errors,
                 ),
                 _ => {
-                    if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_") {
-                        // HIRESTATE_KAFKA_SASL_MECHANISMS → sasl.mechanisms
-                        c.kafka
-                            .insert(key.to_ascii_lowercase().replace('_', "."), v);
+                    // HIRESTATE_KAFKA_SASL_MECHANISMS → sasl.mechanisms, for every client;
+                    // HIRESTATE_KAFKA_CONSUMER_* and _PRODUCER_* for one kind of client.
+                    let librdkafka_key = |key: &str| key.to_ascii_lowercase().replace('_', ".");
+                    if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_CONSUMER_") {
+                        c.kafka_consumer.insert(librdkafka_key(key), v);
+                    } else if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_PRODUCER_") {
+                        c.kafka_producer.insert(librdkafka_key(key), v);
+                    } else if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_") {
+                        c.kafka.insert(librdkafka_key(key), v);
                     }
                 }
             }
@@ -332,7 +344,12 @@ impl Config {
     /// are replaced by `***`.
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
-        for (k, v) in c.kafka.iter_mut() {
+        let passthrough = c
+            .kafka
+            .iter_mut()
+            .chain(c.kafka_consumer.iter_mut())
+            .chain(c.kafka_producer.iter_mut());
+        for (k, v) in passthrough {
             if ["password", "secret", "key", "token"]
                 .iter()
                 .any(|s| k.contains(s))
@@ -358,9 +375,23 @@ impl Config {
     /// a `max.poll.interval.ms` set among the passthrough settings is not below it. Restore's
     /// readers used librdkafka's default (45 s) instead, so `max.poll.interval.ms` under 45 s
     /// failed every restore even with a shorter session timeout configured.
+    /// The consumer-only passthrough settings come after the shared ones, and the session
+    /// timeout after both (`session_timeout_ms` is the knob for it).
     pub fn consumer_config(&self) -> rdkafka::ClientConfig {
         let mut cc = self.client_config();
+        for (k, v) in &self.kafka_consumer {
+            cc.set(k, v);
+        }
         cc.set("session.timeout.ms", self.session_timeout_ms.to_string());
+        cc
+    }
+
+    /// [`Config::client_config`] for a producer: with the producer-only passthrough settings.
+    pub fn producer_config(&self) -> rdkafka::ClientConfig {
+        let mut cc = self.client_config();
+        for (k, v) in &self.kafka_producer {
+            cc.set(k, v);
+        }
         cc
     }
 
@@ -517,6 +548,48 @@ mod tests {
             c.client_config().set("group.id", "g").create();
         let err = without.err().expect("librdkafka refuses it").to_string();
         assert!(err.contains("max.poll.interval.ms"), "{err}");
+    }
+
+    #[test]
+    fn scoped_passthrough_reaches_only_its_kind_of_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "[kafka]\n\"client.rack\" = \"r1\"\n[kafka_producer]\n\"compression.type\" = \"lz4\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("HIRESTATE_KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS", "60000"),
+                ("HIRESTATE_KAFKA_PRODUCER_LINGER_MS", "20"),
+                ("HIRESTATE_KAFKA_PRODUCER_SSL_KEY_PASSWORD", "hunter2"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let (all, consumer, producer) =
+            (c.client_config(), c.consumer_config(), c.producer_config());
+        for cc in [&all, &consumer, &producer] {
+            assert_eq!(cc.get("client.rack"), Some("r1"));
+        }
+        assert_eq!(consumer.get("max.poll.interval.ms"), Some("60000"));
+        assert_eq!(producer.get("max.poll.interval.ms"), None);
+        assert_eq!(all.get("max.poll.interval.ms"), None);
+        assert_eq!(producer.get("linger.ms"), Some("20"));
+        assert_eq!(producer.get("compression.type"), Some("lz4"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(consumer.get("compression.type"), None);
+        let shown = format!("{:?}", c.redacted());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(
+            c.redacted()
+                .kafka_producer
+                .get("ssl.key.password")
+                .map(String::as_str),
+            Some("***")
+        );
     }
 
     #[test]

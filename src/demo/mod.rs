@@ -183,7 +183,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
         b"{\"kind\":\"teleported\"}",
         b"\x07not a framing",
     ];
-    let producer: FutureProducer = config.client_config().create()?;
+    let producer: FutureProducer = config.producer_config().create()?;
     for (i, bytes) in poison.iter().enumerate() {
         let key = format!("cand-{i:06}");
         rt.block_on(producer.send(

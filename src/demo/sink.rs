@@ -294,7 +294,7 @@ impl Sink {
             partitions.insert(t, ps);
         }
         let producer: FutureProducer = config
-            .client_config()
+            .producer_config()
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
             .create()?;

@@ -56,7 +56,7 @@ pub struct Publisher {
 /// The transactional producer's settings: the configured ones over [`PRODUCER_DEFAULTS`], and
 /// the transactional settings exactly-once needs, which nothing overrides.
 fn producer_config(config: &Config) -> rdkafka::ClientConfig {
-    let mut cc = config.client_config();
+    let mut cc = config.producer_config();
     for (key, value) in PRODUCER_DEFAULTS {
         if cc.get(key).is_none() {
             cc.set(*key, *value);

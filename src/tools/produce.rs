@@ -36,7 +36,7 @@ pub async fn produce(
         codec = codec.with_registry(url)?;
     }
     let producer: FutureProducer = config
-        .client_config()
+        .producer_config()
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()?;
