@@ -3,10 +3,11 @@
 //! `cargo bench --bench e2e` (or `make bench`); `KAFKA_BOOTSTRAP` names the broker, without it
 //! only part 3 runs. `HIRESTATE_BENCH_EVENTS` (default 50 000) sets the stream size,
 //! `HIRESTATE_BENCH_ROUNDS` (default 1) repeats part 1 and reports medians, `HIRESTATE_KAFKA_*`
-//! passes librdkafka settings to every client (processor and pipe alike), as the processor's
-//! own configuration does, `HIRESTATE_FOLD_TASKS` sets the processor's fold and restore
-//! tasks (default 0: one per core), and `HIRESTATE_BATCH_MAX_RECORDS` the batch size of all
-//! three parts (default: the processor's, 2 000).
+//! (and `HIRESTATE_KAFKA_CONSUMER_*` / `_PRODUCER_*`) pass librdkafka settings to the
+//! processor's and the pipe's clients alike, read by the processor's own configuration, so a
+//! tuning is tried on both sides at once; `HIRESTATE_FOLD_TASKS` sets the processor's fold and
+//! restore tasks (default 0: one per core), and `HIRESTATE_BATCH_MAX_RECORDS` the batch size of
+//! all three parts (default: the processor's, 2 000).
 //!
 //! 1. **Live EOS path vs the raw transactional pipe.** The events (`generate::stream`, ~12 per
 //!    candidate) are produced once, Avro single-object, to the event log of a fresh topic
@@ -128,6 +129,9 @@ fn main() -> anyhow::Result<()> {
     let defaults = Config {
         fold_tasks: configured.fold_tasks,
         batch_max_records: configured.batch_max_records,
+        kafka: configured.kafka,
+        kafka_consumer: configured.kafka_consumer,
+        kafka_producer: configured.kafka_producer,
         ..Config::default()
     };
     let params = Params {
@@ -145,7 +149,9 @@ fn main() -> anyhow::Result<()> {
 
     let in_process = in_process(&events, &policy, params.batch)?;
     let kafka = match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.trim().is_empty() => Some(with_kafka(b.trim(), &events, &policy, &params)?),
+        Ok(b) if !b.trim().is_empty() => {
+            Some(with_kafka(b.trim(), &events, &policy, &params, &defaults)?)
+        }
         _ => {
             eprintln!(
                 "e2e: KAFKA_BOOTSTRAP is not set: running part 3 (in-process) only; \
@@ -463,7 +469,7 @@ struct Run {
 
 struct KafkaFigures {
     bootstrap: String,
-    overrides: std::collections::BTreeMap<String, String>,
+    overrides: String,
     partitions: i32,
     logged: u64,
     /// Per mode ([`PipeMode::ALL`] order): the runs, and the last round's breakdown.
@@ -480,6 +486,9 @@ fn with_kafka(
     events: &[Event],
     policy: &Arc<Policy>,
     params: &Params,
+    // The librdkafka passthrough settings, read from the environment as the processor reads
+    // them (all clients, consumers only, producers only).
+    passthrough: &Config,
 ) -> anyhow::Result<KafkaFigures> {
     let prefix = unique("t");
     let scratch = tempfile::tempdir()?;
@@ -493,7 +502,9 @@ fn with_kafka(
         // The generated events are weeks old: on the wall clock every SLA timer would fire
         // and the processor would write deadline events the raw pipe has no counterpart for.
         clock: "fixed:1970-01-01T00:00:00Z".to_owned(),
-        kafka: kafka_passthrough(),
+        kafka: passthrough.kafka.clone(),
+        kafka_consumer: passthrough.kafka_consumer.clone(),
+        kafka_producer: passthrough.kafka_producer.clone(),
         fold_tasks: params.fold_tasks,
         batch_max_records: params.batch,
         ..Config::default()
@@ -584,7 +595,10 @@ fn with_kafka(
     }
     Ok(KafkaFigures {
         bootstrap: bootstrap.to_owned(),
-        overrides: base.kafka.clone(),
+        overrides: format!(
+            "{:?}, consumers {:?}, producers {:?}",
+            base.kafka, base.kafka_consumer, base.kafka_producer
+        ),
         partitions: base.partitions,
         logged,
         pipes,
@@ -594,18 +608,6 @@ fn with_kafka(
         restore_logged,
         restore_to_ready,
     })
-}
-
-/// `HIRESTATE_KAFKA_*` as the processor's config reads them (`HIRESTATE_KAFKA_RETRY_BACKOFF_MS`
-/// → `retry.backoff.ms`): librdkafka settings for every client of the bench, pipe included, so
-/// a tuning can be tried on both sides at once.
-fn kafka_passthrough() -> std::collections::BTreeMap<String, String> {
-    std::env::vars()
-        .filter_map(|(k, v)| {
-            let key = k.strip_prefix("HIRESTATE_KAFKA_")?;
-            Some((key.to_ascii_lowercase().replace('_', "."), v))
-        })
-        .collect()
 }
 
 async fn create_topic(config: &Config, name: &str) -> anyhow::Result<()> {
@@ -624,7 +626,7 @@ async fn create_topic(config: &Config, name: &str) -> anyhow::Result<()> {
 
 /// The sum of the high watermarks of `topic`: what "everything committed" means.
 fn log_end(config: &Config, topic: &str) -> anyhow::Result<u64> {
-    let c: BaseConsumer = config.client_config().create()?;
+    let c: BaseConsumer = config.consumer_config().create()?;
     let mut total = 0;
     for p in 0..config.partitions {
         let (_, high) = c.fetch_watermarks(topic, p, Duration::from_secs(30))?;
@@ -642,7 +644,7 @@ struct Watcher {
 impl Watcher {
     fn new(config: &Config, group: &str, topic: &str) -> anyhow::Result<Watcher> {
         let consumer: BaseConsumer = config
-            .client_config()
+            .consumer_config()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             // No require_stable: a pending transaction must not hold the answer back.
@@ -874,7 +876,7 @@ fn pipe(
 ) -> anyhow::Result<PipeTimes> {
     let timeout = Duration::from_millis(base.transaction_timeout_ms);
     let producer: ThreadedProducer<DefaultProducerContext> = base
-        .client_config()
+        .producer_config()
         .set("transactional.id", format!("{group}-tx"))
         .set("enable.idempotence", "true")
         .set(
@@ -886,13 +888,12 @@ fn pipe(
         .create()?;
     producer.init_transactions(Duration::from_secs(60))?;
     let consumer: BaseConsumer = base
-        .client_config()
+        .consumer_config()
         .set("group.id", group)
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", base.session_timeout_ms.to_string())
         .set("partition.assignment.strategy", "range")
         .create()?;
     consumer.subscribe(&[input])?;
@@ -1005,7 +1006,7 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
     match kafka {
         Some(k) => println!(
             "broker: {} ({} partitions; {} records in the log); part 1 rounds: {} (medians); \
-             librdkafka overrides: {:?}",
+             librdkafka overrides: {}",
             k.bootstrap, k.partitions, k.logged, p.rounds, k.overrides
         ),
         None => println!("broker: none (KAFKA_BOOTSTRAP unset): parts 1 and 2 skipped"),

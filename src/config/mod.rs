@@ -64,11 +64,14 @@ pub struct Config {
     /// `traceparent` headers are written for every record regardless.
     pub trace_sample_ratio: f64,
     /// Extra librdkafka settings (SASL/SSL, …), passed to every client.
+    #[serde(deserialize_with = "passthrough")]
     pub kafka: BTreeMap<String, String>,
     /// Extra librdkafka settings for consumers only (`max.poll.interval.ms`, `fetch.*`, …):
     /// given to every client, librdkafka warns that producers ignore them (`CONFWARN`).
+    #[serde(deserialize_with = "passthrough")]
     pub kafka_consumer: BTreeMap<String, String>,
     /// Extra librdkafka settings for producers only (`linger.ms`, `compression.type`, …).
+    #[serde(deserialize_with = "passthrough")]
     pub kafka_producer: BTreeMap<String, String>,
 }
 
@@ -112,6 +115,50 @@ fn default_instance_id() -> String {
 }
 
 /// Parses `v` into `field`, or records the problem `bad()` describes.
+/// A passthrough table of the file as librdkafka's `key = value` strings. TOML reads an
+/// unquoted `linger.ms = 20` as the table `linger` holding `ms = 20`, so nested tables are
+/// joined back into dotted keys, and numbers and booleans written bare become their text;
+/// anything else (an array, a date) is refused naming its key.
+fn passthrough<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    fn flatten(
+        prefix: &str,
+        table: BTreeMap<String, toml::Value>,
+        out: &mut BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k
+            } else {
+                format!("{prefix}.{k}")
+            };
+            let text = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Table(t) => {
+                    flatten(&key, t.into_iter().collect(), out)?;
+                    continue;
+                }
+                other => {
+                    return Err(format!(
+                        "librdkafka setting {key:?} must be a string, number or boolean, not {}",
+                        other.type_str()
+                    ))
+                }
+            };
+            out.insert(key, text);
+        }
+        Ok(())
+    }
+    let table = BTreeMap::<String, toml::Value>::deserialize(d)?;
+    let mut out = BTreeMap::new();
+    flatten("", table, &mut out).map_err(serde::de::Error::custom)?;
+    Ok(out)
+}
+
 fn set_number<T: std::str::FromStr>(
     field: &mut T,
     v: &str,
@@ -171,10 +218,11 @@ impl Config {
                     Config::default()
                 }
                 Ok(text) => toml::from_str(&text).unwrap_or_else(|e: toml::de::Error| {
+                    // (Counting `lines()` before the offset was one short for an error at
+                    // the start of a line, e.g. a table header.)
                     let line = e
                         .span()
-                        .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-                        .unwrap_or(1);
+                        .map_or(1, |s| crate::policy::source::line_in(&text, s.start));
                     errors.push(format!("{}:{line}: {}", path.display(), e.message()));
                     Config::default()
                 }),
@@ -556,7 +604,8 @@ mod tests {
         let file = dir.path().join("t.toml");
         std::fs::write(
             &file,
-            "[kafka]\n\"client.rack\" = \"r1\"\n[kafka_producer]\n\"compression.type\" = \"lz4\"\n",
+            "[kafka]\n\"client.rack\" = \"r1\"\n[kafka_producer]\ncompression.type = \"lz4\"\n\
+             batch.num.messages = 500\nenable.idempotence = true\n",
         )
         .unwrap();
         let c = Config::load(
@@ -578,7 +627,10 @@ mod tests {
         assert_eq!(producer.get("max.poll.interval.ms"), None);
         assert_eq!(all.get("max.poll.interval.ms"), None);
         assert_eq!(producer.get("linger.ms"), Some("20"));
+        // Unquoted dotted keys and bare numbers and booleans, as a TOML writer would put them.
         assert_eq!(producer.get("compression.type"), Some("lz4"));
+        assert_eq!(producer.get("batch.num.messages"), Some("500"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
         assert_eq!(consumer.get("linger.ms"), None);
         assert_eq!(consumer.get("compression.type"), None);
         let shown = format!("{:?}", c.redacted());
@@ -589,6 +641,20 @@ mod tests {
                 .get("ssl.key.password")
                 .map(String::as_str),
             Some("***")
+        );
+        std::fs::write(
+            &file,
+            "group_id = \"g\"\n[kafka_consumer]\nfetch.max.bytes = [1, 2]\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("{}:2:", file.display()))
+                && err
+                    .contains("\"fetch.max.bytes\" must be a string, number or boolean, not array"),
+            "{err}"
         );
     }
 

@@ -27,7 +27,7 @@ mod duration;
 mod error;
 mod load;
 mod parse;
-mod source;
+pub(crate) mod source;
 mod types;
 mod validate;
 

@@ -84,6 +84,12 @@ impl SourceFile {
     }
 }
 
+/// The 1-based line of byte `offset` in `text` (for one-off lookups, e.g. a config file's
+/// parse error; a [`SourceFile`] keeps its line starts instead).
+pub(crate) fn line_in(text: &str, offset: usize) -> usize {
+    line_of(&line_starts(text), offset)
+}
+
 fn line_starts(text: &str) -> Vec<usize> {
     let mut v = vec![0];
     v.extend(text.match_indices('\n').map(|(i, _)| i + 1));

@@ -103,8 +103,8 @@ fn put_state<'s>(w: &mut Writer<'s>, s: &'s CandidateState) {
 }
 
 // The ordered maps are collected first and built at once: their keys were checked to be strictly
-// increasing, so building from the run (a stable sort that finds it sorted) costs about one
-// comparison a key, where inserting one by one searched each key's place.
+// increasing, so `VecMap::from_iter` takes the run as it is after one comparison a key, where
+// inserting one by one searched each key's place.
 
 fn get_state(r: &mut Reader<'_>) -> Result<CandidateState, DecodeError> {
     let candidate_id = r.interned("candidate_id")?.into();
