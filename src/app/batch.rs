@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::{Offset, TopicPartitionList};
@@ -44,7 +44,7 @@ use crate::config::Config;
 use crate::fold::{self, Outcome};
 use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord, PartitionState};
 use crate::metrics::{self, Metrics, Tally};
-use crate::model::{Decision, Timestamp};
+use crate::model::{CandidateState, Decision, Timestamp};
 use crate::policy::Policy;
 use crate::project::{Commit, EncodedStates, Store};
 use crate::publish::{Publisher, TxnEnd};
@@ -132,6 +132,10 @@ pub struct BatchFolder<'a> {
     /// When timers are due.
     clock: Arc<dyn Clock>,
     timers_per_batch: usize,
+    /// The deadline index is read at most this often while the store is writing…
+    index_read_every: Duration,
+    /// …and was last read then.
+    index_read_at: Option<Instant>,
     trace_sample_ratio: f64,
     /// Threads a batch's partitions are folded on, at most.
     fold_tasks: usize,
@@ -198,6 +202,14 @@ fn touched_in(touched: &BTreeSet<(i32, String)>, partition: i32) -> impl Iterato
         .map(|(_, c)| c)
 }
 
+/// Whether due deadline index entries are read now: always when the store is not writing (the
+/// read does not wait then); while it is, only when `every` has passed since the last read
+/// (`since`; `None`: never read). Under load, a deadline thus fires up to `every` late instead
+/// of every batch waiting for the write before it.
+fn index_read_due(writing: bool, since: Option<Duration>, every: Duration) -> bool {
+    !writing || since.is_none_or(|s| s >= every)
+}
+
 /// What firing the due timers of a batch produced.
 #[derive(Default)]
 struct Fired {
@@ -229,6 +241,8 @@ impl<'a> BatchFolder<'a> {
             metrics,
             clock,
             timers_per_batch: config.timers_per_batch.max(1),
+            index_read_every: Duration::from_millis(config.timers_read_interval_ms),
+            index_read_at: None,
             trace_sample_ratio: config.trace_sample_ratio,
             fold_tasks: config.fold_tasks(),
             max_in_memory: config.max_candidates_in_memory,
@@ -256,30 +270,60 @@ impl<'a> BatchFolder<'a> {
 
     /// Fires the timers due in `a`'s partitions: a live one becomes a `deadline_reached` event
     /// in its candidate's input partition (folded when consumed, like any event); a moot one
-    /// (the state moved on) is just dropped. Either way its index entry goes with the commit.
-    /// A partition whose next deadline is known to be later is not read at all.
+    /// (the state moved on) is just dropped. An index entry goes with the commit either way;
+    /// a deadline the batch itself scheduled that is due already never reaches the index (see
+    /// `crate::timers`, 4): it is taken out of `scheduled` and fired or dropped here, against
+    /// the state as the batch left it. A partition whose next deadline is known to be later is
+    /// not read at all.
+    ///
+    /// Due means due by the clock and, in a partition the batch read events of, by the latest
+    /// of their times (`event_time`; see `crate::timers`, 5). While the store is still writing
+    /// an earlier batch, the index is read only when [`index_read_due`] says so.
     fn fire_timers(
-        &self,
+        &mut self,
         a: &mut Assignment,
-        scheduled: &[index::Entry],
+        scheduled: &mut Vec<index::Entry>,
+        event_time: &BTreeMap<i32, Timestamp>,
         out: &mut Outbox,
         store: &dyn Store,
     ) -> anyhow::Result<Fired> {
         let now = self.clock.now();
+        let due_by = |p: &i32| event_time.get(p).map_or(now, |t| now.min(*t));
         let mut fired = Fired::default();
+        let (mut due_now, later): (Vec<index::Entry>, Vec<index::Entry>) =
+            std::mem::take(scheduled)
+                .into_iter()
+                .partition(|e| e.due.at <= due_by(&e.partition));
+        *scheduled = later;
+        let since = self.index_read_at.map(|t| t.elapsed());
+        let may_wait = index_read_due(store.writing(), since, self.index_read_every);
+        let mut read = false;
         for (p, ps) in a.partitions.iter_mut() {
-            if ps.timers_from.is_some_and(|t| now < t) {
-                continue;
+            let by = due_by(p);
+            // The batch's entries due later go to the index with its commit: nothing of this
+            // partition can be due before the first of them.
+            let first = scheduled
+                .iter()
+                .filter(|e| e.partition == *p)
+                .map(|e| e.due.at)
+                .min();
+            if let (Some(from), Some(first)) = (ps.timers_from, first) {
+                ps.timers_from = Some(from.min(first));
             }
-            let due = store.due_timers(*p, now, self.timers_per_batch)?;
-            // Entries left over the limit are due already: read again next batch. The store
-            // does not hold this batch's own entries yet: they count too.
+            match ps.timers_from {
+                Some(t) if by < t => continue,
+                // Something is due, but reading now would wait for the store's write: later.
+                Some(_) if !may_wait => continue,
+                // Nothing is due, or it is not known (never read, or over the limit last time).
+                _ => read = true,
+            }
+            let due = store.due_timers(*p, by, self.timers_per_batch)?;
+            // Entries left over the limit are due already: read again next batch.
             ps.timers_from = if due.len() < self.timers_per_batch {
-                let stored = store.first_due_after(*p, now)?;
-                let batch = scheduled.iter().filter(|e| e.partition == *p);
+                let stored = store.first_due_after(*p, by)?;
                 Some(
-                    batch
-                        .map(|e| e.due.at)
+                    first
+                        .into_iter()
                         .chain(stored)
                         .min()
                         .unwrap_or(Timestamp(i64::MAX)),
@@ -296,15 +340,45 @@ impl<'a> BatchFolder<'a> {
                         stored.as_ref()
                     }
                 };
-                if state.is_some_and(|s| fold::timers::live(s, &entry.due, self.policy)) {
-                    let event = fold::timers::event(&entry.candidate_id, &entry.due);
-                    self.outputs.deadline(out, *p, &event)?;
-                    fired.sent += 1;
-                }
+                fired.sent += u64::from(self.fire(out, *p, state, &entry)?);
                 fired.done.push(key);
             }
         }
+        if read {
+            self.index_read_at = Some(Instant::now());
+        }
+        // In index order, each deadline once (two outcomes may name the same one).
+        due_now.sort_by_cached_key(index::Entry::key);
+        due_now.dedup();
+        for entry in due_now {
+            let ps = a.partitions.get(&entry.partition);
+            match ps.and_then(|ps| ps.candidates.get(&entry.candidate_id)) {
+                Some(state) => {
+                    fired.sent +=
+                        u64::from(self.fire(out, entry.partition, Some(state), &entry)?);
+                }
+                // Folded by this batch, so held; were it not, the index fires it later.
+                None => scheduled.push(entry),
+            }
+        }
         Ok(fired)
+    }
+
+    /// Sends the `deadline_reached` event of `entry` into `partition` when its deadline still
+    /// applies to `state`; whether it did.
+    fn fire(
+        &self,
+        out: &mut Outbox,
+        partition: i32,
+        state: Option<&CandidateState>,
+        entry: &index::Entry,
+    ) -> anyhow::Result<bool> {
+        if !state.is_some_and(|s| fold::timers::live(s, &entry.due, self.policy)) {
+            return Ok(false);
+        }
+        let event = fold::timers::event(&entry.candidate_id, &entry.due);
+        self.outputs.deadline(out, partition, &event)?;
+        Ok(true)
     }
 
     /// Decodes and folds `records` (all of partitions in `a`, each at or past its `next`) into
@@ -390,6 +464,8 @@ impl<'a> BatchFolder<'a> {
                     continue;
                 }
             };
+            let latest = f.event_time.entry(partition).or_insert(event.occurred_at);
+            *latest = (*latest).max(event.occurred_at);
             if !ps.candidates.contains_key(&event.candidate_id) {
                 let loaded = store.candidate(&event.candidate_id)?.unwrap_or_default();
                 ps.candidates.insert(event.candidate_id.clone(), loaded);
@@ -421,12 +497,6 @@ impl<'a> BatchFolder<'a> {
                 .observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
             f.counts.count(&outcome);
             f.tally.observe(&event, &outcome, state, before);
-            if let (Some(from), Some(first)) = (
-                ps.timers_from,
-                outcome.scheduled.iter().map(|due| due.at).min(),
-            ) {
-                ps.timers_from = Some(from.min(first));
-            }
             f.scheduled
                 .extend(outcome.scheduled.iter().map(|due| index::Entry {
                     partition,
@@ -485,7 +555,7 @@ impl<'a> BatchFolder<'a> {
 
         // Timers due by now, checked against the states as this batch left them.
         let mut fired = Fired::default();
-        match self.fire_timers(a, &f.scheduled, &mut f.outbox, store) {
+        match self.fire_timers(a, &mut f.scheduled, &f.event_time, &mut f.outbox, store) {
             Ok(x) => fired = x,
             Err(e) => failure = Some(format!("firing timers: {e}")),
         }
@@ -634,6 +704,9 @@ pub struct Folded {
     touched: BTreeSet<(i32, String)>,
     /// Per partition, the input offset after its last record.
     next: BTreeMap<i32, i64>,
+    /// Per partition, the latest `occurred_at` of the events it folded: how far the log has
+    /// got in event time, which a batch catching up reads far behind the clock.
+    event_time: BTreeMap<i32, Timestamp>,
     counts: Counts,
     tally: Tally,
     /// Deadline index entries its outcomes scheduled.
@@ -668,6 +741,7 @@ impl Folded {
         self.epochs.extend(b.epochs);
         self.touched.extend(b.touched);
         self.next.extend(b.next);
+        self.event_time.extend(b.event_time);
         self.counts.merge(&b.counts);
         self.tally.merge(b.tally);
         self.scheduled.extend(b.scheduled);
@@ -755,6 +829,11 @@ mod tests {
     }
 
     fn bench(tasks: usize, policy: &Policy) -> Bench<'_> {
+        bench_at(tasks, policy, Timestamp(0))
+    }
+
+    /// [`bench`] with the timers' clock at `now`.
+    fn bench_at(tasks: usize, policy: &Policy, now: Timestamp) -> Bench<'_> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
@@ -770,7 +849,7 @@ mod tests {
             &config,
             runtime.handle().clone(),
             Arc::new(Metrics::new(None).expect("metrics")),
-            Arc::new(FixedClock(Timestamp(0))),
+            Arc::new(FixedClock(now)),
         );
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = SledStore::open(&dir.path().join("db")).expect("a store");
@@ -908,6 +987,27 @@ mod tests {
     }
 
     #[test]
+    fn under_load_the_deadline_index_is_read_once_per_interval() {
+        let second = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        // (store writing, since the last read, due?)
+        for (writing, since, due) in [
+            (false, None, true),
+            (false, Some(ms(1)), true),
+            (true, None, true),
+            (true, Some(ms(999)), false),
+            (true, Some(ms(1000)), true),
+            (true, Some(ms(5000)), true),
+        ] {
+            assert_eq!(
+                index_read_due(writing, since, second),
+                due,
+                "writing {writing}, since {since:?}"
+            );
+        }
+    }
+
+    #[test]
     fn partitions_are_dealt_to_tasks_by_record_count() {
         let records: Vec<OwnedRecord> = [(0, 5), (1, 1), (2, 3), (3, 3)]
             .iter()
@@ -1021,5 +1121,175 @@ mod tests {
         assert_eq!(of(1), vec!["", "a", "b"]);
         assert_eq!(of(0), vec!["zz"]);
         assert!(of(3).is_empty() && of(-1).is_empty());
+    }
+
+    /// `hirestate`'s JSON form of an event of candidate `c` (application `app-<c>`).
+    fn event_at(id: &str, c: &str, source: &str, at: &str, kind: &str) -> Event {
+        let line = format!(
+            r#"{{"event_id":"{id}","candidate_id":"{c}","application_id":"app-{c}","source_system":"{source}","source_principal":"p","occurred_at":"{at}",{kind}}}"#
+        );
+        Codec::embedded()
+            .and_then(|c| c.decode_local(line.as_bytes()))
+            .expect("a valid event")
+    }
+
+    #[test]
+    fn deadlines_due_when_their_batch_is_sent_fire_in_it_and_never_reach_the_index() {
+        use crate::model::TimerKind;
+        let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
+        let created = r#""kind":"application_created","requisition_id":"req-1","region":"na""#;
+        let triage = r#""kind":"stage_changed","to_stage":"triage""#;
+        // The shipped policy: 2 days in `applied`, 3 in `triage`. The clock: 10 November.
+        let events = [
+            // applied on the 1st: due on the 3rd, live.
+            event_at("o1", "old", "ats", "2026-11-01T00:00:00Z", created),
+            // applied on the 1st, in triage an hour later: the applied deadline is moot, the
+            // triage one due on the 4th at 01:00.
+            event_at("m1", "moved", "ats", "2026-11-01T00:00:00Z", created),
+            event_at(
+                "m2",
+                "moved",
+                "screening_vendor",
+                "2026-11-01T01:00:00Z",
+                triage,
+            ),
+            // applied on the 7th at 18:00: due on the 9th at 18:00, by the clock but not yet
+            // by the log, which this batch has read up to the 9th at noon.
+            event_at("p1", "pending", "ats", "2026-11-07T18:00:00Z", created),
+            // applied on the 9th at noon: due on the 11th, later than the clock.
+            event_at("f1", "fresh", "ats", "2026-11-09T12:00:00Z", created),
+        ];
+        let time = |s: &str| Timestamp::parse_rfc3339(s).expect("a time");
+        let codec = Codec::embedded().expect("the embedded codec");
+        let recs = records(&events, &codec);
+        let mut b = bench_at(1, &policy, time("2026-11-10T00:00:00Z"));
+        let mut f = b.folder.fold(&mut b.a, &recs, &b.store).expect("folds");
+        assert_eq!(f.counts.applied, 5, "{:?}", f.counts);
+        let mut out = Outbox::default();
+        let fired = b
+            .folder
+            .fire_timers(
+                &mut b.a,
+                &mut f.scheduled,
+                &f.event_time,
+                &mut out,
+                &b.store,
+            )
+            .expect("fires");
+
+        let topics = Topics::new("");
+        let sent = |out: &Outbox| -> BTreeSet<(String, String, Timestamp)> {
+            out.contents()
+                .iter()
+                .map(|r| {
+                    assert_eq!(r.0, topics.events, "a deadline goes to the event log");
+                    let e: Event = codec.decode_local(&r.3).expect("a deadline event");
+                    let Some(due) = fold::timers::named(&e) else {
+                        panic!("not a deadline: {e:?}");
+                    };
+                    let what = match due.timer {
+                        TimerKind::StageDwell => format!("dwell in {}", due.subject),
+                        other => other.as_str().to_owned(),
+                    };
+                    (e.candidate_id, what, due.at)
+                })
+                .collect()
+        };
+        let expected: BTreeSet<(String, String, Timestamp)> = [
+            ("old", "dwell in applied", "2026-11-03T00:00:00Z"),
+            ("moved", "dwell in triage", "2026-11-04T01:00:00Z"),
+            // The move to triage came from the vendor: a command to the ATS, whose 15-minute
+            // write-back SLA passed without an ack.
+            ("moved", "writeback_sla", "2026-11-01T01:15:00Z"),
+        ]
+        .iter()
+        .map(|(c, s, at)| ((*c).to_owned(), (*s).to_owned(), time(at)))
+        .collect();
+        assert_eq!(sent(&out), expected);
+        assert_eq!((fired.sent, fired.done.len()), (3, 0));
+
+        // What the commit writes to the index: the deadlines not yet due, alone.
+        let kept: BTreeSet<(&str, &str, Timestamp)> = f
+            .scheduled
+            .iter()
+            .map(|e| (e.candidate_id.as_str(), &*e.due.subject, e.due.at))
+            .collect();
+        let (pending_due, fresh_due) = (time("2026-11-09T18:00:00Z"), time("2026-11-11T12:00:00Z"));
+        let expected_kept = [
+            ("pending", "applied", pending_due),
+            ("fresh", "applied", fresh_due),
+        ];
+        assert_eq!(kept, expected_kept.into_iter().collect());
+        // Nothing of a partition is read again before its first entry is due.
+        let first_due = |scheduled: &[index::Entry], p: i32| {
+            scheduled
+                .iter()
+                .filter(|e| e.partition == p)
+                .map(|e| e.due.at)
+                .min()
+        };
+        for e in &f.scheduled {
+            let p = e.partition;
+            assert_eq!(b.a.partitions[&p].timers_from, first_due(&f.scheduled, p));
+        }
+        let stored = std::mem::take(&mut f.scheduled);
+
+        // A next batch's deadline due before any other still moves its partition's next read
+        // forward, though that partition is not read now (its log is at the 7th).
+        let next = [event_at(
+            "n1",
+            "next",
+            "ats",
+            "2026-11-07T00:00:00Z",
+            created,
+        )];
+        let recs: Vec<OwnedRecord> = records(&next, &codec)
+            .into_iter()
+            .map(|mut r| {
+                r.offset += 10;
+                r
+            })
+            .collect();
+        let mut f = b.folder.fold(&mut b.a, &recs, &b.store).expect("folds");
+        let fired = b
+            .folder
+            .fire_timers(
+                &mut b.a,
+                &mut f.scheduled,
+                &f.event_time,
+                &mut Outbox::default(),
+                &b.store,
+            )
+            .expect("fires");
+        assert_eq!(fired.sent, 0);
+        let p = f.scheduled[0].partition;
+        let next_due = time("2026-11-09T00:00:00Z");
+        assert_eq!(b.a.partitions[&p].timers_from, Some(next_due));
+
+        // The first batch's entries in the index, and a batch that reads no event: by the
+        // clock alone, `pending`'s deadline is due; `fresh`'s is not.
+        b.store
+            .commit(Commit {
+                states: EncodedStates::default(),
+                offsets: vec![],
+                dirty: vec![],
+                snapshot_rounds: vec![],
+                timers: stored,
+                timers_done: vec![],
+            })
+            .expect("the index written");
+        b.store.settle().expect("written");
+        let mut out = Outbox::default();
+        let fired = b
+            .folder
+            .fire_timers(&mut b.a, &mut vec![], &BTreeMap::new(), &mut out, &b.store)
+            .expect("fires");
+        let pending = (
+            "pending".to_owned(),
+            "dwell in applied".to_owned(),
+            pending_due,
+        );
+        assert_eq!(sent(&out), [pending].into_iter().collect());
+        assert_eq!((fired.sent, fired.done.len()), (1, 1));
     }
 }

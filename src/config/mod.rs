@@ -54,6 +54,9 @@ pub struct Config {
     pub clock: String,
     /// Due timers fired per batch at most (the rest fire in the next ones).
     pub timers_per_batch: usize,
+    /// While the store is still writing a batch (under load), the deadline index is read at
+    /// most this often: a read waits for that write.
+    pub timers_read_interval_ms: u64,
     /// Threads a batch's partitions are folded on (one task per partition, at most this many
     /// at once); 0: one per available core.
     pub fold_tasks: usize,
@@ -97,6 +100,7 @@ impl Default for Config {
             otlp_endpoint: None,
             clock: "wall".to_owned(),
             timers_per_batch: 500,
+            timers_read_interval_ms: 1000,
             fold_tasks: 0,
             max_candidates_in_memory: 250_000,
             trace_sample_ratio: 1.0,
@@ -249,6 +253,12 @@ impl Config {
                 },
                 "HIRESTATE_TIMERS_PER_BATCH" => set_number(
                     &mut c.timers_per_batch,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
+                "HIRESTATE_TIMERS_READ_INTERVAL_MS" => set_number(
+                    &mut c.timers_read_interval_ms,
                     &v,
                     || bad("not a whole number"),
                     &mut errors,

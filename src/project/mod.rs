@@ -81,6 +81,8 @@ pub trait Store: Send {
     /// # Errors
     /// Storage failures: a failed write of a commit before it.
     fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
+    /// Whether a commit is still being applied (a read now would wait for it).
+    fn writing(&self) -> bool;
     /// Waits until every commit so far is applied (not necessarily durable: see `flush`).
     ///
     /// # Errors

@@ -430,6 +430,10 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn writing(&self) -> bool {
+        self.writer.busy()
+    }
+
     fn due_timers(
         &self,
         partition: i32,

@@ -156,6 +156,12 @@ impl WriteBehind {
         }
     }
 
+    /// Whether a write is running or waiting.
+    pub fn busy(&self) -> bool {
+        let q = self.shared.lock();
+        q.in_flight || !q.waiting.is_empty()
+    }
+
     /// Hands `fill` to the writer, behind every commit before it. Waits only while
     /// [`MAX_QUEUED`] commits are waiting already.
     ///
