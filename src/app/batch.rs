@@ -1133,6 +1133,20 @@ mod tests {
             .expect("a valid event")
     }
 
+    /// Folds `recs` and fires the batch's timers into `out`, as `transact` does.
+    fn fold_then_fire(
+        b: &mut Bench<'_>,
+        recs: &[OwnedRecord],
+        out: &mut Outbox,
+    ) -> (Folded, Fired) {
+        let mut f = b.folder.fold(&mut b.a, recs, &b.store).expect("folds");
+        let fired = b
+            .folder
+            .fire_timers(&mut b.a, &mut f.scheduled, &f.event_time, out, &b.store)
+            .expect("fires");
+        (f, fired)
+    }
+
     #[test]
     fn deadlines_due_when_their_batch_is_sent_fire_in_it_and_never_reach_the_index() {
         use crate::model::TimerKind;
@@ -1163,19 +1177,9 @@ mod tests {
         let codec = Codec::embedded().expect("the embedded codec");
         let recs = records(&events, &codec);
         let mut b = bench_at(1, &policy, time("2026-11-10T00:00:00Z"));
-        let mut f = b.folder.fold(&mut b.a, &recs, &b.store).expect("folds");
-        assert_eq!(f.counts.applied, 5, "{:?}", f.counts);
         let mut out = Outbox::default();
-        let fired = b
-            .folder
-            .fire_timers(
-                &mut b.a,
-                &mut f.scheduled,
-                &f.event_time,
-                &mut out,
-                &b.store,
-            )
-            .expect("fires");
+        let (mut f, fired) = fold_then_fire(&mut b, &recs, &mut out);
+        assert_eq!(f.counts.applied, 5, "{:?}", f.counts);
 
         let topics = Topics::new("");
         let sent = |out: &Outbox| -> BTreeSet<(String, String, Timestamp)> {
@@ -1250,17 +1254,7 @@ mod tests {
                 r
             })
             .collect();
-        let mut f = b.folder.fold(&mut b.a, &recs, &b.store).expect("folds");
-        let fired = b
-            .folder
-            .fire_timers(
-                &mut b.a,
-                &mut f.scheduled,
-                &f.event_time,
-                &mut Outbox::default(),
-                &b.store,
-            )
-            .expect("fires");
+        let (f, fired) = fold_then_fire(&mut b, &recs, &mut Outbox::default());
         assert_eq!(fired.sent, 0);
         let p = f.scheduled[0].partition;
         let next_due = time("2026-11-09T00:00:00Z");
