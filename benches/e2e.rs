@@ -6,8 +6,10 @@
 //! (and `HIRESTATE_KAFKA_CONSUMER_*` / `_PRODUCER_*`) pass librdkafka settings to the
 //! processor's and the pipe's clients alike, read by the processor's own configuration, so a
 //! tuning is tried on both sides at once; `HIRESTATE_FOLD_TASKS` sets the processor's fold and
-//! restore tasks (default 0: one per core), and `HIRESTATE_BATCH_MAX_RECORDS` the batch size of
-//! all three parts (default: the processor's, 2 000).
+//! restore tasks (default 0: one per core), `HIRESTATE_BATCH_MAX_RECORDS` the batch size of
+//! all three parts (default: the processor's, 2 000), and `HIRESTATE_CLOCK` the processor's
+//! timers' clock (default: frozen before the weeks-old generated events, so no deadline fires;
+//! `wall` fires them all, as for a processor catching up).
 //!
 //! 1. **Live EOS path vs the raw transactional pipe.** The events (`generate::stream`, ~12 per
 //!    candidate) are produced once, Avro single-object, to the event log of a fresh topic
@@ -141,6 +143,14 @@ fn main() -> anyhow::Result<()> {
         batch_ms: defaults.batch_max_ms,
         fold_tasks: defaults.fold_tasks,
         rounds,
+        // The generated events are weeks old: on the wall clock every SLA timer would fire and
+        // the processor would write deadline events the raw pipe has no counterpart for. So
+        // the clock is frozen before them, unless `HIRESTATE_CLOCK` asks for another (`wall`:
+        // how the timers cost a processor catching up on old events).
+        clock: match std::env::var("HIRESTATE_CLOCK") {
+            Ok(_) => configured.clock.clone(),
+            Err(_) => "fixed:1970-01-01T00:00:00Z".to_owned(),
+        },
     };
     eprintln!(
         "e2e: {} events for {} candidates (seed {})",
@@ -172,6 +182,8 @@ struct Params {
     /// `Config::fold_tasks` of the processor runs (0: one per core).
     fold_tasks: usize,
     rounds: usize,
+    /// The processor's timers' clock (`Config::clock`).
+    clock: String,
 }
 
 fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
@@ -499,9 +511,7 @@ fn with_kafka(
         instance_id: "bench-0".to_owned(),
         state_dir: scratch.path().join("unused"),
         snapshot_every_batches: NO_SNAPSHOTS,
-        // The generated events are weeks old: on the wall clock every SLA timer would fire
-        // and the processor would write deadline events the raw pipe has no counterpart for.
-        clock: "fixed:1970-01-01T00:00:00Z".to_owned(),
+        clock: params.clock.clone(),
         kafka: passthrough.kafka.clone(),
         kafka_consumer: passthrough.kafka_consumer.clone(),
         kafka_producer: passthrough.kafka_producer.clone(),
@@ -1000,8 +1010,9 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
     println!(
         "parameters: {} events, {} candidates, batch_max_records {}, batch_max_ms {}, \
          snapshot_every_batches {NO_SNAPSHOTS} (no snapshots), fold_tasks {} \
-         (HIRESTATE_FOLD_TASKS; 0: one per core), Avro single-object input",
-        p.events, p.candidates, p.batch, p.batch_ms, p.fold_tasks
+         (HIRESTATE_FOLD_TASKS; 0: one per core), Avro single-object input, timers' clock {} \
+         (HIRESTATE_CLOCK)",
+        p.events, p.candidates, p.batch, p.batch_ms, p.fold_tasks, p.clock
     );
     match kafka {
         Some(k) => println!(
@@ -1079,7 +1090,7 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
         println!();
         println!(
             "processor run (last round): consumed {}, applied {}, stale {}, duplicate {}, rejected {}, dlq {}; \
-             outputs: {} commands, {} rejections, {} alerts ({:.2} per event); {} batches, {} aborted",
+             outputs: {} commands, {} rejections, {} alerts ({:.2} per event), {} deadline events; {} batches, {} aborted",
             c.consumed,
             c.applied,
             c.stale,
@@ -1090,6 +1101,7 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
             c.rejected,
             c.alerts,
             (commands + c.rejected + c.alerts + c.dlq) as f64 / c.consumed.max(1) as f64,
+            k.report.timers_fired,
             k.report.batches,
             k.report.aborted_batches
         );
