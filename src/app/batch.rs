@@ -358,7 +358,12 @@ impl<'a> BatchFolder<'a> {
                         u64::from(self.fire(out, entry.partition, Some(state), &entry)?);
                 }
                 // Folded by this batch, so held; were it not, the index fires it later.
-                None => scheduled.push(entry),
+                None => {
+                    if let Some(ps) = a.partitions.get_mut(&entry.partition) {
+                        ps.timers_from = ps.timers_from.map(|t| t.min(entry.due.at));
+                    }
+                    scheduled.push(entry);
+                }
             }
         }
         Ok(fired)
@@ -984,6 +989,55 @@ mod tests {
         expected.retain(|_, v| !v.is_empty());
         assert_eq!(dead, dlq);
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_due_deadline_of_a_candidate_no_longer_in_memory_goes_to_the_index_and_is_read_next() {
+        let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
+        let created = r#""kind":"application_created","requisition_id":"req-1","region":"na""#;
+        let events = [event_at(
+            "o1",
+            "old",
+            "ats",
+            "2026-11-01T00:00:00Z",
+            created,
+        )];
+        let codec = Codec::embedded().expect("the embedded codec");
+        let recs = records(&events, &codec);
+        let time = |s: &str| Timestamp::parse_rfc3339(s).expect("a time");
+        let mut b = bench_at(1, &policy, time("2026-11-10T00:00:00Z"));
+        let mut f = b.folder.fold(&mut b.a, &recs, &b.store).expect("folds");
+        let p = recs[0].partition;
+        // Known, but not held (as if dropped from memory since): the index takes it.
+        b.a.partitions.get_mut(&p).expect("assigned").timers_from = Some(Timestamp(i64::MAX));
+        b.a.partitions
+            .get_mut(&p)
+            .expect("assigned")
+            .candidates
+            .clear();
+        let fired = b
+            .folder
+            .fire_timers(
+                &mut b.a,
+                &mut f.scheduled,
+                &BTreeMap::new(), // as if its events were current: due by the clock
+                &mut Outbox::default(),
+                &b.store,
+            )
+            .expect("fires");
+        assert_eq!(fired.sent, 0);
+        let due = time("2026-11-03T00:00:00Z");
+        let kept: Vec<(&str, Timestamp)> = f
+            .scheduled
+            .iter()
+            .map(|e| (e.candidate_id.as_str(), e.due.at))
+            .collect();
+        assert_eq!(kept, vec![("old", due)]);
+        assert_eq!(
+            b.a.partitions[&p].timers_from,
+            Some(due),
+            "read again from then on"
+        );
     }
 
     #[test]

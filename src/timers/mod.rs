@@ -6,8 +6,10 @@
 //!   written in the same atomic sled batch as the states whose outcomes scheduled the entries.
 //!
 //! How a timer fires (invariants, tested in `tests/processor_timers.rs` and `app::batch`):
-//! 1. Each batch, for every assigned partition, the entries due (5) are read;
-//!    an entry whose deadline no longer applies to the candidate's current state is dropped,
+//! 1. Each batch, for every assigned partition, the entries due (5) are read (while the store
+//!    is still writing an earlier batch, at most once per `timers_read_interval_ms`: a read
+//!    waits for that write); an entry whose deadline no longer applies to the candidate's
+//!    current state is dropped,
 //!    a live one becomes a `deadline_reached` event produced into the *input* topic partition
 //!    of its candidate, inside the batch's transaction.
 //! 2. The entry is removed in the post-commit sled batch. A crash between the Kafka commit and
