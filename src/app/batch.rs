@@ -450,6 +450,7 @@ impl<'a> BatchFolder<'a> {
     ) -> anyhow::Result<Folded> {
         let mut f = Folded::default();
         f.epochs.insert(partition, ps.epoch);
+        let mut latest: Option<Timestamp> = None;
         for r in records {
             f.next.insert(partition, r.offset + 1);
             let event = match self.admission.admit(r.key.as_deref(), r.value.as_deref()) {
@@ -469,8 +470,7 @@ impl<'a> BatchFolder<'a> {
                     continue;
                 }
             };
-            let latest = f.event_time.entry(partition).or_insert(event.occurred_at);
-            *latest = (*latest).max(event.occurred_at);
+            latest = latest.max(Some(event.occurred_at));
             if !ps.candidates.contains_key(&event.candidate_id) {
                 let loaded = store.candidate(&event.candidate_id)?.unwrap_or_default();
                 ps.candidates.insert(event.candidate_id.clone(), loaded);
@@ -521,6 +521,9 @@ impl<'a> BatchFolder<'a> {
                 f.failure = Some(e.to_string());
                 break;
             }
+        }
+        if let Some(t) = latest {
+            f.event_time.insert(partition, t);
         }
         Ok(f)
     }

@@ -118,7 +118,6 @@ fn default_instance_id() -> String {
         .unwrap_or_else(|| "instance-0".to_owned())
 }
 
-/// Parses `v` into `field`, or records the problem `bad()` describes.
 /// A passthrough table of the file as librdkafka's `key = value` strings. TOML reads an
 /// unquoted `linger.ms = 20` as the table `linger` holding `ms = 20`, so nested tables are
 /// joined back into dotted keys, and numbers and booleans written bare become their text;
@@ -163,6 +162,7 @@ fn passthrough<'de, D: serde::Deserializer<'de>>(
     Ok(out)
 }
 
+/// Parses `v` into `field`, or records the problem `bad()` describes.
 fn set_number<T: std::str::FromStr>(
     field: &mut T,
     v: &str,
@@ -436,18 +436,21 @@ impl Config {
     /// The consumer-only passthrough settings come after the shared ones, and the session
     /// timeout after both (`session_timeout_ms` is the knob for it).
     pub fn consumer_config(&self) -> rdkafka::ClientConfig {
-        let mut cc = self.client_config();
-        for (k, v) in &self.kafka_consumer {
-            cc.set(k, v);
-        }
+        let mut cc = self.client_config_with(&self.kafka_consumer);
         cc.set("session.timeout.ms", self.session_timeout_ms.to_string());
         cc
     }
 
     /// [`Config::client_config`] for a producer: with the producer-only passthrough settings.
     pub fn producer_config(&self) -> rdkafka::ClientConfig {
+        self.client_config_with(&self.kafka_producer)
+    }
+
+    /// [`Config::client_config`] with one kind of client's passthrough settings after the
+    /// shared ones.
+    fn client_config_with(&self, scoped: &BTreeMap<String, String>) -> rdkafka::ClientConfig {
         let mut cc = self.client_config();
-        for (k, v) in &self.kafka_producer {
+        for (k, v) in scoped {
             cc.set(k, v);
         }
         cc
