@@ -239,15 +239,18 @@ pub fn snapshots() -> Vec<CandidateState> {
         FieldValue::Text("Ada".to_string()),
     );
     let mut sources = VecMap::new();
-    sources.insert("screening.score".to_string(), SourceSystem::ScreeningVendor);
-    sources.insert("candidate.name".to_string(), SourceSystem::Ats);
+    sources.insert("screening.score".into(), SourceSystem::ScreeningVendor);
+    sources.insert("candidate.name".into(), SourceSystem::Ats);
     let app = |id: &str| Application {
         application_id: id.into(),
         requisition_id: "req-1".to_string(),
         region: "emea".to_string(),
         stage: "screened".into(),
         stage_entered_at: ts("2026-11-28T10:00:00Z"),
-        fields: fields.clone().into_iter().collect(),
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.clone()))
+            .collect(),
         field_sources: sources.clone(),
         stuck_alerted: id == "app-2",
     };

@@ -298,7 +298,7 @@ impl<'p> Script<'p> {
         &self.state.applications[&self.app].stage
     }
 
-    fn fields(&self) -> &VecMap<String, FieldValue> {
+    fn fields(&self) -> &VecMap<std::sync::Arc<str>, FieldValue> {
         &self.state.applications[&self.app].fields
     }
 }
@@ -1509,7 +1509,7 @@ fn erasure_from_privacy_forgets_personal_and_sensitive_fields() {
     assert_eq!(out.decision, Decision::Applied);
     let (_, out) = s.send(SourceSystem::Privacy, EventKind::ErasureRequested {});
     assert_eq!(out.decision, Decision::Applied, "{:?}", out.detail);
-    let kept: Vec<&str> = s.fields().keys().map(String::as_str).collect();
+    let kept: Vec<&str> = s.fields().keys().map(|k| &**k).collect();
     assert_eq!(
         kept,
         [

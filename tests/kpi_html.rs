@@ -291,7 +291,10 @@ fn a_generated_stream_gives_every_chart_with_the_json_numbers() {
     let svg = &machine[..machine.find("</svg>").unwrap()];
     let names = texts(svg);
     for stage in policy.stages.keys() {
-        assert!(names.contains(stage), "{stage} not drawn: {names:?}");
+        assert!(
+            names.iter().any(|n| n == stage),
+            "{stage} not drawn: {names:?}"
+        );
     }
     assert_eq!(
         svg.matches("<polygon").count(),
@@ -421,7 +424,7 @@ fn an_empty_log_gives_no_data_placeholders() {
     let machine = figure(&html, MACHINE);
     assert!(machine.contains("<svg"));
     for stage in policy.stages.keys() {
-        assert!(texts(machine).contains(stage), "{stage}");
+        assert!(texts(machine).iter().any(|n| n == stage), "{stage}");
     }
     for (label, value) in [
         ("as of", "n/a (no events)"),

@@ -71,8 +71,11 @@ fn application() -> impl Strategy<Value = Application> {
                 region,
                 stage: stage.into(),
                 stage_entered_at,
-                fields: fields.into_iter().collect(),
-                field_sources: field_sources.into_iter().collect(),
+                fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+                field_sources: field_sources
+                    .into_iter()
+                    .map(|(k, s)| (k.into(), s))
+                    .collect(),
                 stuck_alerted,
             },
         )

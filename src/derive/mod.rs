@@ -17,7 +17,7 @@ use crate::fold::Asserted;
 use crate::model::{
     Application, Command, CommandPayload, Event, FieldValue, SourceSystem, TargetSystem,
 };
-use crate::policy::{FieldSpec, Policy};
+use crate::policy::{FieldSpec, NameMap, Policy};
 
 /// The idempotency key of the command `op` to `target` caused by `event_id`.
 pub fn command_id(event_id: &str, op: &str, target: &str) -> String {
@@ -121,7 +121,7 @@ pub fn commands(
                 let fields = mapped_fields(
                     app.fields
                         .iter()
-                        .map(|(k, v)| (k.as_str(), v, policy.fields.get(k))),
+                        .map(|(k, v)| (&**k, v, policy.fields.get(k))),
                     TargetSystem::Hris,
                     &target.field_keys,
                     &region.withhold,
@@ -152,7 +152,7 @@ pub fn commands(
             effects
                 .fields
                 .iter()
-                .map(|f| (f.name, f.value.as_ref(), Some(f.spec))),
+                .map(|f| (&**f.name, f.value.as_ref(), Some(f.spec))),
             system,
             &target.field_keys,
             &region.withhold,
@@ -174,7 +174,7 @@ pub fn commands(
 fn mapped_fields<'a>(
     fields: impl Iterator<Item = (&'a str, &'a FieldValue, Option<&'a FieldSpec>)>,
     system: TargetSystem,
-    keys: &BTreeMap<String, String>,
+    keys: &NameMap<String>,
     withhold: &[String],
 ) -> BTreeMap<String, FieldValue> {
     fields

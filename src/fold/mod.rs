@@ -284,7 +284,7 @@ fn check<'a>(
         if f.spec.golden_source != source {
             let accepted = f.spec.conflict == ConflictRule::LatestWins;
             out.conflicts.push(FieldConflict {
-                field: f.name.to_owned(),
+                field: f.name.to_string(),
                 source,
                 accepted,
             });
@@ -393,10 +393,11 @@ fn commit(
         out.scheduled.extend(timers::dwell(app, policy));
     }
     for f in &plan.fields {
+        // Keyed by the dictionary's own name: a reference count, not a copy of the name.
         app.fields
-            .insert(f.name.to_owned(), f.value.as_ref().clone());
+            .insert(Arc::clone(f.name), f.value.as_ref().clone());
         app.field_sources
-            .insert(f.name.to_owned(), event.source_system);
+            .insert(Arc::clone(f.name), event.source_system);
     }
     let effects = Effects {
         moved_to: plan.moved_to.map(|to| &**to),
@@ -516,7 +517,7 @@ fn deadline(state: &mut CandidateState, event: &Event, policy: &Policy, out: &mu
             app.stuck_alerted = true;
             let (owner, sla) = policy
                 .stages
-                .get(&*app.stage)
+                .get(&app.stage)
                 .map(|s| (s.owner.clone(), s.dwell_sla_secs.unwrap_or_default()))
                 .unwrap_or_default();
             let detail = format!(

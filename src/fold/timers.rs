@@ -52,7 +52,7 @@ pub fn pending(state: &CandidateState, policy: &Policy) -> Vec<Due> {
 
 /// The dwell deadline of `app`'s current stage entry, unless alerted or the stage has no SLA.
 pub fn dwell(app: &Application, policy: &Policy) -> Option<Due> {
-    let sla = policy.stages.get(&*app.stage)?.dwell_sla_secs?;
+    let sla = policy.stages.get(&app.stage)?.dwell_sla_secs?;
     (!app.stuck_alerted).then(|| Due {
         at: app.stage_entered_at.plus_secs(sla),
         timer: TimerKind::StageDwell,

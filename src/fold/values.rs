@@ -3,6 +3,7 @@
 //! leaves here with its dictionary entry, so no later step of the fold looks it up again.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 
@@ -13,14 +14,16 @@ use crate::policy::{FieldSpec, FieldType, Policy};
 /// the later steps (golden source, write-back, owner) need not look it up again.
 #[derive(Debug, Clone)]
 pub struct Asserted<'a> {
-    pub name: &'a str,
+    /// The dictionary's own name of the field, shared (`Arc`) with every state that records it.
+    pub name: &'a Arc<str>,
     /// Borrowed from the event when it carries a [`FieldValue`] already (`fields_asserted`),
     /// built from the event's own fields otherwise (`screening_completed`).
     pub value: Cow<'a, FieldValue>,
     pub spec: &'a FieldSpec,
 }
 
-/// The dictionary entry `value` is a valid `name` of, or why it is not.
+/// The dictionary entry `value` is a valid `name` of, with the dictionary's own (shared) name,
+/// or why it is not.
 ///
 /// # Errors
 /// The `invalid_field` detail: `name` is not in the dictionary, or `value` has the wrong type or
@@ -29,8 +32,8 @@ pub fn spec<'p>(
     name: &str,
     value: &FieldValue,
     policy: &'p Policy,
-) -> Result<&'p FieldSpec, String> {
-    let Some(spec) = policy.fields.get(name) else {
+) -> Result<(&'p Arc<str>, &'p FieldSpec), String> {
+    let Some((key, spec)) = policy.fields.get_key_value(name) else {
         return Err(format!("field {name:?} is not in the field dictionary"));
     };
     let ok = match (&spec.ty, value) {
@@ -47,7 +50,7 @@ pub fn spec<'p>(
         _ => false,
     };
     if ok {
-        Ok(spec)
+        Ok((key, spec))
     } else {
         Err(format!(
             "field {name:?} = {} is not a valid {}",
@@ -94,7 +97,7 @@ pub fn asserted<'a>(kind: &'a EventKind, policy: &'a Policy) -> Result<Vec<Asser
         _ => 0,
     });
     let mut push = |name: &'a str, value: Cow<'a, FieldValue>| {
-        let spec = spec(name, &value, policy)?;
+        let (name, spec) = spec(name, &value, policy)?;
         out.push(Asserted { name, value, spec });
         Ok::<_, String>(())
     };

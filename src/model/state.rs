@@ -34,10 +34,11 @@ pub struct Application {
     pub stage: Arc<str>,
     /// `occurred_at` of the event that moved the application into `stage` (dwell SLA clock).
     pub stage_entered_at: Timestamp,
-    /// Dictionary field → current value.
-    pub fields: VecMap<String, FieldValue>,
+    /// Dictionary field → current value. The names are the policy's own (`Arc`, shared by every
+    /// application the fold writes; a decoded state has its own copies).
+    pub fields: VecMap<Arc<str>, FieldValue>,
     /// Dictionary field → the system whose value is current.
-    pub field_sources: VecMap<String, SourceSystem>,
+    pub field_sources: VecMap<Arc<str>, SourceSystem>,
     /// The `stuck` alert was raised for this stage entry (reset by every move).
     #[serde(default)]
     pub stuck_alerted: bool,

@@ -26,6 +26,7 @@ pub mod digest;
 mod duration;
 mod error;
 mod load;
+mod lookup;
 mod parse;
 pub(crate) mod source;
 mod types;
@@ -36,6 +37,7 @@ pub use digest::{canonical_json, compute_digest};
 pub use duration::{format_duration, parse_duration};
 pub use error::{PolicyError, PolicyErrorKind, PolicyErrors};
 pub use load::{load, sign};
+pub use lookup::{NameMap, Transitions};
 pub use types::*;
 
 /// The environment variable that points the processor and the CLI at another policy directory.

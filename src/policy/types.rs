@@ -3,11 +3,11 @@
 //! invariants (every transition names known stages, every region has targets, every mapping
 //! names known stages/fields/targets) without re-checking them per event.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::lookup::{NameMap, Transitions};
 use crate::model::{SourceSystem, TargetSystem};
 
 /// One stage of the canonical state machine.
@@ -91,9 +91,9 @@ pub struct Target {
     pub name: Arc<str>,
     pub system: TargetSystem,
     /// Canonical stage → the target's stage name.
-    pub stage_names: BTreeMap<String, String>,
+    pub stage_names: NameMap<String>,
     /// Dictionary field → the target's field key.
-    pub field_keys: BTreeMap<String, String>,
+    pub field_keys: NameMap<String>,
 }
 
 /// Retention, in days, by field class.
@@ -143,8 +143,8 @@ pub struct Approval {
 pub struct Policy {
     pub approval: Approval,
     /// Stage name → stage.
-    pub stages: BTreeMap<String, Stage>,
-    pub transitions: Vec<Transition>,
+    pub stages: NameMap<Stage>,
+    pub transitions: Transitions,
     /// Who may send `application_created`.
     pub application_created_authority: Vec<SourceSystem>,
     /// The stage `screening_completed` asks for.
@@ -154,18 +154,16 @@ pub struct Policy {
     /// The stage whose entry triggers `create_pre_hire`.
     pub hired_stage: String,
     /// Field name → spec.
-    pub fields: BTreeMap<String, FieldSpec>,
-    pub targets: BTreeMap<String, Target>,
-    pub regions: BTreeMap<String, Region>,
+    pub fields: NameMap<FieldSpec>,
+    pub targets: NameMap<Target>,
+    pub regions: NameMap<Region>,
     pub writeback: WritebackSettings,
 }
 
 impl Policy {
     /// The listed transition from `from` to `to`, if any.
     pub fn transition(&self, from: &str, to: &str) -> Option<&Transition> {
-        self.transitions
-            .iter()
-            .find(|t| t.from == from && &*t.to == to)
+        self.transitions.get(from, to)
     }
 
     /// The policy version commands carry.

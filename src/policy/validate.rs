@@ -58,15 +58,15 @@ pub fn assemble(d: Drafts, approval: Option<Approval>, p: &mut Problems) -> Opti
     let (initial_stage, screening_stage, hired_stage) = lifecycle_stages?;
     let policy = Policy {
         approval: approval?,
-        stages: stages.valid,
-        transitions: transitions?,
+        stages: stages.valid.into_iter().collect(),
+        transitions: transitions?.into_iter().collect(),
         application_created_authority: lifecycle.application_created_authority?,
         screening_stage,
         initial_stage: initial_stage.into(),
         hired_stage,
-        fields: fields.valid,
-        targets: targets?,
-        regions: regions?,
+        fields: fields.valid.into_iter().collect(),
+        targets: targets?.into_iter().collect(),
+        regions: regions?.into_iter().collect(),
         writeback: policy_file.writeback?,
     };
     p.is_empty().then_some(policy)
@@ -359,8 +359,8 @@ fn check_targets(d: &Drafts, p: &mut Problems) -> Option<BTreeMap<String, Target
             Target {
                 name: name.as_str().into(),
                 system,
-                stage_names,
-                field_keys,
+                stage_names: stage_names.into_iter().collect(),
+                field_keys: field_keys.into_iter().collect(),
             },
         );
     }

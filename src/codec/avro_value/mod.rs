@@ -167,7 +167,7 @@ impl Fields {
     }
 
     /// A `map<FieldValue>`, into any map type (the event's `BTreeMap`, the state's `VecMap`).
-    pub fn field_values<M: FromIterator<(String, FieldValue)>>(
+    pub fn field_values<K: From<String>, M: FromIterator<(K, FieldValue)>>(
         &mut self,
         field: &str,
     ) -> Result<M, CodecError> {
@@ -180,7 +180,7 @@ impl Fields {
                         format!("not a field value: {found}"),
                     )
                 })?;
-                Ok((k, fv))
+                Ok((k.into(), fv))
             })
             .collect()
     }
@@ -305,10 +305,12 @@ pub(crate) fn field_value(v: &FieldValue) -> Value {
 }
 
 /// `map<FieldValue>`.
-pub(crate) fn field_values<'a>(m: impl IntoIterator<Item = (&'a String, &'a FieldValue)>) -> Value {
+pub(crate) fn field_values<'a, K: AsRef<str> + 'a>(
+    m: impl IntoIterator<Item = (&'a K, &'a FieldValue)>,
+) -> Value {
     Value::Map(
         m.into_iter()
-            .map(|(k, v)| (k.clone(), field_value(v)))
+            .map(|(k, v)| (k.as_ref().to_owned(), field_value(v)))
             .collect(),
     )
 }

@@ -53,7 +53,7 @@ fn application_to_value(a: &Application) -> Value {
             Value::Map(
                 a.field_sources
                     .iter()
-                    .map(|(k, s)| (k.clone(), source_system(*s)))
+                    .map(|(k, s)| (k.to_string(), source_system(*s)))
                     .collect(),
             ),
         ),
@@ -117,7 +117,7 @@ fn application_from_value(v: Value) -> Result<Application, CodecError> {
     for (k, v) in f.map("field_sources")? {
         let mut one = Fields::open("Application", super::record(vec![("field_sources", v)]))?;
         let s = one.parsed("field_sources", SourceSystem::parse)?;
-        field_sources.insert(k, s);
+        field_sources.insert(k.into(), s);
     }
     Ok(Application {
         application_id: f.string("application_id")?.into(),

@@ -39,7 +39,7 @@ pub(crate) fn read(body: &[u8]) -> Option<Event> {
             transcript_url: b.opt_string()?,
         },
         3 => EventKind::FieldsAsserted {
-            fields: b.field_values::<BTreeMap<_, _>>()?,
+            fields: b.field_values::<String, BTreeMap<_, _>>()?,
         },
         4 => EventKind::WritebackAcked {
             command_id: b.string()?,

@@ -148,7 +148,9 @@ impl<'a> Body<'a> {
 
     /// `map<[boolean, double, string, array<string>]>`; a key repeated keeps its last value,
     /// as the generic path's `HashMap` does.
-    pub fn field_values<M: Default + Extend<(String, FieldValue)>>(&mut self) -> Option<M> {
+    pub fn field_values<K: From<String>, M: Default + Extend<(K, FieldValue)>>(
+        &mut self,
+    ) -> Option<M> {
         let mut map = M::default();
         self.blocks(size_of::<(String, Value)>(), |b| {
             let key = b.string()?;
@@ -158,7 +160,7 @@ impl<'a> Body<'a> {
                 2 => FieldValue::Text(b.string()?),
                 _ => FieldValue::List(b.strings()?),
             };
-            map.extend([(key, value)]);
+            map.extend([(key.into(), value)]);
             Some(())
         })?;
         Some(map)

@@ -106,12 +106,12 @@ impl<'o> Out<'o> {
     }
 
     /// `map<[boolean, double, string, array<string>]>`, in key order.
-    pub fn field_values<'a>(
+    pub fn field_values<'a, K: AsRef<str> + 'a>(
         &mut self,
-        fields: impl ExactSizeIterator<Item = (&'a String, &'a FieldValue)>,
+        fields: impl ExactSizeIterator<Item = (&'a K, &'a FieldValue)>,
     ) -> Option<()> {
         self.blocks(fields, |o, (k, v)| {
-            o.string(k);
+            o.string(k.as_ref());
             match v {
                 FieldValue::Bool(b) => {
                     o.index(0);
