@@ -393,11 +393,12 @@ fn commit(
         out.scheduled.extend(timers::dwell(app, policy));
     }
     for f in &plan.fields {
-        // Keyed by the dictionary's own name: a reference count, not a copy of the name.
+        // Keyed by the dictionary's own name: a reference count, not a copy of the name, and
+        // taken only for a field the application did not have yet.
         app.fields
-            .insert(Arc::clone(f.name), f.value.as_ref().clone());
+            .set(&**f.name, f.value.as_ref().clone(), |_| Arc::clone(f.name));
         app.field_sources
-            .insert(Arc::clone(f.name), event.source_system);
+            .set(&**f.name, event.source_system, |_| Arc::clone(f.name));
     }
     let effects = Effects {
         moved_to: plan.moved_to.map(|to| &**to),

@@ -101,6 +101,22 @@ impl<K: Ord, V> VecMap<K, V> {
         }
     }
 
+    /// Sets `key` to `value`, as [`VecMap::insert`] does, but makes the key (`key.to_owned()`,
+    /// say, or a reference-counted clone) only when the map does not hold it yet.
+    pub fn set<Q>(&mut self, key: &Q, value: V, make_key: impl FnOnce(&Q) -> K) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        match self.search(key) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                self.entries.insert(i, (make_key(key), value));
+                None
+            }
+        }
+    }
+
     /// The value of `key`, inserting `make()`'s when the map has none.
     pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
         let i = match self.search(&key) {
@@ -254,6 +270,7 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u8, u16),
+        Set(u8, u16),
         Remove(u8),
         GetOrInsert(u8, u16),
         RetainEven,
@@ -262,6 +279,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::Insert(k % 32, v)),
+            2 => (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::Set(k % 32, v)),
             2 => any::<u8>().prop_map(|k| Op::Remove(k % 32)),
             2 => (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::GetOrInsert(k % 32, v)),
             1 => Just(Op::RetainEven),
@@ -278,6 +296,12 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Insert(k, v) => prop_assert_eq!(mine.insert(k, v), model.insert(k, v)),
+                    Op::Set(k, v) => {
+                        let mut made = false;
+                        let had = model.contains_key(&k);
+                        prop_assert_eq!(mine.set(&k, v, |k| { made = true; *k }), model.insert(k, v));
+                        prop_assert_eq!(made, !had, "the key is made only when new");
+                    }
                     Op::Remove(k) => prop_assert_eq!(mine.remove(&k), model.remove(&k)),
                     Op::GetOrInsert(k, v) => {
                         prop_assert_eq!(*mine.get_or_insert_with(k, || v), *model.entry(k).or_insert(v));
