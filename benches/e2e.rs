@@ -665,14 +665,30 @@ impl Watcher {
             tpl.add_partition(topic, p);
         }
         let w = Watcher { consumer, tpl };
-        w.committed()?; // finds the coordinator before the clock starts
+        // Finds the coordinator before the clock starts. On a broker that has just started,
+        // the offsets topic is created by this first request and its coordinator is still
+        // loading: librdkafka answers that at once, without retrying it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match w.committed_offsets() {
+                Err(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::NotCoordinator
+                    | RDKafkaErrorCode::CoordinatorLoadInProgress
+                    | RDKafkaErrorCode::CoordinatorNotAvailable,
+                )) if Instant::now() < deadline => thread::sleep(Duration::from_millis(500)),
+                other => break other.map(drop)?,
+            }
+        }
         Ok(w)
     }
 
+    fn committed_offsets(&self) -> Result<TopicPartitionList, KafkaError> {
+        self.consumer
+            .committed_offsets(self.tpl.clone(), Duration::from_secs(10))
+    }
+
     fn committed(&self) -> anyhow::Result<u64> {
-        let c = self
-            .consumer
-            .committed_offsets(self.tpl.clone(), Duration::from_secs(10))?;
+        let c = self.committed_offsets()?;
         Ok(c.elements()
             .iter()
             .filter_map(|e| match e.offset() {
