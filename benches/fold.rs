@@ -4,7 +4,10 @@
 //!   already decoded, with the replay's in-memory projection;
 //! - `fold/replay_jsonl`: `replay::run` end to end over the same stream as JSON lines, from an
 //!   in-memory buffer to `io::sink()` (parse + fold + render);
-//! - `fold/parse_json`: parsing those lines alone.
+//! - `fold/parse_json`: parsing those lines alone;
+//! - `fold/apply_in_cache`: `fold/apply` over a stream of 200 candidates, whose states and
+//!   events fit in the cache. A diagnostic, not the target: side by side with `fold/apply` it
+//!   shows how much of the fold's time is waiting for memory rather than computing.
 //!
 //! All three count throughput in events, so criterion reports events/s directly. Each bench is
 //! kept short (10 samples, ~3 s) so `make bench` finishes in a few minutes on two cores.
@@ -19,6 +22,8 @@ use hirestate::policy::Policy;
 use hirestate::replay::{self, parse_line, Format, Replayer};
 
 const CANDIDATES: usize = 2_000;
+/// Few enough candidates for the states and the events to stay in the cache.
+const CANDIDATES_IN_CACHE: usize = 200;
 
 /// The shipped policy.
 fn policy() -> Policy {
@@ -27,11 +32,13 @@ fn policy() -> Policy {
 
 fn fold_benches(c: &mut Criterion) {
     let policy = policy();
-    let spec = Spec {
-        candidates: CANDIDATES,
-        ..Spec::default()
-    };
-    let events = stream(&spec, &policy);
+    let events = stream(
+        &Spec {
+            candidates: CANDIDATES,
+            ..Spec::default()
+        },
+        &policy,
+    );
     let mut jsonl = Vec::new();
     for e in &events {
         serde_json::to_writer(&mut jsonl, e).expect("serialise event");
@@ -52,15 +59,14 @@ fn fold_benches(c: &mut Criterion) {
 
     // The projection is returned so that freeing it (a quarter of the time when it was
     // measured) stays out of the fold's figure; `replay_jsonl` still pays it.
-    g.bench_function("apply", |b| {
-        b.iter_with_large_drop(|| {
-            let mut r = Replayer::new(&policy);
-            for e in &events {
-                black_box(r.fold(e));
-            }
-            r
-        })
-    });
+    let fold_all = |events: &[hirestate::model::Event]| {
+        let mut r = Replayer::new(&policy);
+        for e in events {
+            black_box(r.fold(e));
+        }
+        r
+    };
+    g.bench_function("apply", |b| b.iter_with_large_drop(|| fold_all(&events)));
 
     g.bench_function("replay_jsonl", |b| {
         b.iter(|| {
@@ -85,6 +91,20 @@ fn fold_benches(c: &mut Criterion) {
         })
     });
 
+    g.finish();
+
+    let small = stream(
+        &Spec {
+            candidates: CANDIDATES_IN_CACHE,
+            ..Spec::default()
+        },
+        &policy,
+    );
+    let mut g = c.benchmark_group("fold");
+    g.throughput(Throughput::Elements(small.len() as u64));
+    g.bench_function("apply_in_cache", |b| {
+        b.iter_with_large_drop(|| fold_all(&small))
+    });
     g.finish();
 }
 
