@@ -88,10 +88,12 @@ impl<V> NameMap<V> {
         }
     }
 
+    /// How many names the map holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the map holds no name.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
