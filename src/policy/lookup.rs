@@ -184,25 +184,27 @@ impl<V: Serialize> Serialize for NameMap<V> {
 #[derive(Clone, Default)]
 pub struct Transitions {
     list: Vec<Transition>,
-    /// (from, to) → index of the first transition listed for it.
-    index: FxHashMap<(String, String), usize>,
+    /// From-stage → indexes into `list` of its transitions, in listed order (a stage has a
+    /// handful of exits: comparing their `to` is cheaper than hashing a pair).
+    from: FxHashMap<String, Vec<usize>>,
 }
 
 impl Transitions {
     /// The listed transition from `from` to `to`, if any (the first, if listed twice).
     pub fn get(&self, from: &str, to: &str) -> Option<&Transition> {
-        // A tuple of `String`s cannot be borrowed as a tuple of `&str`, so the key is hashed
-        // through `Borrow<dyn Pair>`.
-        self.index
-            .get(&(from, to) as &dyn Pair)
+        self.from
+            .get(from)?
+            .iter()
             .map(|&i| &self.list[i])
+            .find(|t| &*t.to == to)
     }
 
     /// Adds `t` after the others.
     pub fn push(&mut self, t: Transition) {
-        self.index
-            .entry((t.from.clone(), t.to.to_string()))
-            .or_insert(self.list.len());
+        self.from
+            .entry(t.from.clone())
+            .or_default()
+            .push(self.list.len());
         self.list.push(t);
     }
 }
@@ -252,45 +254,6 @@ impl Serialize for Transitions {
     }
 }
 
-/// A (from, to) pair of stage names, owned or borrowed: what lets the index of
-/// [`Transitions`] be searched without building two `String`s.
-trait Pair {
-    fn pair(&self) -> (&str, &str);
-}
-
-impl Pair for (String, String) {
-    fn pair(&self) -> (&str, &str) {
-        (&self.0, &self.1)
-    }
-}
-
-impl Pair for (&str, &str) {
-    fn pair(&self) -> (&str, &str) {
-        (self.0, self.1)
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn Pair + 'a> for (String, String) {
-    fn borrow(&self) -> &(dyn Pair + 'a) {
-        self
-    }
-}
-
-impl std::hash::Hash for dyn Pair + '_ {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // What `(String, String)`'s own `Hash` writes, so owned and borrowed keys agree.
-        self.pair().hash(state);
-    }
-}
-
-impl PartialEq for dyn Pair + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.pair() == other.pair()
-    }
-}
-
-impl Eq for dyn Pair + '_ {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +301,7 @@ mod tests {
         assert_eq!(ts.get("b", "c").map(|t| t.owner.as_str()), Some("y"));
         assert_eq!(ts.get("c", "a").map(|t| t.owner.as_str()), Some("w"));
         assert_eq!(ts.get("b", "a"), None);
+        assert_eq!(ts.get("a", ""), None, "the whole name, not a prefix of it");
         assert_eq!(
             ts.get("ab", ""),
             None,
