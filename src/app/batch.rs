@@ -295,18 +295,19 @@ impl<'a> BatchFolder<'a> {
                 .into_iter()
                 .partition(|e| e.due.at <= due_by(&e.partition));
         *scheduled = later;
+        // The batch's entries due later go to the index with its commit: nothing of their
+        // partition can be due before the first of them.
+        let mut first_scheduled: BTreeMap<i32, Timestamp> = BTreeMap::new();
+        for e in scheduled.iter() {
+            let first = first_scheduled.entry(e.partition).or_insert(e.due.at);
+            *first = (*first).min(e.due.at);
+        }
         let since = self.index_read_at.map(|t| t.elapsed());
         let may_wait = index_read_due(store.writing(), since, self.index_read_every);
         let mut read = false;
         for (p, ps) in a.partitions.iter_mut() {
             let by = due_by(p);
-            // The batch's entries due later go to the index with its commit: nothing of this
-            // partition can be due before the first of them.
-            let first = scheduled
-                .iter()
-                .filter(|e| e.partition == *p)
-                .map(|e| e.due.at)
-                .min();
+            let first = first_scheduled.get(p).copied();
             if let (Some(from), Some(first)) = (ps.timers_from, first) {
                 ps.timers_from = Some(from.min(first));
             }
@@ -1229,6 +1230,9 @@ mod tests {
             event_at("p1", "pending", "ats", "2026-11-07T18:00:00Z", created),
             // applied on the 9th at noon: due on the 11th, later than the clock.
             event_at("f1", "fresh", "ats", "2026-11-09T12:00:00Z", created),
+            // In `fresh`'s partition, applied an hour before it: its deadline is that
+            // partition's first.
+            event_at("l1", "late", "ats", "2026-11-09T11:00:00Z", created),
         ];
         let time = |s: &str| Timestamp::parse_rfc3339(s).expect("a time");
         let codec = Codec::embedded().expect("the embedded codec");
@@ -1236,7 +1240,7 @@ mod tests {
         let mut b = bench_at(1, &policy, time("2026-11-10T00:00:00Z"));
         let mut out = Outbox::default();
         let (mut f, fired) = fold_then_fire(&mut b, &recs, &mut out);
-        assert_eq!(f.counts.applied, 5, "{:?}", f.counts);
+        assert_eq!(f.counts.applied, 6, "{:?}", f.counts);
 
         let topics = Topics::new("");
         let sent = |out: &Outbox| -> BTreeSet<(String, String, Timestamp)> {
@@ -1279,6 +1283,7 @@ mod tests {
         let expected_kept = [
             ("pending", "applied", pending_due),
             ("fresh", "applied", fresh_due),
+            ("late", "applied", time("2026-11-11T11:00:00Z")),
         ];
         assert_eq!(kept, expected_kept.into_iter().collect());
         // Nothing of a partition is read again before its first entry is due.
