@@ -9,7 +9,7 @@
 //!   events fit in the cache. A diagnostic, not the target: side by side with `fold/apply` it
 //!   shows how much of the fold's time is waiting for memory rather than computing.
 //!
-//! All three count throughput in events, so criterion reports events/s directly. Each bench is
+//! All four count throughput in events, so criterion reports events/s directly. Each bench is
 //! kept short (10 samples, ~3 s) so `make bench` finishes in a few minutes on two cores.
 
 use std::hint::black_box;
