@@ -526,6 +526,14 @@ impl<'a> BatchFolder<'a> {
         if let Some(t) = latest {
             f.event_time.insert(partition, t);
         }
+        // The index needs only what the states wait for as the batch leaves them (`crate::
+        // timers`, 3): a deadline a later event of the batch made moot (the application moved
+        // on, the command was answered) would only be written, read when due and removed.
+        f.scheduled.retain(|e| {
+            ps.candidates
+                .get(&e.candidate_id)
+                .is_some_and(|s| fold::timers::live(s, &e.due, self.policy))
+        });
         Ok(f)
     }
 
@@ -1139,6 +1147,49 @@ mod tests {
             b.a.partitions[&p].candidates.keys().cloned().collect()
         };
         assert_eq!([left(0), left(2)], kept);
+    }
+
+    #[test]
+    fn a_batch_sends_to_the_index_only_deadlines_still_pending_when_it_ends() {
+        use fold::timers::{self, Due};
+        let (policy, events, records) = stream_of(300);
+        let mut replay = Replayer::new(&policy);
+        let scheduled: usize = events.iter().map(|e| replay.fold(e).scheduled.len()).sum();
+        let mut b = bench(2, &policy);
+        let mut kept: BTreeMap<String, BTreeSet<Due>> = BTreeMap::new();
+        let mut sent = 0;
+        for batch in records.chunks(500) {
+            let f = b.folder.fold(&mut b.a, batch, &b.store).expect("folds");
+            sent += f.scheduled.len();
+            for e in &f.scheduled {
+                let state = &b.a.partitions[&e.partition].candidates[&e.candidate_id];
+                assert!(
+                    timers::live(state, &e.due, &policy),
+                    "{} was moot when its batch ended: {:?}",
+                    e.candidate_id,
+                    e.due
+                );
+                kept.entry(e.candidate_id.clone())
+                    .or_default()
+                    .insert(e.due.clone());
+            }
+        }
+        // Some were made moot within their batch, so the test can tell.
+        assert!(sent < scheduled, "{sent} of {scheduled}");
+        // `crate::timers`, 3: every deadline the final states wait for was sent to the index.
+        let mut pending = 0;
+        for ps in b.a.partitions.values() {
+            for (c, state) in &ps.candidates {
+                for due in timers::pending(state, &policy) {
+                    pending += 1;
+                    assert!(
+                        kept.get(c).is_some_and(|k| k.contains(&due)),
+                        "{c}: {due:?} never sent"
+                    );
+                }
+            }
+        }
+        assert!(pending > 0);
     }
 
     #[test]
