@@ -18,7 +18,9 @@
 //!    in the log, and the log is folded by every restore).
 //! 3. The index only ever holds entries implied by outcomes the store has committed or by
 //!    states loaded from snapshots; `fold::timers::pending` of a state is always a subset of it,
-//!    except for what 4 fires before it is ever written.
+//!    except for what 4 fires before it is ever written. A batch writes only the deadlines its
+//!    states still wait for when it ends: one a later event of the batch made moot never goes
+//!    in (`app::batch`, tested there).
 //! 4. A deadline a batch schedules that is already due (5) when the batch is sent (events
 //!    older than their SLA: a backfill, a consumer far behind) never goes into the index: it is
 //!    checked against the state as the batch left it and, when live, fired in the batch's own
