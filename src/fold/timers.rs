@@ -88,9 +88,25 @@ pub fn retry(id: &str, c: &CommandRecord) -> Option<Due> {
 }
 
 /// Whether `due` still applies to `state`: the same stage entry, not yet alerted; the same
-/// open command, not yet alerted; the same failed attempt, not yet retried.
+/// open command, not yet alerted; the same failed attempt, not yet retried. That is, whether
+/// [`pending`] holds it; only the application or command it names is looked at (applications
+/// are keyed by their id, commands by theirs), so nothing is built for the others.
 pub fn live(state: &CandidateState, due: &Due, policy: &Policy) -> bool {
-    pending(state, policy).contains(due)
+    let implied = match due.timer {
+        TimerKind::StageDwell => state
+            .applications
+            .get(&*due.application_id)
+            .and_then(|app| dwell(app, policy)),
+        TimerKind::WritebackSla => state
+            .commands
+            .get(&*due.subject)
+            .and_then(|c| writeback_sla(&due.subject, c, policy)),
+        TimerKind::Retry => state
+            .commands
+            .get(&*due.subject)
+            .and_then(|c| retry(&due.subject, c)),
+    };
+    implied.as_ref() == Some(due)
 }
 
 /// The deterministic id of the event that fires `due`.
@@ -161,4 +177,85 @@ pub fn backoff_secs(attempts: u32, policy: &Policy) -> i64 {
     w.backoff_initial_secs
         .saturating_mul(1_i64 << doublings)
         .min(w.backoff_max_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::{stream, Spec};
+    use crate::replay::Replayer;
+
+    /// `live` looks only at the application or command a deadline names; it must decide what
+    /// "one of `pending`'s" decides, for the deadlines a fold schedules and for near misses of
+    /// them (another time, attempt, subject or application).
+    #[test]
+    fn live_is_membership_in_pending() {
+        let policy =
+            crate::policy::load(&crate::policy::default_dir()).expect("the shipped policy");
+        let events = stream(
+            &Spec {
+                candidates: 300,
+                ..Spec::default()
+            },
+            &policy,
+        );
+        let mut replay = Replayer::new(&policy);
+        let mut scheduled: Vec<(String, Due)> = Vec::new();
+        for e in &events {
+            let out = replay.fold(e);
+            scheduled.extend(
+                out.scheduled
+                    .into_iter()
+                    .map(|d| (e.candidate_id.clone(), d)),
+            );
+        }
+        let (mut live_seen, mut moot_seen) = (0, 0);
+        for (candidate, due) in scheduled {
+            // With another application ahead of the candidate's own (by key), so that finding
+            // the named one matters.
+            let mut state = replay.states()[&candidate].clone();
+            let mut other = state
+                .applications
+                .values()
+                .next()
+                .cloned()
+                .expect("one at least");
+            other.application_id = "app-!".into();
+            other.stage_entered_at = other.stage_entered_at.plus_secs(7);
+            state.applications.insert("app-!".to_owned(), other);
+            let state = &state;
+            let pending = pending(state, &policy);
+            let near = [
+                Due {
+                    at: due.at.plus_secs(1),
+                    ..due.clone()
+                },
+                Due {
+                    attempt: due.attempt + 1,
+                    ..due.clone()
+                },
+                Due {
+                    subject: "elsewhere".into(),
+                    ..due.clone()
+                },
+                Due {
+                    application_id: "app-nobody".into(),
+                    ..due.clone()
+                },
+            ];
+            for d in std::iter::once(due.clone()).chain(near) {
+                let expected = pending.contains(&d);
+                assert_eq!(live(state, &d, &policy), expected, "{candidate}: {d:?}");
+                if expected {
+                    live_seen += 1;
+                } else {
+                    moot_seen += 1;
+                }
+            }
+        }
+        assert!(
+            live_seen > 0 && moot_seen > 0,
+            "{live_seen} live, {moot_seen} moot"
+        );
+    }
 }
