@@ -42,11 +42,6 @@ impl<V> Default for NameMap<V> {
 }
 
 impl<V> NameMap<V> {
-    /// An empty map.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// The value named `name`.
     pub fn get(&self, name: &str) -> Option<&V> {
         self.index.get(name).map(|&i| &self.entries[i].1)
@@ -100,7 +95,7 @@ impl<V> NameMap<V> {
 
     /// Entries in name order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &V)> {
-        self.entries.iter().map(|(k, v)| (&**k, v))
+        self.into_iter()
     }
 
     /// Names in order.
