@@ -452,6 +452,9 @@ impl<'a> BatchFolder<'a> {
         let mut f = Folded::default();
         f.epochs.insert(partition, ps.epoch);
         let mut latest: Option<Timestamp> = None;
+        // The candidates this batch changed, each id copied once (not per event), joined to
+        // `f.touched` at the end.
+        let mut touched: BTreeSet<String> = BTreeSet::new();
         for r in records {
             f.next.insert(partition, r.offset + 1);
             let event = match self.admission.admit(r.key.as_deref(), r.value.as_deref()) {
@@ -472,14 +475,17 @@ impl<'a> BatchFolder<'a> {
                 }
             };
             latest = latest.max(Some(event.occurred_at));
-            if !ps.candidates.contains_key(&event.candidate_id) {
-                let loaded = store.candidate(&event.candidate_id)?.unwrap_or_default();
-                ps.candidates.insert(event.candidate_id.clone(), loaded);
-            }
-            let state = ps
-                .candidates
-                .get_mut(&event.candidate_id)
-                .expect("inserted above");
+            // One search for a candidate already in memory (nearly every event); the key is
+            // copied only for one loaded from the store.
+            let state = match ps.candidates.get_mut(&event.candidate_id) {
+                Some(state) => state,
+                None => {
+                    let loaded = store.candidate(&event.candidate_id)?.unwrap_or_default();
+                    ps.candidates
+                        .entry(event.candidate_id.clone())
+                        .or_insert(loaded)
+                }
+            };
             // A span per event, for the sampled share of traces (by trace id, so vendor,
             // hirestate and sink sample the same traces); nothing is computed unless `debug`
             // is on.
@@ -509,8 +515,11 @@ impl<'a> BatchFolder<'a> {
                     candidate_id: event.candidate_id.clone(),
                     due: due.clone(),
                 }));
-            if outcome.decision != Decision::Duplicate {
-                f.touched.insert((partition, event.candidate_id.clone()));
+            // Before the outputs: a batch that fails below still discards this state.
+            if outcome.decision != Decision::Duplicate
+                && !touched.contains(event.candidate_id.as_str())
+            {
+                touched.insert(event.candidate_id.clone());
             }
             if let Err(e) = self.outputs.emit(
                 &mut f.outbox,
@@ -523,6 +532,8 @@ impl<'a> BatchFolder<'a> {
                 break;
             }
         }
+        f.touched
+            .extend(touched.into_iter().map(|c| (partition, c)));
         if let Some(t) = latest {
             f.event_time.insert(partition, t);
         }
