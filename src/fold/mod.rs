@@ -144,6 +144,9 @@ struct Plan<'a> {
     transition: Option<&'a Transition>,
     stale: bool,
     fields: Vec<Asserted<'a>>,
+    /// For a `writeback_acked`: where its command is in the state's commands (`check` found
+    /// it there; `commit` changes it without searching again).
+    acked: Option<usize>,
 }
 
 type Refusal = (RejectReason, String);
@@ -206,6 +209,7 @@ fn check<'a>(
         transition: None,
         stale: false,
         fields,
+        acked: None,
     };
     match &event.kind {
         EventKind::ApplicationCreated { region, .. } => {
@@ -229,7 +233,8 @@ fn check<'a>(
                     format!("acks may not come from {source}"),
                 ));
             }
-            if !state.commands.contains_key(command_id.as_str()) {
+            plan.acked = state.commands.position(command_id.as_str());
+            if plan.acked.is_none() {
                 return Err((
                     RejectReason::UnknownCommand,
                     format!("command {command_id:?} was never issued for this candidate"),
@@ -350,7 +355,7 @@ fn commit(
             error,
             ..
         } => {
-            if let Some(rec) = state.commands.get_mut(command_id.as_str()) {
+            if let Some(rec) = plan.acked.map(|i| state.commands.at_mut(i)) {
                 acked(
                     rec,
                     event,

@@ -86,6 +86,24 @@ impl<K: Ord, V> VecMap<K, V> {
         Some(&mut self.entries[i].1)
     }
 
+    /// Where `key` is in key order, for [`VecMap::at_mut`]: a lookup that a later change of
+    /// the same entry need not repeat. Valid until the map gains or loses an entry.
+    pub fn position<Q>(&self, key: &Q) -> Option<usize>
+    where
+        K: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.search(key).ok()
+    }
+
+    /// The value at `position` (from [`VecMap::position`]), to change.
+    ///
+    /// # Panics
+    /// When `position` is not below [`VecMap::len`].
+    pub fn at_mut(&mut self, position: usize) -> &mut V {
+        &mut self.entries[position].1
+    }
+
     /// Whether the map holds `key`.
     pub fn contains_key<Q>(&self, key: &Q) -> bool
     where
