@@ -34,9 +34,6 @@ use crate::policy::{ConflictRule, FieldClass, Policy, Transition};
 pub use stage::{stage_step, StageStep};
 pub use values::{asserted, spec, Asserted};
 
-/// How many commands a candidate's state makes room for at its first.
-const FIRST_COMMANDS: usize = 8;
-
 /// A field asserted by a system that is not its golden source: a KPI incident either way.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldConflict {
@@ -400,12 +397,6 @@ fn commit(
         out.stage_after = Some(Arc::clone(to));
         out.scheduled.extend(timers::dwell(app, policy));
     }
-    if app.fields.is_empty() && !plan.fields.is_empty() {
-        // Room for the whole dictionary at once (8 fields at the median of the `fold` bench's
-        // applications, 9 at the 90th percentile, of 10): no growing by doubling from four.
-        app.fields.reserve(policy.fields.len());
-        app.field_sources.reserve(policy.fields.len());
-    }
     for f in &plan.fields {
         // Keyed by the dictionary's own name: a reference count, not a copy of the name, and
         // taken only for a field the application did not have yet.
@@ -419,11 +410,6 @@ fn commit(
         fields: &plan.fields,
     };
     let commands = derive::commands(event, app, &effects, policy);
-    if state.commands.is_empty() && !commands.is_empty() {
-        // A candidate's first command: room for the few that follow (4 at the median of the
-        // `fold` bench's candidates, 6 at the 90th percentile), no growing from four.
-        state.commands.reserve(FIRST_COMMANDS);
-    }
     for c in &commands {
         let rec = CommandRecord {
             op: c.op(),

@@ -20,9 +20,6 @@ use std::fmt;
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// How many ids a set makes room for at its first insert.
-const FIRST_IDS: usize = 16;
-
 /// An ordered set of strings stored in one arena; see the module documentation.
 #[derive(Clone, Default)]
 pub struct IdSet {
@@ -87,11 +84,10 @@ impl IdSet {
             Ok(_) => false,
             Err(at) => {
                 if self.spans.capacity() == 0 {
-                    // A candidate sees about a dozen events (11 at the median, 15 at the 90th
-                    // percentile of the `fold` bench's stream): room for 16 ids of this length
-                    // at once, rather than growing from a few bytes by doubling.
-                    self.arena.reserve(id.len() * FIRST_IDS);
-                    self.spans.reserve(FIRST_IDS);
+                    // A candidate sees about a dozen events: room for several ids of this
+                    // length at once, rather than growing from a few bytes by doubling.
+                    self.arena.reserve(id.len() * 8);
+                    self.spans.reserve(8);
                 }
                 let offset = Self::offset(self.arena.len());
                 let end = Self::offset(self.arena.len() + id.len());

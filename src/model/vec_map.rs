@@ -51,12 +51,6 @@ impl<K: Ord, V> VecMap<K, V> {
         self.entries.is_empty()
     }
 
-    /// Makes room for `additional` more entries (a map about to be filled, so it does not grow
-    /// by doubling from four).
-    pub fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
-    }
-
     /// Where `key` is: `Ok` at its index, or `Err` where it would go.
     fn search<Q>(&self, key: &Q) -> Result<usize, usize>
     where
