@@ -452,9 +452,9 @@ impl<'a> BatchFolder<'a> {
         let mut f = Folded::default();
         f.epochs.insert(partition, ps.epoch);
         let mut latest: Option<Timestamp> = None;
-        // The candidates this batch changed, each id copied once (not per event), joined to
-        // `f.touched` at the end.
-        let mut touched: BTreeSet<String> = BTreeSet::new();
+        // The candidates this batch changed (each id copied once, not per event), with the
+        // deadlines their outcomes scheduled; joined to `f` at the end.
+        let mut changed: BTreeMap<String, Vec<fold::timers::Due>> = BTreeMap::new();
         for r in records {
             f.next.insert(partition, r.offset + 1);
             let event = match self.admission.admit(r.key.as_deref(), r.value.as_deref()) {
@@ -504,22 +504,19 @@ impl<'a> BatchFolder<'a> {
                 });
             let before = metrics::status_before(state, &event);
             let stuck_before = metrics::stuck_of(state, &event);
-            let outcome = fold::apply(state, &event, self.policy);
+            let mut outcome = fold::apply(state, &event, self.policy);
             f.tally
                 .observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
             f.counts.count(&outcome);
             f.tally.observe(&event, &outcome, state, before);
-            f.scheduled
-                .extend(outcome.scheduled.iter().map(|due| index::Entry {
-                    partition,
-                    candidate_id: event.candidate_id.clone(),
-                    due: due.clone(),
-                }));
-            // Before the outputs: a batch that fails below still discards this state.
-            if outcome.decision != Decision::Duplicate
-                && !touched.contains(event.candidate_id.as_str())
-            {
-                touched.insert(event.candidate_id.clone());
+            // Before the outputs: a batch that fails below still discards this state. (A
+            // duplicate changes nothing and schedules nothing.)
+            if outcome.decision != Decision::Duplicate {
+                let scheduled = match changed.get_mut(event.candidate_id.as_str()) {
+                    Some(scheduled) => scheduled,
+                    None => changed.entry(event.candidate_id.clone()).or_default(),
+                };
+                scheduled.append(&mut outcome.scheduled);
             }
             if let Err(e) = self.outputs.emit(
                 &mut f.outbox,
@@ -532,19 +529,27 @@ impl<'a> BatchFolder<'a> {
                 break;
             }
         }
-        f.touched
-            .extend(touched.into_iter().map(|c| (partition, c)));
+        for (candidate_id, mut scheduled) in changed {
+            // The index needs only what the state waits for as the batch leaves it (`crate::
+            // timers`, 3): a deadline a later event of the batch made moot (the application
+            // moved on, the command was answered) would only be written, read when due and
+            // removed.
+            if !scheduled.is_empty() {
+                let state = ps.candidates.get(&candidate_id);
+                scheduled
+                    .retain(|due| state.is_some_and(|s| fold::timers::live(s, due, self.policy)));
+                f.scheduled
+                    .extend(scheduled.into_iter().map(|due| index::Entry {
+                        partition,
+                        candidate_id: candidate_id.clone(),
+                        due,
+                    }));
+            }
+            f.touched.insert((partition, candidate_id));
+        }
         if let Some(t) = latest {
             f.event_time.insert(partition, t);
         }
-        // The index needs only what the states wait for as the batch leaves them (`crate::
-        // timers`, 3): a deadline a later event of the batch made moot (the application moved
-        // on, the command was answered) would only be written, read when due and removed.
-        f.scheduled.retain(|e| {
-            ps.candidates
-                .get(&e.candidate_id)
-                .is_some_and(|s| fold::timers::live(s, &e.due, self.policy))
-        });
         Ok(f)
     }
 
