@@ -38,6 +38,14 @@
 //!    the idle-exit wait, which are not per-event costs; the run is stopped through
 //!    `Status::shutdown` as soon as the watcher has seen the end, so the idle window is never
 //!    waited for. The whole-run rate (start of the run to the last commit) is printed too.
+//!
+//!    **CPU per event.** The watcher also reads, at the first observed commit and at the last,
+//!    the CPU time (user + system, all threads, `/proc/<pid>/stat`) of this process and of the
+//!    broker's — the pid in `HIRESTATE_BENCH_BROKER_PID`, else the test broker's pid file
+//!    (`target/kafka/broker.pid`). Divided by the window's events, it says what each side
+//!    costs the machine per event; both share its cores with the broker, so once they are busy
+//!    the throughput ratio cannot exceed the inverse ratio of these costs. This process's
+//!    figure includes the watcher's polling, the same on both sides.
 //! 2. **Restore.** A second processor run of the SAME group (its committed offsets are at the
 //!    end of the log) with a NEW empty state dir: every partition is restored by folding the
 //!    whole log without emitting. `snapshot_every_batches` is set very high in both runs so no
@@ -502,6 +510,64 @@ struct Run {
     steady: Duration,
     /// Start of the run to the last commit.
     whole: Duration,
+    /// CPU time spent in the steady window by this process and by the broker.
+    cpu: CpuUse,
+}
+
+/// CPU seconds of this process (the side measured, plus the watcher both sides have) and of
+/// the broker's, when its process is known: what a rate costs, since both share the machine.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuUse {
+    process: Option<f64>,
+    broker: Option<f64>,
+}
+
+impl CpuUse {
+    /// CPU seconds so far of this process and of `broker`.
+    fn now(broker: Option<u32>) -> CpuUse {
+        CpuUse {
+            process: cpu_seconds("self"),
+            broker: broker.and_then(|pid| cpu_seconds(&pid.to_string())),
+        }
+    }
+
+    fn since(self, start: CpuUse) -> CpuUse {
+        let d = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        CpuUse {
+            process: d(self.process, start.process),
+            broker: d(self.broker, start.broker),
+        }
+    }
+}
+
+/// User + system CPU seconds of process `pid` (`self` for this one), all its threads, from
+/// `/proc/<pid>/stat`; `None` where there is no such file (not Linux, a broker elsewhere).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (which may hold spaces), fields 3… of proc(5): utime is the 14th
+    // field and stime the 15th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf reads a constant of the system and has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (ticks > 0).then(|| (utime + stime) as f64 / ticks as f64)
+}
+
+/// The broker's process on this machine, when known: `HIRESTATE_BENCH_BROKER_PID`, else the
+/// test broker's pid file (`deploy/kafka/kafka.sh`, which `make bench` uses) if that process
+/// is a running Kafka.
+fn broker_pid() -> Option<u32> {
+    if let Ok(v) = std::env::var("HIRESTATE_BENCH_BROKER_PID") {
+        return v.trim().parse().ok();
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kafka/broker.pid");
+    let pid: u32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline)
+        .contains("kafka.Kafka")
+        .then_some(pid)
 }
 
 struct KafkaFigures {
@@ -674,6 +740,7 @@ fn log_end(config: &Config, topic: &str) -> anyhow::Result<u64> {
 struct Watcher {
     consumer: BaseConsumer,
     tpl: TopicPartitionList,
+    broker: Option<u32>,
 }
 
 impl Watcher {
@@ -689,7 +756,11 @@ impl Watcher {
         for p in 0..config.partitions {
             tpl.add_partition(topic, p);
         }
-        let w = Watcher { consumer, tpl };
+        let w = Watcher {
+            consumer,
+            tpl,
+            broker: broker_pid(),
+        };
         // Finds the coordinator before the clock starts. On a broker that has just started,
         // the offsets topic is created by this first request and its coordinator is still
         // loading: librdkafka answers that at once, without retrying it.
@@ -725,19 +796,21 @@ impl Watcher {
 
     /// Watches from `t0` until `target` is committed; `gave_up` says the run ended on its own.
     fn watch(&self, t0: Instant, target: u64, gave_up: impl Fn() -> bool) -> anyhow::Result<Run> {
-        let mut first: Option<(Duration, u64)> = None;
+        let mut first: Option<(Duration, u64, CpuUse)> = None;
         loop {
             let sum = self.committed()?;
             let now = t0.elapsed();
             if sum > 0 && first.is_none() {
-                first = Some((now, sum));
+                first = Some((now, sum, CpuUse::now(self.broker)));
             }
             if sum >= target {
-                let (at, n) = first.unwrap_or((now, sum));
+                let cpu = CpuUse::now(self.broker);
+                let (at, n, cpu0) = first.unwrap_or((now, sum, cpu));
                 return Ok(Run {
                     steady_events: target.saturating_sub(n),
                     steady: now.saturating_sub(at),
                     whole: now,
+                    cpu: cpu.since(cpu0),
                 });
             }
             if gave_up() {
@@ -1094,6 +1167,40 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
                 proc_w / pipe_w
             );
         }
+        // CPU per event in the steady windows (medians over the rounds), µs: this process and
+        // the broker. The throughput ratio is bounded by their ratio once the cores are busy.
+        let cpu = |runs: &[Run]| {
+            let per = |f: fn(&CpuUse) -> Option<f64>| {
+                let v: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|r| Some(f(&r.cpu)? * 1e6 / r.steady_events.max(1) as f64))
+                    .collect();
+                (v.len() == runs.len()).then(|| median(v))
+            };
+            (per(|c| c.process), per(|c| c.broker))
+        };
+        let show = |(process, broker): (Option<f64>, Option<f64>)| match (process, broker) {
+            (Some(p), Some(b)) => format!("{p:.1} + broker {b:.1} = {:.1}", p + b),
+            (Some(p), None) => format!("{p:.1} (broker's not known)"),
+            _ => "not measured".to_owned(),
+        };
+        let (proc_cpu, pipe_cpu) = (
+            cpu(&k.processor),
+            k.pipes
+                .iter()
+                .find(|(m, ..)| *m == PipeMode::Drained)
+                .map_or((None, None), |(_, runs, _)| cpu(runs)),
+        );
+        let total = |(p, b): (Option<f64>, Option<f64>)| Some(p? + b?);
+        println!(
+            "| 1 | CPU µs per event in the steady window: processor {}; ceiling pipe {} | | {} | |",
+            show(proc_cpu),
+            show(pipe_cpu),
+            match (total(pipe_cpu), total(proc_cpu)) {
+                (Some(pipe), Some(proc)) => format!("pipe / processor CPU **{:.2}**", pipe / proc),
+                _ => String::new(),
+            }
+        );
         println!(
             "| 2 | restore: fold the whole log, no emit ({} events, {:.2}s) | {:.0} | {:.2} × live processor | |",
             k.restore_events,
