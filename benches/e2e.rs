@@ -560,10 +560,29 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
 /// The broker's process on this machine, when known: `HIRESTATE_BENCH_BROKER_PID`, else the
 /// test broker's (`deploy/kafka/kafka.sh`, which `make bench` uses: its pid file) if that
 /// process is a running Kafka and `bootstrap` names its advertised listener.
-fn broker_pid(bootstrap: &str) -> Option<u32> {
-    if let Ok(v) = std::env::var("HIRESTATE_BENCH_BROKER_PID") {
-        return v.trim().parse().ok();
+///
+/// # Errors
+/// `HIRESTATE_BENCH_BROKER_PID` set to something that is not the id of a running process (a
+/// wrong pid would only print "broker's not known" far down the table).
+fn broker_pid(bootstrap: &str) -> anyhow::Result<Option<u32>> {
+    const VAR: &str = "HIRESTATE_BENCH_BROKER_PID";
+    match std::env::var(VAR) {
+        Ok(v) if !v.trim().is_empty() => {
+            let pid: u32 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("{VAR}={v:?}: not a process id"))?;
+            if cpu_seconds(&pid.to_string()).is_none() {
+                bail!("{VAR}={pid}: no such process here (/proc/{pid}/stat unreadable)");
+            }
+            Ok(Some(pid))
+        }
+        _ => Ok(test_broker_pid(bootstrap)),
     }
+}
+
+/// The test broker's pid, if it runs and `bootstrap` names its advertised listener.
+fn test_broker_pid(bootstrap: &str) -> Option<u32> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kafka");
     let properties = std::fs::read_to_string(dir.join("server.properties")).ok()?;
     let advertised = properties
@@ -773,7 +792,7 @@ impl Watcher {
         let w = Watcher {
             consumer,
             tpl,
-            broker: broker_pid(&config.bootstrap),
+            broker: broker_pid(&config.bootstrap)?,
         };
         // Finds the coordinator before the clock starts. On a broker that has just started,
         // the offsets topic is created by this first request and its coordinator is still
