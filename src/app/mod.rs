@@ -144,7 +144,8 @@ fn count_stored_commands(store: &dyn Store, metrics: &Metrics) -> anyhow::Result
 ///
 /// # Errors
 /// Start-up failures (store, producer, consumer), a restore that cannot complete (e.g. a
-/// retention gap), a store write that fails after a commit.
+/// retention gap), a fatal consumer error (e.g. fenced by an instance started with the same
+/// instance id), a store write that fails after a commit.
 pub fn run(
     config: &Config,
     policy: Arc<Policy>,

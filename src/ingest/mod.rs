@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -64,7 +65,8 @@ pub struct PartitionState {
 pub struct Assignment {
     pub partitions: HashMap<i32, PartitionState>,
     next_epoch: u64,
-    /// A restore that failed: the processor stops with it.
+    /// A restore that failed, or a fatal consumer error (e.g. fenced by an instance with the
+    /// same id): the processor stops with it.
     pub fatal: Option<String>,
     /// Restored partitions ready (for `/readyz`).
     pub generation: u64,
@@ -210,11 +212,32 @@ pub fn collect(
                     records.push(OwnedRecord::from_message(&m, epoch));
                 }
             }
+            Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                // The consumer is unusable from here on (librdkafka raised a fatal error): the
+                // processor stops with it rather than poll on, assigned nothing, for ever.
+                let config = &consumer.context().env.config;
+                lock(assignment).fatal = Some(fatal_consumer_error(config, code));
+                break;
+            }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
             None => break,
         }
     }
     records
+}
+
+/// What the processor stops with after a fatal consumer error: for a fenced static member,
+/// which id was taken and how to give each instance its own.
+fn fatal_consumer_error(config: &Config, code: RDKafkaErrorCode) -> String {
+    match code {
+        RDKafkaErrorCode::FencedInstanceId => format!(
+            "consumer fenced: another instance joined group {:?} with this instance's id {:?} \
+             (HIRESTATE_INSTANCE_ID, by default the host name); each running instance needs an \
+             id of its own",
+            config.group_id, config.instance_id
+        ),
+        other => format!("fatal consumer error: {other}"),
+    }
 }
 
 /// Locks, recovering from a poisoned mutex (a panic elsewhere already stops the processor).
