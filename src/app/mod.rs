@@ -143,7 +143,8 @@ fn count_stored_commands(store: &dyn Store, metrics: &Metrics) -> anyhow::Result
 /// Runs the processor until shutdown (or idle, with [`RunOptions::exit_when_idle`]).
 ///
 /// # Errors
-/// Start-up failures (store, producer, consumer), a restore that cannot complete (e.g. a
+/// Start-up failures (the cluster or a topic not there: [`crate::topics::check_for_run`]; store,
+/// producer, consumer), a restore that cannot complete (e.g. a
 /// retention gap), a fatal consumer error (e.g. fenced by an instance started with the same
 /// instance id), a store write that fails after a commit.
 pub fn run(
@@ -152,6 +153,7 @@ pub fn run(
     status: Arc<Status>,
     opts: &RunOptions,
 ) -> anyhow::Result<RunReport> {
+    crate::topics::check_for_run(config, &policy)?;
     let topics = Topics::new(&config.topic_prefix);
     let mut codec = Codec::embedded()?;
     if let Some(url) = &config.schema_registry {

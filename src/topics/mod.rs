@@ -8,6 +8,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::types::RDKafkaRespErr;
 
 use crate::config::Config;
 use crate::model::TargetSystem;
@@ -147,16 +148,104 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
 /// # Errors
 /// A metadata request that fails.
 pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<Option<usize>>> {
+    Ok(describe(config, topics, Duration::from_secs(10))?
+        .into_iter()
+        .map(Result::ok)
+        .collect())
+}
+
+/// What the processor checks before it starts, every problem at once: that the cluster
+/// answers within the transaction timeout (the longest any of its calls waits), and that every
+/// topic it reads or writes exists — the event log and the snapshots with one partition count.
+/// Without this a missing event log left it polling a topic that is not there, for ever, and
+/// an unreachable cluster surfaced as "Transaction error: Timed out" from the producer.
+///
+/// # Errors
+/// Naming the cluster and each topic at fault, and the command that fixes a missing one.
+pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.topic_prefix);
+    let wanted = topics.all(policy);
+    let names: Vec<&str> = wanted.iter().map(|(t, _)| t.as_str()).collect();
+    let timeout = Duration::from_millis(config.transaction_timeout_ms);
+    let described = describe(config, &names, timeout).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read topic metadata from the Kafka cluster at {:?} within {} ms \
+             (transaction_timeout_ms): {e}; is KAFKA_BOOTSTRAP right and the cluster up?",
+            config.bootstrap,
+            timeout.as_millis()
+        )
+    })?;
+    let mut missing = Vec::new();
+    let mut problems = Vec::new();
+    for (name, d) in names.iter().zip(&described) {
+        match d {
+            Ok(_) => {}
+            Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => missing.push(*name),
+            Err(e) => problems.push(format!("topic {name}: {}", RDKafkaErrorCode::from(*e))),
+        }
+    }
+    if !missing.is_empty() {
+        problems.insert(
+            0,
+            format!(
+                "topics missing: {} (create them with `hirestate topics ensure`, same \
+                 configuration)",
+                missing.join(", ")
+            ),
+        );
+    }
+    if let (Some(Ok(e)), Some(Ok(s))) = (described.first(), described.get(1)) {
+        if e != s {
+            problems.push(format!(
+                "{} has {e} partitions but {} has {s}: they must match (a candidate's \
+                 snapshot lives on the partition of its events)",
+                topics.events, topics.snapshots
+            ));
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => anyhow::bail!(
+            "the Kafka cluster at {:?} is not ready for the processor: {}",
+            config.bootstrap,
+            problems.join("; ")
+        ),
+    }
+}
+
+/// Partition count per topic, or the broker's error for it (the topic does not exist, is not
+/// authorised, …), one metadata request each, none auto-creating a topic (a consumer's
+/// metadata requests never do, unless `allow.auto.create.topics` is set).
+///
+/// # Errors
+/// A metadata request that fails outright (e.g. no broker answered within `timeout`).
+fn describe(
+    config: &Config,
+    topics: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<Vec<Result<usize, RDKafkaRespErr>>> {
     let c: BaseConsumer = config.consumer_config().create()?;
+    let deadline = std::time::Instant::now() + timeout;
     topics
         .iter()
-        .map(|t| {
-            let md = c.fetch_metadata(Some(t), Duration::from_secs(10))?;
-            Ok(md
-                .topics()
-                .first()
-                .filter(|m| m.error().is_none())
-                .map(|m| m.partitions().len()))
+        .map(|t| loop {
+            let md = c.fetch_metadata(Some(t), timeout)?;
+            let described = match md.topics().first() {
+                None => Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART),
+                Some(m) => match m.error() {
+                    Some(e) => Err(e),
+                    None => Ok(m.partitions().len()),
+                },
+            };
+            // A topic just created has no leader for a moment: it exists, ask again.
+            match described {
+                Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                d => return Ok(d),
+            }
         })
         .collect()
 }

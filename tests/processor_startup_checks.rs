@@ -1,0 +1,153 @@
+//! `hirestate run` checks the cluster before it starts and refuses, with every problem named
+//! at once, what it cannot run on: no broker answering, topics missing, or an event log and a
+//! snapshot topic with different partition counts. Before these checks it polled a missing
+//! event log for ever, and an unreachable broker surfaced as "Transaction error: Timed out".
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hirestate");
+
+/// `hirestate run` with `env` over a clean `HIRESTATE_*` environment; fails the test if it
+/// has not exited within a minute.
+fn run(state: &std::path::Path, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HIRESTATE_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(["run", "--exit-when-idle", "5"])
+        .env("HIRESTATE_POLICY_DIR", support::policy_dir())
+        .env("HIRESTATE_STATE_DIR", state)
+        .env("HIRESTATE_HEALTH_ADDR", "")
+        .envs(env.iter().copied());
+    let mut child = c
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning hirestate run");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hirestate run was still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("hirestate run's output")
+}
+
+/// The last line of stderr: what the binary stopped with.
+fn stopped_with(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "hirestate run exited {}; stdout {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines().last().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn no_broker_answering_is_refused_naming_the_bootstrap_address() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        dir.path(),
+        &[
+            ("KAFKA_BOOTSTRAP", bootstrap.as_str()),
+            ("HIRESTATE_TRANSACTION_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let last = stopped_with(&out);
+    for needle in [
+        "cannot read topic metadata",
+        bootstrap.as_str(),
+        "within 2000 ms",
+        "KAFKA_BOOTSTRAP",
+    ] {
+        assert!(last.contains(needle), "{needle:?} not in: {last}");
+    }
+}
+
+#[test]
+fn missing_topics_are_refused_all_named_and_none_created() {
+    let Some(bs) = support::bootstrap("missing_topics_are_refused_all_named_and_none_created")
+    else {
+        return;
+    };
+    let prefix = support::unique("missing");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("KAFKA_BOOTSTRAP", bs.as_str()),
+        ("HIRESTATE_TOPIC_PREFIX", prefix.as_str()),
+    ];
+    for round in ["first", "second"] {
+        let last = stopped_with(&run(dir.path(), &env));
+        // Every topic is named in one message, with the command that creates them; the second
+        // run finds them missing still: checking created none.
+        for topic in [
+            "hiring.events.v1",
+            "hiring.snapshots.v1",
+            "hiring.rejections.v1",
+            "hiring.alerts.v1",
+            "hiring.dlq.v1",
+            "ats.commands.greenhouse.v1",
+            "hris.commands.workday.v1",
+        ] {
+            let name = format!("{prefix}.{topic}");
+            assert!(last.contains(&name), "{round} run: {name} not in: {last}");
+        }
+        assert!(
+            last.contains("topics missing") && last.contains("hirestate topics ensure"),
+            "{round} run: {last}"
+        );
+    }
+}
+
+#[test]
+fn an_event_log_and_snapshots_partitioned_differently_are_refused() {
+    let Some(bs) =
+        support::bootstrap("an_event_log_and_snapshots_partitioned_differently_are_refused")
+    else {
+        return;
+    };
+    let prefix = support::unique("mismatch");
+    let snapshots = format!("{prefix}.hiring.snapshots.v1");
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(support::create_topics(&bs, &[&snapshots], 2));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("KAFKA_BOOTSTRAP", bs.as_str()),
+        ("HIRESTATE_TOPIC_PREFIX", prefix.as_str()),
+        ("HIRESTATE_PARTITIONS", "4"),
+    ];
+    // `topics ensure` creates the rest with 4 partitions (and reports the mismatch itself).
+    let ensured = Command::new(BIN)
+        .args(["topics", "ensure"])
+        .env("HIRESTATE_POLICY_DIR", support::policy_dir())
+        .envs(env.iter().copied())
+        .output()
+        .expect("topics ensure");
+    assert!(
+        String::from_utf8_lossy(&ensured.stdout).contains("hiring.events.v1"),
+        "topics ensure: {ensured:?}"
+    );
+    let last = stopped_with(&run(dir.path(), &env));
+    let want = format!("{prefix}.hiring.events.v1 has 4 partitions but {snapshots} has 2");
+    assert!(
+        last.contains(&want) && last.contains("must match"),
+        "{want:?} not in: {last}"
+    );
+    assert!(!last.contains("topics missing"), "{last}");
+}
