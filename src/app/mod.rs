@@ -153,7 +153,7 @@ pub fn run(
     status: Arc<Status>,
     opts: &RunOptions,
 ) -> anyhow::Result<RunReport> {
-    crate::topics::check_for_run(config, &policy)?;
+    let cluster = crate::topics::check_for_run(config, &policy)?;
     let topics = Topics::new(&config.topic_prefix);
     let mut codec = Codec::embedded()?;
     if let Some(url) = &config.schema_registry {
@@ -161,7 +161,8 @@ pub fn run(
     }
     std::fs::create_dir_all(&config.state_dir)?;
     let dir = config.state_dir.join("projection");
-    let (mut store, mut rebuilt) = project::open_or_rebuild(&dir)?;
+    let source = format!("{} on cluster {cluster}", topics.events);
+    let (mut store, mut rebuilt) = project::open_for_source(&dir, &source)?;
     // Counting the stored commands decodes every stored state: one that does not decode means
     // the store fails to verify, and it is rebuilt from Kafka like one that does not open.
     if let Err(e) = count_stored_commands(&store, &status.metrics) {
@@ -170,6 +171,7 @@ pub fn run(
                 let why = corrupt.to_string();
                 drop(store);
                 (store, rebuilt) = project::rebuild(&dir, &why)?;
+                store.record_source(&source)?;
             }
             _ => return Err(e),
         }

@@ -13,6 +13,13 @@
 //!   further behind, which restore on assignment repairs by folding the gap.
 //! - A store that fails to open or to verify its format marker is moved aside and rebuilt from
 //!   Kafka ([`open_or_rebuild`]); it is never trusted half-read.
+//! - A store reflects one event log, named with its cluster (`meta/source`, recorded before
+//!   the processor's first read of it): opened for another one — another topic prefix, another
+//!   cluster, the same directory reused — it is moved aside and rebuilt like a store that fails
+//!   to verify ([`open_for_source`]). Its states are another log's candidates: folding this
+//!   log's events onto them would decide those events against states they never made (ids
+//!   overlap across logs, and the fold would take the events for duplicates). A store that
+//!   records no source (new, or from before it was kept) takes the log it is opened for.
 
 mod sled_store;
 pub mod state_codec;
@@ -23,6 +30,26 @@ use thiserror::Error;
 use crate::model::CandidateState;
 
 pub use sled_store::{open_or_rebuild, rebuild, EncodedStates, SledStore, FORMAT};
+
+/// Opens the store at `dir` for the event log `source` (see the module doc): one that fails to
+/// open or verify, or that reflects another log, is moved aside and a fresh one created.
+/// Returns the store, recorded as `source`'s, and why it was rebuilt, if it was.
+///
+/// # Errors
+/// When even a fresh store cannot be created, or the source cannot be read or written.
+pub fn open_for_source(
+    dir: &std::path::Path,
+    source: &str,
+) -> Result<(SledStore, Option<String>), StoreError> {
+    let (mut store, mut rebuilt) = open_or_rebuild(dir)?;
+    if let Some(other) = store.source()?.filter(|s| s != source) {
+        drop(store);
+        let why = format!("it reflects {other}, not {source}");
+        (store, rebuilt) = rebuild(dir, &why)?;
+    }
+    store.record_source(source)?;
+    Ok((store, rebuilt))
+}
 
 /// A store failure: the processor stops (its state would otherwise silently diverge).
 #[derive(Debug, Error)]
@@ -118,4 +145,84 @@ pub trait Store: Send {
     /// # Errors
     /// Storage failures.
     fn flush(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holds_a_candidate(store: &SledStore) -> bool {
+        store.candidate("cand-1").expect("read").is_some()
+    }
+
+    fn put_a_candidate(store: &SledStore) {
+        let state = CandidateState {
+            candidate_id: "cand-1".into(),
+            ..Default::default()
+        };
+        store
+            .commit(Commit {
+                states: EncodedStates::of(&[&state]),
+                ..Default::default()
+            })
+            .expect("commit");
+        store.flush().expect("flush");
+    }
+
+    fn with_a_candidate(dir: &std::path::Path, source: &str) {
+        put_a_candidate(&open_for_source(dir, source).expect("open").0);
+    }
+
+    #[test]
+    fn a_store_is_kept_for_its_own_log_and_rebuilt_for_another() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("projection");
+        with_a_candidate(&dir, "a.events on cluster X");
+
+        let (store, rebuilt) = open_for_source(&dir, "a.events on cluster X").expect("reopen");
+        assert_eq!(rebuilt, None);
+        assert!(holds_a_candidate(&store));
+        drop(store);
+
+        // Another topic, then the same topic on another cluster: each time moved aside.
+        for (n, other, was) in [
+            (1, "b.events on cluster X", "a.events on cluster X"),
+            (2, "b.events on cluster Y", "b.events on cluster X"),
+        ] {
+            let (store, rebuilt) = open_for_source(&dir, other).expect("open for another");
+            let why = rebuilt.expect("rebuilt");
+            assert!(
+                why.contains(&format!("it reflects {was}, not {other}")),
+                "{why}"
+            );
+            assert!(!holds_a_candidate(&store), "the other log's state was kept");
+            assert_eq!(store.source().expect("source").as_deref(), Some(other));
+            drop(store);
+            let aside = tmp.path().join(format!("projection.broken-{n}"));
+            assert!(aside.exists(), "{} not kept", aside.display());
+            if n == 1 {
+                // Put a candidate in again, so the next round has one to lose.
+                with_a_candidate(&dir, other);
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_that_records_no_source_takes_the_log_it_is_opened_for() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("projection");
+        // Written as a version before the source was recorded: no `meta/source`.
+        let (store, _) = open_or_rebuild(&dir).expect("open");
+        put_a_candidate(&store);
+        assert_eq!(store.source().expect("source"), None);
+        drop(store);
+
+        let (store, rebuilt) = open_for_source(&dir, "a.events on cluster X").expect("open");
+        assert_eq!(rebuilt, None);
+        assert!(holds_a_candidate(&store));
+        assert_eq!(
+            store.source().expect("source").as_deref(),
+            Some("a.events on cluster X")
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! [`Store`] on sled: one tree, key prefixes `c/` (candidate → state, [`state_codec`]), `o/`
 //! (topic NUL partition → next offset, big-endian i64), `d/` (partition BE, candidate → dirty
-//! marker) and the `meta/format` marker. One tree means one `apply_batch` is one atomic write.
+//! marker), the `meta/format` marker and `meta/source` (the event log the store reflects). One tree means one `apply_batch` is one atomic write.
 //!
 //! Write-behind: the caller encodes a batch's states ([`EncodedStates`]) where they are; then
 //! [`Store::commit`] hands the batch to a writer thread of its own and returns, so sled's
@@ -35,6 +35,8 @@ use crate::timers::index;
 /// value, so it changes with [`state_codec::VERSION`] (v1 held states as JSON).
 pub const FORMAT: &[u8] = b"hirestate-projection-v2";
 const META: &[u8] = b"meta/format";
+/// The event log the store reflects ([`SledStore::source`]).
+const SOURCE: &[u8] = b"meta/source";
 
 /// The sled-backed projection.
 pub struct SledStore {
@@ -189,6 +191,27 @@ impl SledStore {
             writer,
             known: Mutex::new(known),
         })
+    }
+
+    /// The event log this store reflects, as [`SledStore::record_source`] wrote it; `None` on
+    /// a store that never recorded one (new, or written by a version before this was kept).
+    ///
+    /// # Errors
+    /// When sled cannot read it.
+    pub fn source(&self) -> Result<Option<String>, StoreError> {
+        let v = self.db.get(SOURCE).map_err(|e| self.err(e))?;
+        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Records the event log this store reflects (see the module doc of [`crate::project`]).
+    ///
+    /// # Errors
+    /// When sled cannot write it.
+    pub fn record_source(&self, source: &str) -> Result<(), StoreError> {
+        self.db
+            .insert(SOURCE, source.as_bytes())
+            .map(drop)
+            .map_err(|e| self.err(e))
     }
 
     /// Waits for the write of the last commit to be applied.

@@ -149,6 +149,7 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
 /// A metadata request that fails.
 pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<Option<usize>>> {
     Ok(describe(config, topics, Duration::from_secs(10))?
+        .topics
         .into_iter()
         .map(Result::ok)
         .collect())
@@ -159,15 +160,19 @@ pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<
 /// topic it reads or writes exists — the event log and the snapshots with one partition count.
 /// Without this a missing event log left it polling a topic that is not there, for ever, and
 /// an unreachable cluster surfaced as "Transaction error: Timed out" from the producer.
+/// Returns the cluster's id (the state store records which cluster's log it reflects).
 ///
 /// # Errors
 /// Naming the cluster and each topic at fault, and the command that fixes a missing one.
-pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<()> {
+pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<String> {
     let topics = Topics::new(&config.topic_prefix);
     let wanted = topics.all(policy);
     let names: Vec<&str> = wanted.iter().map(|(t, _)| t.as_str()).collect();
     let timeout = Duration::from_millis(config.transaction_timeout_ms);
-    let described = describe(config, &names, timeout).map_err(|e| {
+    let Described {
+        topics: described,
+        cluster,
+    } = describe(config, &names, timeout).map_err(|e| {
         anyhow::anyhow!(
             "cannot read topic metadata from the Kafka cluster at {:?} within {} ms \
              (transaction_timeout_ms): {e}; is KAFKA_BOOTSTRAP right and the cluster up?",
@@ -194,7 +199,11 @@ pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<()> {
             ),
         );
     }
-    if let (Some(Ok(e)), Some(Ok(s))) = (described.first(), described.get(1)) {
+    let count = |topic: &str| {
+        let at = names.iter().position(|n| *n == topic)?;
+        described.get(at)?.as_ref().ok()
+    };
+    if let (Some(e), Some(s)) = (count(&topics.events), count(&topics.snapshots)) {
         if e != s {
             problems.push(format!(
                 "{} has {e} partitions but {} has {s}: they must match (a candidate's \
@@ -203,9 +212,12 @@ pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<()> {
             ));
         }
     }
-    match problems.is_empty() {
-        true => Ok(()),
-        false => anyhow::bail!(
+    if cluster.is_none() {
+        problems.push("the cluster reported no cluster id".to_owned());
+    }
+    match (problems.is_empty(), cluster) {
+        (true, Some(id)) => Ok(id),
+        _ => anyhow::bail!(
             "the Kafka cluster at {:?} is not ready for the processor: {}",
             config.bootstrap,
             problems.join("; ")
@@ -215,18 +227,15 @@ pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<()> {
 
 /// Partition count per topic, or the broker's error for it (the topic does not exist, is not
 /// authorised, …), one metadata request each, none auto-creating a topic (a consumer's
-/// metadata requests never do, unless `allow.auto.create.topics` is set).
+/// metadata requests never do, unless `allow.auto.create.topics` is set); and the cluster's
+/// id, when it reported one.
 ///
 /// # Errors
 /// A metadata request that fails outright (e.g. no broker answered within `timeout`).
-fn describe(
-    config: &Config,
-    topics: &[&str],
-    timeout: Duration,
-) -> anyhow::Result<Vec<Result<usize, RDKafkaRespErr>>> {
+fn describe(config: &Config, topics: &[&str], timeout: Duration) -> anyhow::Result<Described> {
     let c: BaseConsumer = config.consumer_config().create()?;
     let deadline = std::time::Instant::now() + timeout;
-    topics
+    let described = topics
         .iter()
         .map(|t| loop {
             let md = c.fetch_metadata(Some(t), timeout)?;
@@ -247,5 +256,18 @@ fn describe(
                 d => return Ok(d),
             }
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    // Every answer above carried the id: this reads what librdkafka already holds.
+    let cluster = c.client().fetch_cluster_id(timeout);
+    Ok(Described {
+        topics: described,
+        cluster,
+    })
+}
+
+/// What [`describe`] found.
+struct Described {
+    /// Per topic asked about, in order: its partition count, or the broker's error for it.
+    topics: Vec<Result<usize, RDKafkaRespErr>>,
+    cluster: Option<String>,
 }
