@@ -6,6 +6,10 @@
 //!   the log from its start when there are none;
 //! - a gap the log no longer holds (retention deleted it) → [`RestoreError::Gap`]: the processor
 //!   stops; it never skips.
+//! - a store or snapshots reflecting offsets past the log's end (the topic was recreated) →
+//!   [`RestoreError::AheadOfLog`]: the processor stops. Seeking past the end would reset the
+//!   consumer to the log's start, below the restored offset, and every record would be dropped
+//!   as already folded.
 //!
 //! The partitions of one assignment restore as tasks of their own ([`restore_all`]), in
 //! parallel: a partition's restore reads only its own log and snapshots and writes only its own
@@ -72,6 +76,20 @@ pub enum RestoreError {
         from: i64,
         low: i64,
         missing: i64,
+    },
+    #[error(
+        "partition {partition}: {from} reflects {topic} up to offset {reflects}, but the log \
+         ends at {end}: the topic was deleted and recreated (or truncated) since, and this state \
+         cannot be matched to it; move the state directory aside (and recreate the snapshots \
+         topic if it outlived the old log), then start again to rebuild from the new log"
+    )]
+    AheadOfLog {
+        partition: i32,
+        topic: String,
+        /// The state store, or the snapshots.
+        from: &'static str,
+        reflects: i64,
+        end: i64,
     },
     #[error("partition {partition}: reading {topic}: {source}")]
     Kafka {
@@ -167,8 +185,20 @@ pub fn restore(
     };
     let target = committed.unwrap_or(base).max(base);
     let mut touched = std::collections::BTreeSet::new();
+    let (low, end) = watermarks(env, events, partition)?;
+    if base > end {
+        return Err(RestoreError::AheadOfLog {
+            partition,
+            topic: events.to_owned(),
+            from: match stored {
+                Some(_) => "the state store",
+                None => "the snapshots",
+            },
+            reflects: base,
+            end,
+        });
+    }
     if target > base {
-        let (low, _) = watermarks(env, events, partition)?;
         if low > base {
             return Err(RestoreError::Gap {
                 partition,
