@@ -111,11 +111,30 @@ impl Default for Config {
     }
 }
 
+/// `HOSTNAME` when the environment has it (containers set it), else the host's name as the
+/// kernel gives it, else `instance-0`. Shells keep `HOSTNAME` to themselves (not exported),
+/// and systemd sets none: reading only the variable gave every instance started that way the
+/// same id, `instance-0`, on every host — and two instances with one id fence each other.
 fn default_instance_id() -> String {
-    std::env::var("HOSTNAME")
+    instance_id_from(std::env::var("HOSTNAME").ok())
+}
+
+fn instance_id_from(hostname_var: Option<String>) -> String {
+    hostname_var
+        .filter(|h| !h.is_empty())
+        .or_else(host_name)
+        .unwrap_or_else(|| "instance-0".to_owned())
+}
+
+/// The host's name as the kernel gives it (`uname`'s node name), if non-empty UTF-8.
+fn host_name() -> Option<String> {
+    let uname = rustix::system::uname();
+    uname
+        .nodename()
+        .to_str()
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "instance-0".to_owned())
+        .map(str::to_owned)
 }
 
 /// A passthrough table of the file as librdkafka's `key = value` strings. TOML reads an
@@ -465,6 +484,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_instance_id_is_the_host_name_when_hostname_is_not_exported() {
+        // What the kernel says, read apart from `uname`.
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name");
+        let kernel = kernel.trim();
+        assert!(!kernel.is_empty());
+        assert_eq!(instance_id_from(None), kernel);
+        assert_eq!(instance_id_from(Some(String::new())), kernel);
+        assert_eq!(instance_id_from(Some("pod-7".into())), "pod-7");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
