@@ -1,8 +1,9 @@
 //! Fail points for the recovery tests: `HIRESTATE_FAILPOINTS=name=N,other=M` arms them.
 //! [`hit`] kills the process on the N-th pass (SIGABRT via `abort`: no destructor, no flush —
 //! as hard as SIGKILL for everything this process holds); [`fires`] instead answers `true` on
-//! the N-th pass, for failures the caller then simulates (an ambiguous commit). Unset, a pass
-//! costs one relaxed atomic load.
+//! the N-th pass, for failures the caller then simulates (an ambiguous commit). `name=sleep:MS`
+//! slows every pass by MS milliseconds instead (a long restore, for the shutdown tests). Unset,
+//! a pass costs one relaxed atomic load.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,19 +19,38 @@ pub const AMBIGUOUS_AFTER_COMMIT: &str = "ambiguous_after_commit";
 pub const AMBIGUOUS_INSTEAD_OF_COMMIT: &str = "ambiguous_instead_of_commit";
 
 struct Armed {
-    targets: HashMap<String, u64>,
+    targets: HashMap<String, Arm>,
     counts: HashMap<String, AtomicU64>,
+}
+
+/// What an armed fail point does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Arm {
+    /// Fires on this pass.
+    Pass(u64),
+    /// Sleeps this long on every pass.
+    Sleep(std::time::Duration),
+}
+
+/// `N` or `sleep:MS`.
+fn parse_arm(v: &str) -> Option<Arm> {
+    match v.trim().strip_prefix("sleep:") {
+        Some(ms) => Some(Arm::Sleep(std::time::Duration::from_millis(
+            ms.trim().parse().ok()?,
+        ))),
+        None => Some(Arm::Pass(v.trim().parse().ok()?)),
+    }
 }
 
 fn armed() -> &'static Option<Armed> {
     static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
     ARMED.get_or_init(|| {
         let spec = std::env::var("HIRESTATE_FAILPOINTS").ok()?;
-        let targets: HashMap<String, u64> = spec
+        let targets: HashMap<String, Arm> = spec
             .split(',')
             .filter_map(|kv| {
                 let (k, v) = kv.split_once('=')?;
-                Some((k.trim().to_owned(), v.trim().parse().ok()?))
+                Some((k.trim().to_owned(), parse_arm(v)?))
             })
             .collect();
         let counts = targets
@@ -44,10 +64,17 @@ fn armed() -> &'static Option<Armed> {
 /// Passes fail point `name`; `true` on its armed pass.
 pub fn fires(name: &str) -> bool {
     let Some(a) = armed() else { return false };
-    let (Some(target), Some(count)) = (a.targets.get(name), a.counts.get(name)) else {
+    let (Some(arm), Some(count)) = (a.targets.get(name), a.counts.get(name)) else {
         return false;
     };
-    let fired = count.fetch_add(1, Ordering::Relaxed) + 1 == *target;
+    let target = match *arm {
+        Arm::Pass(n) => n,
+        Arm::Sleep(d) => {
+            std::thread::sleep(d);
+            return false;
+        }
+    };
+    let fired = count.fetch_add(1, Ordering::Relaxed) + 1 == target;
     if fired {
         eprintln!("failpoint {name}: fires (pass {target})");
     }
@@ -58,5 +85,21 @@ pub fn fires(name: &str) -> bool {
 pub fn hit(name: &str) {
     if fires(name) {
         std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_arm_is_a_pass_number_or_a_sleep() {
+        assert_eq!(parse_arm("3"), Some(Arm::Pass(3)));
+        assert_eq!(
+            parse_arm(" sleep:25"),
+            Some(Arm::Sleep(std::time::Duration::from_millis(25)))
+        );
+        assert_eq!(parse_arm("sleep:x"), None);
+        assert_eq!(parse_arm("soon"), None);
     }
 }

@@ -107,3 +107,62 @@ fn health_endpoints_and_sigterm_shutdown() {
         "first {first}, then {second}"
     );
 }
+
+/// SIGTERM while a partition restores (here a cold start folding the whole log, slowed by a
+/// fail point to ~60 s): the restore stops at the next record and the processor exits 0 within
+/// the same bound as from a batch, writing nothing of what it folded; the next start restores
+/// in full and the projection equals a clean replay. Before, the signal waited for the whole
+/// restore (minutes on a long log) — past any orchestrator's grace period.
+#[test]
+fn sigterm_during_a_restore_stops_it_and_the_next_start_restores_in_full() {
+    let Some(bs) =
+        support::bootstrap("sigterm_during_a_restore_stops_it_and_the_next_start_restores_in_full")
+    else {
+        return;
+    };
+    let setup = Setup::new(&bs, "shutdown-restore", 1);
+    let file = setup.generate("events.jsonl", 100, 12);
+    setup.produce(&file);
+    let inst = setup.instance("r");
+    inst.run_to_idle(&setup, 2.0, &[]);
+    // Cold start: the group's offsets are at the end, the store is gone, so the restore folds
+    // the log from its start; 50 ms a record makes it take about a minute.
+    std::fs::remove_dir_all(&inst.state_dir).expect("removing the state directory");
+    let mut child = inst.spawn(
+        &setup,
+        600.0,
+        &[("HIRESTATE_FAILPOINTS", "during_restore=sleep:50")],
+    );
+    assert!(
+        inst.wait_for_log(&mut child, "restoring: folding", 0, Duration::from_secs(60)),
+        "the restore never started:\n{}",
+        inst.log_tail()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = wait_for(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
+        panic!(
+            "no exit within 20 s of SIGTERM during a restore:\n{}",
+            inst.log_tail()
+        )
+    });
+    assert!(
+        status.success(),
+        "exit {status:?} after SIGTERM:\n{}",
+        inst.log_tail()
+    );
+    assert_eq!(
+        inst.log_count("restore interrupted"),
+        1,
+        "{}",
+        inst.log_tail()
+    );
+
+    let again = inst.run_to_idle(&setup, 2.0, &[]);
+    assert_eq!(again["counts"]["consumed"].as_u64(), Some(0), "{again}");
+    processor::assert_states_equal(&inst.state_dump(&setup), &processor::clean_states(&[&file]));
+}

@@ -41,8 +41,10 @@ pub struct RunOptions {
 /// What the outside world can see of a running processor.
 #[derive(Debug, Default)]
 pub struct Status {
-    /// Set by a signal handler (or a test): finish the batch, flush, leave the group.
-    pub shutdown: AtomicBool,
+    /// Set by a signal handler (or a test): finish the batch, flush, leave the group. Shared
+    /// with restores, which stop early on it (what they folded is not written; the next start
+    /// restores again).
+    pub shutdown: Arc<AtomicBool>,
     /// Partitions assigned and restored, producer ready.
     pub ready: AtomicBool,
     /// Events folded by restores so far (restore progress).
@@ -56,7 +58,7 @@ impl Status {
     /// A status whose metrics are `metrics` (e.g. with an OTLP exporter).
     pub fn with_metrics(metrics: Arc<Metrics>) -> Status {
         Status {
-            shutdown: AtomicBool::new(false),
+            shutdown: Arc::default(),
             ready: AtomicBool::new(false),
             restored_events: Arc::default(),
             metrics,
@@ -107,7 +109,11 @@ fn resync(
             continue;
         };
         let epoch = ps.epoch;
-        *ps = restored?;
+        *ps = match restored {
+            // Shutting down: the loop stops before it uses this assignment again.
+            Err(ingest::RestoreError::Interrupted { .. }) => return Ok(()),
+            r => r?,
+        };
         ps.epoch = epoch;
         consumer.seek(
             topic,
@@ -192,6 +198,7 @@ pub fn run(
         store: store.clone(),
         restored_events: status.restored_events.clone(),
         metrics: status.metrics.clone(),
+        shutdown: status.shutdown.clone(),
     });
     let mut publisher = Publisher::new(config)?;
     let assignment = Arc::new(Mutex::new(Assignment::default()));

@@ -154,6 +154,9 @@ impl ConsumerContext for IngestContext {
                             ps.epoch = a.next_epoch;
                             a.partitions.insert(p, ps);
                         }
+                        Err(e @ restore::RestoreError::Interrupted { .. }) => {
+                            tracing::info!(partition = p, reason = %e, "restore stopped");
+                        }
                         Err(e) => {
                             tracing::error!(partition = p, error = %e, "restore failed");
                             lock(&self.assignment).fatal = Some(e.to_string());

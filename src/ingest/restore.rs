@@ -62,6 +62,8 @@ pub struct RestoreEnv {
     /// state).
     /// Nothing a restore folds is counted as decided: it was counted when first committed.
     pub metrics: Arc<Metrics>,
+    /// Set on shutdown: a restore stops at the next record ([`RestoreError::Interrupted`]).
+    pub shutdown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why a partition could not be restored.
@@ -105,6 +107,10 @@ pub enum RestoreError {
         target: i64,
         secs: u64,
     },
+    /// Shutdown was asked for: nothing folded so far is written, the next start restores
+    /// again from where the store stands.
+    #[error("partition {partition}: restore interrupted at offset {at} by shutdown")]
+    Interrupted { partition: i32, at: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -199,6 +205,12 @@ pub fn restore(
         });
     }
     if target > base {
+        tracing::info!(
+            partition,
+            from = base,
+            to = target,
+            "restoring: folding the log without emitting"
+        );
         if low > base {
             return Err(RestoreError::Gap {
                 partition,
@@ -333,6 +345,12 @@ fn read_range(
             Some(Ok(m)) => {
                 if m.offset() >= until {
                     break;
+                }
+                if env.shutdown.load(Ordering::Relaxed) {
+                    return Err(RestoreError::Interrupted {
+                        partition,
+                        at: m.offset(),
+                    });
                 }
                 at = m.offset() + 1;
                 last_progress = Instant::now();
