@@ -26,6 +26,15 @@ fn get(addr: &str, path: &str) -> Option<u16> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Sends SIGTERM to `child`.
+fn sigterm(child: &std::process::Child) {
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(kill.success(), "kill -TERM {} failed", child.id());
+}
+
 fn wait_status(addr: &str, path: &str, want: u16, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -66,11 +75,7 @@ fn health_endpoints_and_sigterm_shutdown() {
     );
 
     let sent = Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    sigterm(&child);
     let status = wait_for(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
         let _ = child.kill();
         panic!("no exit within 20 s of SIGTERM:\n{}", inst.log_tail())
@@ -139,11 +144,7 @@ fn sigterm_during_a_restore_stops_it_and_the_next_start_restores_in_full() {
         inst.log_tail()
     );
     std::thread::sleep(Duration::from_millis(500));
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    sigterm(&child);
     let status = wait_for(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
         panic!(
             "no exit within 20 s of SIGTERM during a restore:\n{}",

@@ -149,10 +149,10 @@ fn count_stored_commands(store: &dyn Store, metrics: &Metrics) -> anyhow::Result
 /// Runs the processor until shutdown (or idle, with [`RunOptions::exit_when_idle`]).
 ///
 /// # Errors
-/// Start-up failures (the cluster or a topic not there: [`crate::topics::check_for_run`]; store,
-/// producer, consumer), a restore that cannot complete (e.g. a
-/// retention gap), a fatal consumer error (e.g. fenced by an instance started with the same
-/// instance id), a store write that fails after a commit.
+/// Start-up failures (the cluster or a topic not there: [`crate::topics::check_for_run`];
+/// store, producer, consumer), a restore that cannot complete (e.g. a retention gap, a log
+/// recreated behind the store), a fatal consumer error (e.g. fenced by an instance started
+/// with the same instance id), a store write that fails after a commit.
 pub fn run(
     config: &Config,
     policy: Arc<Policy>,
