@@ -147,8 +147,31 @@ pub trait Store: Send {
     fn flush(&self) -> Result<(), StoreError>;
 }
 
+/// What the store's tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    use super::{sled_store::is_locked, StoreError};
+
+    /// Opens the store at `path` again in this process: sled's background flusher may still
+    /// hold the file lock for a moment after the previous handle was dropped.
+    pub fn reopen<T>(path: &Path, open: impl Fn(&Path) -> Result<T, StoreError>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match open(path) {
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => return r.unwrap(),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_support::reopen;
     use super::*;
 
     fn holds_a_candidate(store: &SledStore) -> bool {
@@ -170,7 +193,7 @@ mod tests {
     }
 
     fn with_a_candidate(dir: &std::path::Path, source: &str) {
-        put_a_candidate(&open_for_source(dir, source).expect("open").0);
+        put_a_candidate(&reopen(dir, |d| open_for_source(d, source)).0);
     }
 
     #[test]
@@ -179,7 +202,7 @@ mod tests {
         let dir = tmp.path().join("projection");
         with_a_candidate(&dir, "a.events on cluster X");
 
-        let (store, rebuilt) = open_for_source(&dir, "a.events on cluster X").expect("reopen");
+        let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, "a.events on cluster X"));
         assert_eq!(rebuilt, None);
         assert!(holds_a_candidate(&store));
         drop(store);
@@ -189,7 +212,7 @@ mod tests {
             (1, "b.events on cluster X", "a.events on cluster X"),
             (2, "b.events on cluster Y", "b.events on cluster X"),
         ] {
-            let (store, rebuilt) = open_for_source(&dir, other).expect("open for another");
+            let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, other));
             let why = rebuilt.expect("rebuilt");
             assert!(
                 why.contains(&format!("it reflects {was}, not {other}")),
@@ -212,12 +235,12 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("projection");
         // Written as a version before the source was recorded: no `meta/source`.
-        let (store, _) = open_or_rebuild(&dir).expect("open");
+        let (store, _) = reopen(&dir, open_or_rebuild);
         put_a_candidate(&store);
         assert_eq!(store.source().expect("source"), None);
         drop(store);
 
-        let (store, rebuilt) = open_for_source(&dir, "a.events on cluster X").expect("open");
+        let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, "a.events on cluster X"));
         assert_eq!(rebuilt, None);
         assert!(holds_a_candidate(&store));
         assert_eq!(

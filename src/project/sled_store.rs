@@ -537,20 +537,7 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Opens the store at `path` again in this process: sled's background flusher may still
-    /// hold the file lock for a moment after the previous handle was dropped.
-    fn reopen<T>(path: &Path, open: impl Fn(&Path) -> Result<T, StoreError>) -> T {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match open(path) {
-                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                r => return r.unwrap(),
-            }
-        }
-    }
+    use crate::project::test_support::reopen;
 
     fn state(id: &str) -> CandidateState {
         CandidateState {
