@@ -229,92 +229,107 @@ pub fn run(
     let batch_wait = Duration::from_millis(config.batch_max_ms);
     // The batch folded while the transaction before it committed (see `batch`).
     let mut ahead: Option<batch::Folded> = None;
-    while !status.shutdown.load(Ordering::Relaxed) {
-        // 1. ingest: collect a batch (rebalances and restores happen inside poll; no
-        //    transaction is open here).
-        let mut records =
-            ingest::collect(&consumer, &assignment, config.batch_max_records, batch_wait);
-        let mut a = lock(&assignment);
-        if let Some(fatal) = a.fatal.take() {
-            anyhow::bail!("{fatal}");
-        }
-        if a.generation != seen_generation {
-            // A (re)assignment just finished restoring: idle time counts from now.
-            seen_generation = a.generation;
-            last_record = Instant::now();
-        }
-        status
-            .ready
-            .store(!a.partitions.is_empty(), Ordering::Relaxed);
-        if ahead.as_ref().is_some_and(|f| !f.still_assigned(&a)) {
-            // Folded under an assignment that has changed since: dropped, and every partition
-            // re-synced, so its records (and those just collected) come again.
-            if let Some(f) = ahead.take() {
-                f.discard(&mut a);
+    // The loop runs as a closure so that whatever it stops on can be checked against the
+    // consumer's own state: once fenced, every consumer call fails ("Erroneous state"), and
+    // the fatal error is what the operator needs to read.
+    let looped = (|| -> anyhow::Result<()> {
+        while !status.shutdown.load(Ordering::Relaxed) {
+            // 1. ingest: collect a batch (rebalances and restores happen inside poll; no
+            //    transaction is open here).
+            let mut records =
+                ingest::collect(&consumer, &assignment, config.batch_max_records, batch_wait);
+            let mut a = lock(&assignment);
+            if let Some(fatal) = a.fatal.take() {
+                anyhow::bail!("{fatal}");
             }
-            tracing::info!("batch folded ahead of a rebalance discarded; rewinding");
-            resync(&consumer, &mut a, &env)?;
-            continue;
-        }
-        records.retain(|r| {
-            let folded = ahead.as_ref().and_then(|f| f.next_of(r.partition));
-            a.partitions.get(&r.partition).is_some_and(|p| {
-                p.epoch == r.epoch && r.offset >= p.next && folded.is_none_or(|n| r.offset >= n)
-            })
-        });
-        let batch = match ahead.take() {
-            Some(f) => f,
-            None => {
-                if records.is_empty() && !folder.timers_due(&a, store.as_ref())? {
-                    drop(a);
-                    if let Some(idle) = opts.exit_when_idle {
-                        if status.ready.load(Ordering::Relaxed) && last_record.elapsed() >= idle {
-                            break;
-                        }
-                    }
-                    continue;
+            if a.generation != seen_generation {
+                // A (re)assignment just finished restoring: idle time counts from now.
+                seen_generation = a.generation;
+                last_record = Instant::now();
+            }
+            status
+                .ready
+                .store(!a.partitions.is_empty(), Ordering::Relaxed);
+            if ahead.as_ref().is_some_and(|f| !f.still_assigned(&a)) {
+                // Folded under an assignment that has changed since: dropped, and every partition
+                // re-synced, so its records (and those just collected) come again.
+                if let Some(f) = ahead.take() {
+                    f.discard(&mut a);
                 }
-                // 2–5. decode, fold, derive: outputs wait in the batch's outbox.
-                let f = folder.fold(&mut a, &records, store.as_ref())?;
-                if !records.is_empty() {
-                    // The pipeline starts: the next collect gives this batch's commit the
-                    // records to fold while it is in flight.
-                    ahead = Some(f);
-                    continue;
-                }
-                f
-            }
-        };
-        last_record = Instant::now();
-
-        // 6–7. publish in one transaction (the records just collected fold meanwhile), then
-        //      project.
-        let group = consumer
-            .group_metadata()
-            .ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
-        match folder.transact(
-            &mut a,
-            batch,
-            &records,
-            &mut publisher,
-            &group,
-            store.as_ref(),
-        )? {
-            (batch::BatchEnd::Committed, next) => {
-                report.batches += 1;
-                retry_wait = Duration::ZERO;
-                ahead = next.filter(|f| !f.is_empty());
-            }
-            (batch::BatchEnd::RolledBack(why), _) => {
-                report.aborted_batches += 1;
-                // Back off: what failed (a registry, a broker) may need a moment.
-                retry_wait =
-                    (retry_wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
-                tracing::warn!(reason = %why, wait_ms = retry_wait.as_millis() as u64, "batch rolled back; rewinding");
-                std::thread::sleep(retry_wait);
+                tracing::info!("batch folded ahead of a rebalance discarded; rewinding");
                 resync(&consumer, &mut a, &env)?;
+                continue;
+            }
+            records.retain(|r| {
+                let folded = ahead.as_ref().and_then(|f| f.next_of(r.partition));
+                a.partitions.get(&r.partition).is_some_and(|p| {
+                    p.epoch == r.epoch && r.offset >= p.next && folded.is_none_or(|n| r.offset >= n)
+                })
+            });
+            let batch = match ahead.take() {
+                Some(f) => f,
+                None => {
+                    if records.is_empty() && !folder.timers_due(&a, store.as_ref())? {
+                        drop(a);
+                        if let Some(idle) = opts.exit_when_idle {
+                            if status.ready.load(Ordering::Relaxed) && last_record.elapsed() >= idle
+                            {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    // 2–5. decode, fold, derive: outputs wait in the batch's outbox.
+                    let f = folder.fold(&mut a, &records, store.as_ref())?;
+                    if !records.is_empty() {
+                        // The pipeline starts: the next collect gives this batch's commit the
+                        // records to fold while it is in flight.
+                        ahead = Some(f);
+                        continue;
+                    }
+                    f
+                }
+            };
+            last_record = Instant::now();
+
+            // 6–7. publish in one transaction (the records just collected fold meanwhile), then
+            //      project.
+            let group = consumer
+                .group_metadata()
+                .ok_or_else(|| anyhow::anyhow!("no consumer group metadata"))?;
+            match folder.transact(
+                &mut a,
+                batch,
+                &records,
+                &mut publisher,
+                &group,
+                store.as_ref(),
+            )? {
+                (batch::BatchEnd::Committed, next) => {
+                    report.batches += 1;
+                    retry_wait = Duration::ZERO;
+                    ahead = next.filter(|f| !f.is_empty());
+                }
+                (batch::BatchEnd::RolledBack(why), _) => {
+                    report.aborted_batches += 1;
+                    // Back off: what failed (a registry, a broker) may need a moment.
+                    retry_wait =
+                        (retry_wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
+                    tracing::warn!(reason = %why, wait_ms = retry_wait.as_millis() as u64, "batch rolled back; rewinding");
+                    std::thread::sleep(retry_wait);
+                    resync(&consumer, &mut a, &env)?;
+                }
             }
         }
+        Ok(())
+    })();
+    if let Err(e) = looped {
+        return Err(match ingest::fatal_error(&consumer) {
+            Some(fatal) if !format!("{e:#}").contains(&fatal) => {
+                anyhow::anyhow!("{fatal} (the processor then stopped on: {e:#})")
+            }
+            _ => e,
+        });
     }
     store.flush()?;
     report.counts = folder.counts.clone();

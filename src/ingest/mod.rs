@@ -229,6 +229,13 @@ pub fn collect(
     records
 }
 
+/// The consumer's fatal error, if librdkafka raised one, as [`collect`] reports it: after it
+/// every consumer call fails with a local error that does not say why.
+pub fn fatal_error(consumer: &BaseConsumer<IngestContext>) -> Option<String> {
+    let (code, _) = consumer.client().fatal_error()?;
+    Some(fatal_consumer_error(&consumer.context().env.config, code))
+}
+
 /// What the processor stops with after a fatal consumer error: for a fenced static member,
 /// which id was taken and how to give each instance its own.
 fn fatal_consumer_error(config: &Config, code: RDKafkaErrorCode) -> String {
