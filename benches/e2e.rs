@@ -872,6 +872,7 @@ fn spawn_processor(
             status,
             &RunOptions {
                 exit_when_idle: Some(SAFETY_IDLE),
+                mock_cluster: false,
             },
         )
     })

@@ -541,6 +541,7 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
     });
     let opts = RunOptions {
         exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs_f64),
+        mock_cluster: false,
     };
     let config = config.clone();
     let worker = std::thread::Builder::new()

@@ -1,6 +1,6 @@
 //! `hirestate run` checks the cluster before it starts and refuses, with every problem named
-//! at once, what it cannot run on: no broker answering, topics missing, or an event log and a
-//! snapshot topic with different partition counts. Before these checks it polled a missing
+//! at once, what it cannot run on: no broker answering, topics missing, an event log and a
+//! snapshot topic with different partition counts, or a snapshot topic that is not compacted. Before these checks it polled a missing
 //! event log for ever, and an unreachable broker surfaced as "Transaction error: Timed out".
 
 mod support;
@@ -132,7 +132,8 @@ fn an_event_log_and_snapshots_partitioned_differently_are_refused() {
         ("HIRESTATE_TOPIC_PREFIX", prefix.as_str()),
         ("HIRESTATE_PARTITIONS", "4"),
     ];
-    // `topics ensure` creates the rest with 4 partitions (and reports the mismatch itself).
+    // `topics ensure` creates the rest with 4 partitions, and reports both problems of the
+    // snapshot topic it found (made with the broker's default policy, `delete`).
     let ensured = Command::new(BIN)
         .args(["topics", "ensure"])
         .env("HIRESTATE_POLICY_DIR", support::policy_dir())
@@ -143,11 +144,21 @@ fn an_event_log_and_snapshots_partitioned_differently_are_refused() {
         String::from_utf8_lossy(&ensured.stdout).contains("hiring.events.v1"),
         "topics ensure: {ensured:?}"
     );
+    let problems = String::from_utf8_lossy(&ensured.stderr);
+    let not_compacted = format!("{snapshots} has cleanup.policy=delete: it must be compact");
+    assert!(
+        !ensured.status.success() && problems.contains(&not_compacted),
+        "topics ensure: {ensured:?}"
+    );
     let last = stopped_with(&run(dir.path(), &env));
     let want = format!("{prefix}.hiring.events.v1 has 4 partitions but {snapshots} has 2");
     assert!(
         last.contains(&want) && last.contains("must match"),
         "{want:?} not in: {last}"
+    );
+    assert!(
+        last.contains(&not_compacted),
+        "{not_compacted:?} not in: {last}"
     );
     assert!(!last.contains("topics missing"), "{last}");
 }

@@ -36,6 +36,10 @@ pub use outputs::ATTEMPT_HEADER;
 pub struct RunOptions {
     /// Stop (exit 0) after this long without a record, once partitions are assigned.
     pub exit_when_idle: Option<Duration>,
+    /// The cluster is librdkafka's in-process mock (the demo's embedded default). It answers no
+    /// `DescribeConfigs`, so the start-up check leaves the snapshot topic's `cleanup.policy`
+    /// unchecked instead of waiting for the request to time out.
+    pub mock_cluster: bool,
 }
 
 /// What the outside world can see of a running processor.
@@ -159,7 +163,7 @@ pub fn run(
     status: Arc<Status>,
     opts: &RunOptions,
 ) -> anyhow::Result<RunReport> {
-    let cluster = crate::topics::check_for_run(config, &policy)?;
+    let cluster = crate::topics::check_for_run(config, &policy, !opts.mock_cluster)?;
     let topics = Topics::new(&config.topic_prefix);
     let mut codec = Codec::embedded()?;
     if let Some(url) = &config.schema_registry {

@@ -213,6 +213,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let opts = RunOptions {
         exit_when_idle: Some(Duration::from_secs(2)),
+        mock_cluster: _mock.is_some(),
     };
     let mut live = Counts::default();
     let mut batches = 0;

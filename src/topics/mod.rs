@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -128,6 +128,12 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
             Err((t, e)) => report.problems.push(format!("{t}: {e}")),
         }
     }
+    if !report.created.contains(&topics.snapshots) {
+        let policy = cleanup_policy(config, &topics.snapshots).await;
+        report
+            .problems
+            .extend(compaction_problem(&topics.snapshots, policy));
+    }
     let counts = partition_counts(config, &[&topics.events, &topics.snapshots])?;
     if let (Some(e), Some(s)) = (
         counts.first().copied().flatten(),
@@ -157,14 +163,20 @@ pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<
 
 /// What the processor checks before it starts, every problem at once: that the cluster
 /// answers within the transaction timeout (the longest any of its calls waits), and that every
-/// topic it reads or writes exists — the event log and the snapshots with one partition count.
+/// topic it reads or writes exists — the event log and the snapshots with one partition count,
+/// the snapshots compacted (unless `describe_configs` is false: a cluster that answers no
+/// `DescribeConfigs`, such as librdkafka's mock).
 /// Without this a missing event log left it polling a topic that is not there, for ever, and
 /// an unreachable cluster surfaced as "Transaction error: Timed out" from the producer.
 /// Returns the cluster's id (the state store records which cluster's log it reflects).
 ///
 /// # Errors
 /// Naming the cluster and each topic at fault, and the command that fixes a missing one.
-pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<String> {
+pub fn check_for_run(
+    config: &Config,
+    policy: &Policy,
+    describe_configs: bool,
+) -> anyhow::Result<String> {
     let topics = Topics::new(&config.topic_prefix);
     let wanted = topics.all(policy);
     let names: Vec<&str> = wanted.iter().map(|(t, _)| t.as_str()).collect();
@@ -212,6 +224,10 @@ pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<String>
             ));
         }
     }
+    if describe_configs && count(&topics.snapshots).is_some() {
+        let policy = futures::executor::block_on(cleanup_policy(config, &topics.snapshots));
+        problems.extend(compaction_problem(&topics.snapshots, policy));
+    }
     if cluster.is_none() {
         problems.push("the cluster reported no cluster id".to_owned());
     }
@@ -223,6 +239,45 @@ pub fn check_for_run(config: &Config, policy: &Policy) -> anyhow::Result<String>
             problems.join("; ")
         ),
     }
+}
+
+/// The problem with `snapshots`' `cleanup.policy` (as [`cleanup_policy`] read it), if it is not
+/// `compact` alone. Restore takes a candidate with no snapshot in the newest round from its
+/// newest one however old (it had no event since): a policy that deletes old records would
+/// lose those candidates' states. A cluster that cannot describe topic configurations
+/// (librdkafka's mock cluster) is not checked: that is logged.
+fn compaction_problem(snapshots: &str, policy: anyhow::Result<Option<String>>) -> Option<String> {
+    match policy {
+        Ok(Some(policy)) if policy.trim() == "compact" => None,
+        Ok(policy) => Some(format!(
+            "{snapshots} has cleanup.policy={}: it must be compact, or restore loses the \
+             state of every candidate whose newest snapshot was deleted (fix: \
+             kafka-configs.sh --alter --entity-type topics --entity-name {snapshots} \
+             --add-config cleanup.policy=compact)",
+            policy.as_deref().unwrap_or("(none)")
+        )),
+        Err(e) => {
+            tracing::warn!(topic = snapshots, error = %e, "cleanup.policy not checked: the cluster did not describe the topic's configuration");
+            None
+        }
+    }
+}
+
+/// `topic`'s `cleanup.policy` as the cluster describes it.
+async fn cleanup_policy(config: &Config, topic: &str) -> anyhow::Result<Option<String>> {
+    let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let resource = ResourceSpecifier::Topic(topic);
+    let described = admin
+        .describe_configs([&resource], &opts)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no answer"))?
+        .map_err(|code| anyhow::anyhow!("{code}"))?;
+    Ok(described
+        .get("cleanup.policy")
+        .and_then(|e| e.value.clone()))
 }
 
 /// Partition count per topic, or the broker's error for it (the topic does not exist, is not
