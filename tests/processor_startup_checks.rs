@@ -1,41 +1,32 @@
 //! `hirestate run` checks the cluster before it starts and refuses, with every problem named
 //! at once, what it cannot run on: no broker answering, topics missing, an event log and a
-//! snapshot topic with different partition counts, or a snapshot topic that is not compacted. Before these checks it polled a missing
-//! event log for ever, and an unreachable broker surfaced as "Transaction error: Timed out".
+//! snapshot topic with different partition counts, or a snapshot topic that is not compacted.
+//! Before these checks it polled a missing event log for ever, and an unreachable broker
+//! surfaced as "Transaction error: Timed out".
 
+#[path = "support/processor.rs"]
+mod processor;
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hirestate");
+use processor::bare_command;
 
 /// `hirestate run` with `env` over a clean `HIRESTATE_*` environment; fails the test if it
 /// has not exited within a minute.
 fn run(state: &std::path::Path, env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HIRESTATE_") {
-            c.env_remove(k);
-        }
-    }
-    c.args(["run", "--exit-when-idle", "5"])
+    let mut child = bare_command(&["run", "--exit-when-idle", "5"])
         .env("HIRESTATE_POLICY_DIR", support::policy_dir())
         .env("HIRESTATE_STATE_DIR", state)
         .env("HIRESTATE_HEALTH_ADDR", "")
-        .envs(env.iter().copied());
-    let mut child = c
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawning hirestate run");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("try_wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("hirestate run was still running after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if processor::wait_for(&mut child, Duration::from_secs(60)).is_none() {
+        panic!("hirestate run was still running after 60 s");
     }
     child.wait_with_output().expect("hirestate run's output")
 }
@@ -134,8 +125,7 @@ fn an_event_log_and_snapshots_partitioned_differently_are_refused() {
     ];
     // `topics ensure` creates the rest with 4 partitions, and reports both problems of the
     // snapshot topic it found (made with the broker's default policy, `delete`).
-    let ensured = Command::new(BIN)
-        .args(["topics", "ensure"])
+    let ensured = bare_command(&["topics", "ensure"])
         .env("HIRESTATE_POLICY_DIR", support::policy_dir())
         .envs(env.iter().copied())
         .output()
@@ -146,12 +136,13 @@ fn an_event_log_and_snapshots_partitioned_differently_are_refused() {
     );
     let problems = String::from_utf8_lossy(&ensured.stderr);
     let not_compacted = format!("{snapshots} has cleanup.policy=delete: it must be compact");
+    let want = format!("{prefix}.hiring.events.v1 has 4 partitions but {snapshots} has 2");
     assert!(
         !ensured.status.success() && problems.contains(&not_compacted),
         "topics ensure: {ensured:?}"
     );
+    assert!(problems.contains(&want), "topics ensure: {ensured:?}");
     let last = stopped_with(&run(dir.path(), &env));
-    let want = format!("{prefix}.hiring.events.v1 has 4 partitions but {snapshots} has 2");
     assert!(
         last.contains(&want) && last.contains("must match"),
         "{want:?} not in: {last}"

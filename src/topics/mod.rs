@@ -98,7 +98,8 @@ pub struct EnsureReport {
 }
 
 /// Creates missing topics and checks existing ones: the event log and the snapshots must have
-/// the same partition count (a candidate's snapshot lives on the partition of its events).
+/// the same partition count, and a snapshot topic it did not create must be compacted
+/// ([`snapshot_topic_problems`]).
 ///
 /// # Errors
 /// Admin requests that fail outright; per-topic problems are in the report.
@@ -128,24 +129,15 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
             Err((t, e)) => report.problems.push(format!("{t}: {e}")),
         }
     }
-    if !report.created.contains(&topics.snapshots) {
-        let policy = cleanup_policy(config, &topics.snapshots).await;
-        report
-            .problems
-            .extend(compaction_problem(&topics.snapshots, policy));
-    }
     let counts = partition_counts(config, &[&topics.events, &topics.snapshots])?;
-    if let (Some(e), Some(s)) = (
-        counts.first().copied().flatten(),
-        counts.get(1).copied().flatten(),
-    ) {
-        if e != s {
-            report.problems.push(format!(
-                "{} has {e} partitions but {} has {s}: they must match",
-                topics.events, topics.snapshots
-            ));
-        }
-    }
+    // A snapshot topic created just now has the policy given above.
+    let found = !report.created.contains(&topics.snapshots);
+    report.problems.extend(snapshot_topic_problems(
+        config,
+        &topics,
+        [counts[0], counts[1]],
+        found,
+    ));
     Ok(report)
 }
 
@@ -213,21 +205,14 @@ pub fn check_for_run(
     }
     let count = |topic: &str| {
         let at = names.iter().position(|n| *n == topic)?;
-        described.get(at)?.as_ref().ok()
+        described.get(at)?.as_ref().ok().copied()
     };
-    if let (Some(e), Some(s)) = (count(&topics.events), count(&topics.snapshots)) {
-        if e != s {
-            problems.push(format!(
-                "{} has {e} partitions but {} has {s}: they must match (a candidate's \
-                 snapshot lives on the partition of its events)",
-                topics.events, topics.snapshots
-            ));
-        }
-    }
-    if describe_configs && count(&topics.snapshots).is_some() {
-        let policy = futures::executor::block_on(cleanup_policy(config, &topics.snapshots));
-        problems.extend(compaction_problem(&topics.snapshots, policy));
-    }
+    problems.extend(snapshot_topic_problems(
+        config,
+        &topics,
+        [count(&topics.events), count(&topics.snapshots)],
+        describe_configs,
+    ));
     if cluster.is_none() {
         problems.push("the cluster reported no cluster id".to_owned());
     }
@@ -239,6 +224,33 @@ pub fn check_for_run(
             problems.join("; ")
         ),
     }
+}
+
+/// What makes an existing snapshot topic unfit, every problem: a partition count other than the
+/// event log's (a candidate's snapshot lives on the partition of its events), and — when
+/// `describe_configs` — a `cleanup.policy` other than `compact` ([`compaction_problem`]).
+/// `partitions`: the event log's and the snapshots' counts, `None` where a topic is not there.
+fn snapshot_topic_problems(
+    config: &Config,
+    topics: &Topics,
+    partitions: [Option<usize>; 2],
+    describe_configs: bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let [Some(e), Some(s)] = partitions {
+        if e != s {
+            problems.push(format!(
+                "{} has {e} partitions but {} has {s}: they must match (a candidate's \
+                 snapshot lives on the partition of its events)",
+                topics.events, topics.snapshots
+            ));
+        }
+    }
+    if describe_configs && partitions[1].is_some() {
+        let policy = cleanup_policy(config, &topics.snapshots);
+        problems.extend(compaction_problem(&topics.snapshots, policy));
+    }
+    problems
 }
 
 /// The problem with `snapshots`' `cleanup.policy` (as [`cleanup_policy`] read it), if it is not
@@ -263,14 +275,13 @@ fn compaction_problem(snapshots: &str, policy: anyhow::Result<Option<String>>) -
     }
 }
 
-/// `topic`'s `cleanup.policy` as the cluster describes it.
-async fn cleanup_policy(config: &Config, topic: &str) -> anyhow::Result<Option<String>> {
+/// `topic`'s `cleanup.policy` as the cluster describes it. Blocks, like the metadata requests
+/// beside it (the admin client's own thread completes the request).
+fn cleanup_policy(config: &Config, topic: &str) -> anyhow::Result<Option<String>> {
     let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
     let resource = ResourceSpecifier::Topic(topic);
-    let described = admin
-        .describe_configs([&resource], &opts)
-        .await?
+    let described = futures::executor::block_on(admin.describe_configs([&resource], &opts))?
         .into_iter()
         .next()
         .ok_or_else(|| anyhow::anyhow!("no answer"))?

@@ -22,6 +22,19 @@ use crate::support::unique;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_hirestate");
 
+/// `hirestate args` with none of the test environment's `HIRESTATE_*` settings: each test says
+/// what it sets.
+pub fn bare_command(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HIRESTATE_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(args);
+    c
+}
+
 /// How long any single subprocess may take before the test gives up on it.
 const STEP_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -73,14 +86,8 @@ impl Setup {
     /// A `hirestate` command with this test's environment and nothing inherited that could
     /// change its behaviour (`HIRESTATE_*` of the caller are removed).
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut c = Command::new(BIN);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("HIRESTATE_") {
-                c.env_remove(k);
-            }
-        }
-        c.args(args)
-            .env("KAFKA_BOOTSTRAP", &self.bootstrap)
+        let mut c = bare_command(args);
+        c.env("KAFKA_BOOTSTRAP", &self.bootstrap)
             .env("HIRESTATE_TOPIC_PREFIX", &self.prefix)
             .env("HIRESTATE_GROUP_ID", &self.group)
             .env("HIRESTATE_PARTITIONS", self.partitions.to_string())
