@@ -42,17 +42,24 @@ fn parse_arm(v: &str) -> Option<Arm> {
     }
 }
 
+/// `name=ARM,other=ARM` ([`parse_arm`]); empty entries are skipped.
+fn parse_spec(spec: &str) -> Result<HashMap<String, Arm>, String> {
+    spec.split(',')
+        .filter(|kv| !kv.trim().is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .and_then(|(k, v)| Some((k.trim().to_owned(), parse_arm(v)?)))
+                .ok_or_else(|| format!("entry {kv:?} is not name=N or name=sleep:MS"))
+        })
+        .collect()
+}
+
 fn armed() -> &'static Option<Armed> {
     static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
     ARMED.get_or_init(|| {
         let spec = std::env::var("HIRESTATE_FAILPOINTS").ok()?;
-        let targets: HashMap<String, Arm> = spec
-            .split(',')
-            .filter_map(|kv| {
-                let (k, v) = kv.split_once('=')?;
-                Some((k.trim().to_owned(), parse_arm(v)?))
-            })
-            .collect();
+        // A misspelt arm would leave a recovery test running without its failure.
+        let targets = parse_spec(&spec).unwrap_or_else(|e| panic!("HIRESTATE_FAILPOINTS: {e}"));
         let counts = targets
             .keys()
             .map(|k| (k.clone(), AtomicU64::new(0)))
@@ -101,5 +108,18 @@ mod tests {
         );
         assert_eq!(parse_arm("sleep:x"), None);
         assert_eq!(parse_arm("soon"), None);
+    }
+
+    #[test]
+    fn a_spec_with_a_bad_entry_is_refused_naming_it() {
+        let armed = parse_spec("a=2, b=sleep:5,").expect("a good spec");
+        assert_eq!(armed.get("a"), Some(&Arm::Pass(2)));
+        assert_eq!(
+            armed.get("b"),
+            Some(&Arm::Sleep(std::time::Duration::from_millis(5)))
+        );
+        let err = parse_spec("a=2,during_restore=sleep;50").expect_err("a bad entry");
+        assert!(err.contains("\"during_restore=sleep;50\""), "{err}");
+        assert!(parse_spec("a").is_err());
     }
 }
