@@ -163,7 +163,7 @@ pub fn run(
     status: Arc<Status>,
     opts: &RunOptions,
 ) -> anyhow::Result<RunReport> {
-    let cluster = crate::topics::check_for_run(config, &policy, !opts.mock_cluster)?;
+    let target = crate::topics::check_for_run(config, &policy, !opts.mock_cluster)?;
     let topics = Topics::new(&config.topic_prefix);
     let mut codec = Codec::embedded()?;
     if let Some(url) = &config.schema_registry {
@@ -171,8 +171,15 @@ pub fn run(
     }
     std::fs::create_dir_all(&config.state_dir)?;
     let dir = config.state_dir.join("projection");
-    let source = format!("{} on cluster {cluster}", topics.events);
-    let (mut store, mut rebuilt) = project::open_for_source(&dir, &source)?;
+    let source = format!("{} on cluster {}", topics.events, target.cluster);
+    let partitions = target.event_partitions;
+    let (mut store, mut rebuilt) =
+        project::open_for_source(&dir, &source, partitions).map_err(|e| match e {
+            project::StoreError::Repartitioned { built, now } => {
+                anyhow::anyhow!(crate::topics::repartitioned(&topics.events, built, now))
+            }
+            e => e.into(),
+        })?;
     // Counting the stored commands decodes every stored state: one that does not decode means
     // the store fails to verify, and it is rebuilt from Kafka like one that does not open.
     if let Err(e) = count_stored_commands(&store, &status.metrics) {
@@ -181,7 +188,7 @@ pub fn run(
                 let why = corrupt.to_string();
                 drop(store);
                 (store, rebuilt) = project::rebuild(&dir, &why)?;
-                store.record_source(&source)?;
+                store.record_source(&source, partitions)?;
             }
             _ => return Err(e),
         }
@@ -203,6 +210,7 @@ pub fn run(
         restored_events: status.restored_events.clone(),
         metrics: status.metrics.clone(),
         shutdown: status.shutdown.clone(),
+        event_partitions: partitions,
     });
     let mut publisher = Publisher::new(config)?;
     let assignment = Arc::new(Mutex::new(Assignment::default()));

@@ -10,6 +10,13 @@
 //!   when the poll changed the assignment (`app::batch`).
 //! - On assignment every partition is restored ([`restore`]) before it is handed to the
 //!   consumer, and it is assigned at exactly the offset its restored state reflects.
+//! - An assignment is refused, before any partition is restored or read, when the event log's
+//!   partition count is no longer the one the state was built from (`RestoreEnv::
+//!   event_partitions`): partitions were added while the processor ran, and many candidates'
+//!   new events now sit on other partitions than their history. The processor stops
+//!   ([`crate::topics::repartitioned`] says why and what to do). Until the rebalance the new
+//!   partitions cause, nothing of them is read, and the old partitions still hold every event
+//!   of the candidates they place.
 //! - Each assignment of a partition gets a fresh epoch; records collected under an older
 //!   epoch are dropped, so a partition revoked and re-assigned mid-batch is never folded twice.
 
@@ -129,6 +136,12 @@ impl ConsumerContext for IngestContext {
         let topic = self.env.topics.events.clone();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Some(why) = self.repartitioned(consumer, tpl) {
+                    tracing::error!(reason = %why, "assignment refused");
+                    lock(&self.assignment).fatal = Some(why);
+                    let _ = consumer.assign(&TopicPartitionList::new());
+                    return;
+                }
                 let committed = consumer
                     .committed_offsets(tpl.clone(), Duration::from_secs(30))
                     .unwrap_or_else(|e| {
@@ -184,6 +197,38 @@ impl ConsumerContext for IngestContext {
                 let _ = consumer.unassign();
             }
         }
+    }
+}
+
+impl IngestContext {
+    /// Why an assignment of the event log must be refused, if its partition count is not the
+    /// one the state is built from (see the module doc). The count is the cluster's; when the
+    /// metadata request fails, a partition assigned past the old count still tells.
+    fn repartitioned(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> Option<String> {
+        let built = self.env.event_partitions;
+        let topic = &self.env.topics.events;
+        let now = match consumer.fetch_metadata(Some(topic), Duration::from_secs(30)) {
+            Ok(md) => md
+                .topics()
+                .first()
+                .filter(|t| t.error().is_none())
+                .map(|t| t.partitions().len()),
+            Err(e) => {
+                tracing::warn!(error = %e, "event log metadata unavailable at assignment; checking the assigned partitions alone");
+                None
+            }
+        };
+        let past = tpl.elements().iter().map(|e| e.partition() + 1).max();
+        let now = now.or_else(|| {
+            past.and_then(|p| usize::try_from(p).ok())
+                .filter(|p| *p > built)
+        });
+        now.filter(|now| *now != built)
+            .map(|now| crate::topics::repartitioned(topic, built, now))
     }
 }
 

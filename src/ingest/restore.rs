@@ -64,6 +64,9 @@ pub struct RestoreEnv {
     pub metrics: Arc<Metrics>,
     /// Set on shutdown: a restore stops at the next record ([`RestoreError::Interrupted`]).
     pub shutdown: Arc<std::sync::atomic::AtomicBool>,
+    /// The event log's partition count the state is built from (the store's record of it):
+    /// an assignment of a log with another count is refused (`ingest`'s module doc).
+    pub event_partitions: usize,
 }
 
 /// Why a partition could not be restored.

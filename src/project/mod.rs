@@ -20,6 +20,12 @@
 //!   log's events onto them would decide those events against states they never made (ids
 //!   overlap across logs, and the fold would take the events for duplicates). A store that
 //!   records no source (new, or from before it was kept) takes the log it is opened for.
+//! - A store reflects its log as partitioned when the store was built (`meta/partitions`):
+//!   opened for that log with another partition count, it is refused
+//!   ([`StoreError::Repartitioned`]), not rebuilt. A log whose partitions were added places
+//!   many candidates' later events on other partitions than their earlier ones, so no state
+//!   folded per partition from it is right, a rebuilt one included (`topics::repartitioned`
+//!   says what to do). A store that records no count takes the log's.
 
 mod sled_store;
 pub mod state_codec;
@@ -31,15 +37,18 @@ use crate::model::CandidateState;
 
 pub use sled_store::{open_or_rebuild, rebuild, EncodedStates, SledStore, FORMAT};
 
-/// Opens the store at `dir` for the event log `source` (see the module doc): one that fails to
-/// open or verify, or that reflects another log, is moved aside and a fresh one created.
-/// Returns the store, recorded as `source`'s, and why it was rebuilt, if it was.
+/// Opens the store at `dir` for the event log `source` with `partitions` partitions (see the
+/// module doc): one that fails to open or verify, or that reflects another log, is moved aside
+/// and a fresh one created. Returns the store, recorded as `source`'s, and why it was rebuilt,
+/// if it was.
 ///
 /// # Errors
-/// When even a fresh store cannot be created, or the source cannot be read or written.
+/// [`StoreError::Repartitioned`] when the store was built from `source` with another partition
+/// count; when even a fresh store cannot be created, or the source cannot be read or written.
 pub fn open_for_source(
     dir: &std::path::Path,
     source: &str,
+    partitions: usize,
 ) -> Result<(SledStore, Option<String>), StoreError> {
     let (mut store, mut rebuilt) = open_or_rebuild(dir)?;
     if let Some(other) = store.source()?.filter(|s| s != source) {
@@ -47,7 +56,13 @@ pub fn open_for_source(
         let why = format!("it reflects {other}, not {source}");
         (store, rebuilt) = rebuild(dir, &why)?;
     }
-    store.record_source(source)?;
+    if let Some(built) = store.event_partitions()?.filter(|n| *n != partitions) {
+        return Err(StoreError::Repartitioned {
+            built,
+            now: partitions,
+        });
+    }
+    store.record_source(source, partitions)?;
     Ok((store, rebuilt))
 }
 
@@ -63,6 +78,8 @@ pub enum StoreError {
     },
     #[error("state store at {path}: {what}")]
     Verify { path: String, what: String },
+    #[error("the state store was built from {built} partitions of the event log, which has {now}")]
+    Repartitioned { built: usize, now: usize },
 }
 
 /// Everything one committed batch changes, written atomically.
@@ -193,7 +210,7 @@ mod tests {
     }
 
     fn with_a_candidate(dir: &std::path::Path, source: &str) {
-        put_a_candidate(&reopen(dir, |d| open_for_source(d, source)).0);
+        put_a_candidate(&reopen(dir, |d| open_for_source(d, source, 4)).0);
     }
 
     #[test]
@@ -202,7 +219,7 @@ mod tests {
         let dir = tmp.path().join("projection");
         with_a_candidate(&dir, "a.events on cluster X");
 
-        let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, "a.events on cluster X"));
+        let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, "a.events on cluster X", 4));
         assert_eq!(rebuilt, None);
         assert!(holds_a_candidate(&store));
         drop(store);
@@ -212,7 +229,7 @@ mod tests {
             (1, "b.events on cluster X", "a.events on cluster X"),
             (2, "b.events on cluster Y", "b.events on cluster X"),
         ] {
-            let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, other));
+            let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, other, 4));
             let why = rebuilt.expect("rebuilt");
             assert!(
                 why.contains(&format!("it reflects {was}, not {other}")),
@@ -231,6 +248,34 @@ mod tests {
     }
 
     #[test]
+    fn a_store_opened_for_its_log_with_another_partition_count_is_refused_untouched() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("projection");
+        let log = "a.events on cluster X";
+        with_a_candidate(&dir, log);
+
+        let refused = reopen(&dir, |d| match open_for_source(d, log, 6) {
+            Err(e @ StoreError::Repartitioned { .. }) => Ok(e),
+            Ok(_) => panic!("opened for 6 partitions a store built from 4"),
+            Err(e) => Err(e),
+        });
+        assert!(
+            matches!(refused, StoreError::Repartitioned { built: 4, now: 6 }),
+            "{refused:?}"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "the state store was built from 4 partitions of the event log, which has 6"
+        );
+
+        let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, log, 4));
+        assert_eq!(rebuilt, None);
+        assert!(holds_a_candidate(&store), "the refusal touched the store");
+        assert_eq!(store.event_partitions().expect("partitions"), Some(4));
+        assert!(!tmp.path().join("projection.broken-1").exists());
+    }
+
+    #[test]
     fn a_store_that_records_no_source_takes_the_log_it_is_opened_for() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("projection");
@@ -238,14 +283,16 @@ mod tests {
         let (store, _) = reopen(&dir, open_or_rebuild);
         put_a_candidate(&store);
         assert_eq!(store.source().expect("source"), None);
+        assert_eq!(store.event_partitions().expect("partitions"), None);
         drop(store);
 
-        let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, "a.events on cluster X"));
+        let (store, rebuilt) = reopen(&dir, |d| open_for_source(d, "a.events on cluster X", 4));
         assert_eq!(rebuilt, None);
         assert!(holds_a_candidate(&store));
         assert_eq!(
             store.source().expect("source").as_deref(),
             Some("a.events on cluster X")
         );
+        assert_eq!(store.event_partitions().expect("partitions"), Some(4));
     }
 }

@@ -1,6 +1,8 @@
 //! [`Store`] on sled: one tree, key prefixes `c/` (candidate → state, [`state_codec`]), `o/`
 //! (topic NUL partition → next offset, big-endian i64), `d/` (partition BE, candidate → dirty
-//! marker), the `meta/format` marker and `meta/source` (the event log the store reflects). One tree means one `apply_batch` is one atomic write.
+//! marker), the `meta/format` marker, `meta/source` (the event log the store reflects) and
+//! `meta/partitions` (its partition count, big-endian u64). One tree means one `apply_batch`
+//! is one atomic write.
 //!
 //! Write-behind: the caller encodes a batch's states ([`EncodedStates`]) where they are; then
 //! [`Store::commit`] hands the batch to a writer thread of its own and returns, so sled's
@@ -37,6 +39,8 @@ pub const FORMAT: &[u8] = b"hirestate-projection-v2";
 const META: &[u8] = b"meta/format";
 /// The event log the store reflects ([`SledStore::source`]).
 const SOURCE: &[u8] = b"meta/source";
+/// That log's partition count when the store was built ([`SledStore::event_partitions`]).
+const PARTITIONS: &[u8] = b"meta/partitions";
 
 /// The sled-backed projection.
 pub struct SledStore {
@@ -203,15 +207,35 @@ impl SledStore {
         Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Records the event log this store reflects (see the module doc of [`crate::project`]).
+    /// The event log's partition count as [`SledStore::record_source`] wrote it; `None` on a
+    /// store that never recorded one.
     ///
     /// # Errors
-    /// When sled cannot write it.
-    pub fn record_source(&self, source: &str) -> Result<(), StoreError> {
-        self.db
-            .insert(SOURCE, source.as_bytes())
-            .map(drop)
-            .map_err(|e| self.err(e))
+    /// When sled cannot read it, or it is not a count.
+    pub fn event_partitions(&self) -> Result<Option<usize>, StoreError> {
+        let Some(v) = self.db.get(PARTITIONS).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let count = <[u8; 8]>::try_from(&v[..]).map(u64::from_be_bytes);
+        match count.ok().and_then(|n| usize::try_from(n).ok()) {
+            Some(n) => Ok(Some(n)),
+            None => Err(StoreError::Verify {
+                path: self.path.clone(),
+                what: format!("meta/partitions holds {} bytes, not a count", v.len()),
+            }),
+        }
+    }
+
+    /// Records the event log this store reflects and its partition count, atomically (see the
+    /// module doc of [`crate::project`]).
+    ///
+    /// # Errors
+    /// When sled cannot write them.
+    pub fn record_source(&self, source: &str, partitions: usize) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(SOURCE, source.as_bytes());
+        batch.insert(PARTITIONS, &(partitions as u64).to_be_bytes());
+        self.db.apply_batch(batch).map_err(|e| self.err(e))
     }
 
     /// Waits for the write of the last commit to be applied.

@@ -160,7 +160,8 @@ pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<
 /// `DescribeConfigs`, such as librdkafka's mock).
 /// Without this a missing event log left it polling a topic that is not there, for ever, and
 /// an unreachable cluster surfaced as "Transaction error: Timed out" from the producer.
-/// Returns the cluster's id (the state store records which cluster's log it reflects).
+/// Returns what the state store records of the log it reflects: the cluster's id and the event
+/// log's partition count.
 ///
 /// # Errors
 /// Naming the cluster and each topic at fault, and the command that fixes a missing one.
@@ -168,7 +169,7 @@ pub fn check_for_run(
     config: &Config,
     policy: &Policy,
     describe_configs: bool,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<RunTarget> {
     let topics = Topics::new(&config.topic_prefix);
     let wanted = topics.all(policy);
     let names: Vec<&str> = wanted.iter().map(|(t, _)| t.as_str()).collect();
@@ -216,14 +217,43 @@ pub fn check_for_run(
     if cluster.is_none() {
         problems.push("the cluster reported no cluster id".to_owned());
     }
-    match (problems.is_empty(), cluster) {
-        (true, Some(id)) => Ok(id),
+    match (problems.is_empty(), cluster, count(&topics.events)) {
+        (true, Some(cluster), Some(event_partitions)) => Ok(RunTarget {
+            cluster,
+            event_partitions,
+        }),
         _ => anyhow::bail!(
             "the Kafka cluster at {:?} is not ready for the processor: {}",
             config.bootstrap,
             problems.join("; ")
         ),
     }
+}
+
+/// The cluster `hirestate run` checked ([`check_for_run`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunTarget {
+    /// The cluster's id.
+    pub cluster: String,
+    /// The event log's partition count.
+    pub event_partitions: usize,
+}
+
+/// Why the processor stops on an event log that has `now` partitions when its state was built
+/// from `built`, and what to do: Kafka places a candidate's events by its key's hash modulo the
+/// partition count, so once partitions are added many candidates' new events land on another
+/// partition than their history, and no fold per partition of that log is right.
+pub fn repartitioned(events: &str, built: usize, now: usize) -> String {
+    format!(
+        "{events} has {now} partitions, but this processor's state was built from {built}: \
+         partitions were added to the event log. Kafka places a candidate's events by the hash \
+         of its id modulo the partition count, so many candidates' new events now land on \
+         another partition than their history, and no fold per partition of this log is right. \
+         Partitions cannot be removed: copy the events, each candidate's in their order, into a \
+         new event log (another HIRESTATE_TOPIC_PREFIX, created by `hirestate topics ensure` \
+         with the partitions wanted) and run a new group with a fresh state directory on it \
+         (README \"Adding partitions\")"
+    )
 }
 
 /// What makes an existing snapshot topic unfit, every problem: a partition count other than the
@@ -241,7 +271,9 @@ fn snapshot_topic_problems(
         if e != s {
             problems.push(format!(
                 "{} has {e} partitions but {} has {s}: they must match (a candidate's \
-                 snapshot lives on the partition of its events)",
+                 snapshot lives on the partition of its events); if partitions were added to \
+                 the event log, adding them to the snapshots too does not make it usable \
+                 (README \"Adding partitions\")",
                 topics.events, topics.snapshots
             ));
         }

@@ -1,0 +1,180 @@
+//! Partitions added to the event log of a running deployment (an operator scaling out with
+//! `kafka-topics.sh --alter --partitions`). Kafka keys by `hash(candidate_id) mod partitions`,
+//! so from then on many candidates' new events land on another partition than their earlier
+//! ones, and every fold per partition is wrong: a moved candidate's new partition has none of
+//! its history (its events are rejected as for an unknown application), its old partition
+//! never sees its later events. The processor must refuse, saying why and what to do, and
+//! emit nothing from the re-partitioned log:
+//! - between runs: the state store records the partition count it was built from, and a
+//!   processor started on a log with another count stops before it joins the group — even when
+//!   the snapshot topic was grown to match, which the start-up check's partition message used
+//!   to invite;
+//! - while running: the rebalance the new partitions cause stops it before any of them is
+//!   restored or read (events of candidates that did not move may be folded until then:
+//!   their partitions still hold all of their events).
+
+#[path = "support/processor.rs"]
+mod processor;
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+#[test]
+fn a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do() {
+    let Some(bs) = support::bootstrap(
+        "a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do",
+    ) else {
+        return;
+    };
+    let setup = processor::Setup::new(&bs, "repartitioned", 2);
+    let file = setup.generate("events.jsonl", 80, 41);
+    let lines = processor::read_lines(&file).len();
+    let head = setup.slice(&file, 0, lines / 2, "head.jsonl");
+    let tail = setup.slice(&file, lines / 2, lines, "tail.jsonl");
+    setup.produce(&head);
+    let instance = setup.instance("x");
+    instance.run_to_idle(&setup, 2.0, &[]);
+    let outputs = setup.output_topics();
+    let (before, _) = setup.read_back(&outputs);
+
+    // The event log grown, and the snapshot topic with it (so the start-up check's partition
+    // comparison passes), then the rest of the stream.
+    let events = setup.topic("hiring.events.v1");
+    add_partitions(&bs, &[&events, &setup.topic("hiring.snapshots.v1")], 4);
+    setup.produce(&tail);
+
+    let last = stopped_with_error(&instance, &mut instance.spawn(&setup, 5.0, &[]));
+    for needle in [
+        events.as_str(),
+        "has 4 partitions",
+        "built from 2",
+        "new event log",
+    ] {
+        assert!(last.contains(needle), "{needle:?} not in: {last}");
+    }
+    let (after, _) = setup.read_back(&outputs);
+    assert!(
+        before == after,
+        "the refused run emitted outputs from the re-partitioned log"
+    );
+}
+
+#[test]
+fn partitions_added_while_running_stop_the_processor_before_it_reads_them() {
+    let Some(bs) = support::bootstrap(
+        "partitions_added_while_running_stop_the_processor_before_it_reads_them",
+    ) else {
+        return;
+    };
+    let setup = processor::Setup::new(&bs, "grown", 2);
+    let file = setup.generate("events.jsonl", 80, 43);
+    let lines = processor::read_lines(&file).len();
+    let head = setup.slice(&file, 0, lines / 2, "head.jsonl");
+    let tail = setup.slice(&file, lines / 2, lines, "tail.jsonl");
+    setup.produce(&head);
+    let instance = setup.instance("x");
+    let outputs = setup.output_topics();
+    // The consumer notices new partitions at its next metadata refresh (librdkafka's default:
+    // every 5 minutes); a second here.
+    let mut child = instance.spawn(
+        &setup,
+        60.0,
+        &[(
+            "HIRESTATE_KAFKA_CONSUMER_TOPIC_METADATA_REFRESH_INTERVAL_MS",
+            "1000",
+        )],
+    );
+    assert!(
+        instance.wait_for_log(
+            &mut child,
+            "assigned and restored",
+            0,
+            Duration::from_secs(60)
+        ),
+        "the processor never got its partitions\n{}",
+        instance.log_tail()
+    );
+    // The head folded and committed: its outputs stop changing.
+    let mut before = setup.read_back(&outputs).0;
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = setup.read_back(&outputs).0;
+        if now == before && !before.is_empty() {
+            break;
+        }
+        before = now;
+    }
+
+    add_partitions(&bs, &[&setup.topic("hiring.events.v1")], 4);
+    setup.produce(&tail);
+    let last = stopped_with_error(&instance, &mut child);
+    for needle in [
+        setup.topic("hiring.events.v1").as_str(),
+        "has 4 partitions",
+        "built from 2",
+        "new event log",
+    ] {
+        assert!(last.contains(needle), "{needle:?} not in: {last}");
+    }
+    // Events of candidates that stayed on partitions 0 and 1 may have been folded before the
+    // rebalance (rightly: those partitions still hold all of their events); a moved candidate's
+    // outputs must not have changed.
+    let moved: BTreeSet<String> = setup
+        .tail(&setup.topic("hiring.events.v1"))
+        .iter()
+        .filter(|r| r["partition"].as_i64() >= Some(2))
+        .filter_map(|r| r["key"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !moved.is_empty(),
+        "no candidate's events moved to partition 2 or 3"
+    );
+    let (after, _) = setup.read_back(&outputs);
+    for (topic, keys) in &after {
+        for key in keys.keys().filter(|k| moved.contains(*k)) {
+            assert_eq!(
+                before.get(topic).and_then(|b| b.get(key)),
+                keys.get(key),
+                "{topic}: outputs for {key}, whose events moved to a new partition, changed"
+            );
+        }
+    }
+}
+
+/// Waits for the processor to exit, requires a failure, and returns its log's last line.
+fn stopped_with_error(instance: &processor::Instance, child: &mut std::process::Child) -> String {
+    let status = processor::wait_for(child, Duration::from_secs(90))
+        .unwrap_or_else(|| panic!("no exit within 90 s\n{}", instance.log_tail()));
+    assert!(
+        !status.success(),
+        "the processor exited {status} on an event log whose partitions were added\n{}",
+        instance.log_tail()
+    );
+    let log = std::fs::read_to_string(&instance.log).expect("log");
+    log.lines().last().unwrap_or_default().to_owned()
+}
+
+/// Grows each of `topics` to `partitions`.
+fn add_partitions(bootstrap: &str, topics: &[&str], partitions: usize) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let new: Vec<NewPartitions<'_>> = topics
+        .iter()
+        .map(|t| NewPartitions::new(t, partitions))
+        .collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for r in rt
+        .block_on(admin.create_partitions(&new, &opts))
+        .expect("create_partitions request")
+    {
+        r.unwrap_or_else(|(t, e)| panic!("adding partitions to {t}: {e}"));
+    }
+}
