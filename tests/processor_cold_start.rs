@@ -3,6 +3,11 @@
 //! directory is deleted, the second half — events of the same candidates — is produced and a
 //! fresh instance (same instance id, empty state directory) runs. It must not re-emit anything
 //! of the first half, must rebuild the first half's states, and end equal to a clean replay.
+//!
+//! Twice: with the events produced by `hirestate produce` (librdkafka's default partitioner,
+//! the processor's own), and by a producer partitioning as Java clients do (murmur2), as most
+//! vendors' will: a candidate's snapshot must land on its events' partition whichever
+//! partitioner placed them, or the restore of that partition never finds it.
 
 #[path = "support/processor.rs"]
 mod processor;
@@ -13,10 +18,28 @@ use std::time::Instant;
 
 #[test]
 fn a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing() {
-    let Some(bs) =
-        support::bootstrap("a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing")
-    else {
+    cold_start(
+        "a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing",
+        &[],
+    );
+}
+
+#[test]
+fn snapshots_follow_the_events_of_a_java_partitioned_log() {
+    cold_start(
+        "snapshots_follow_the_events_of_a_java_partitioned_log",
+        &[("HIRESTATE_KAFKA_PRODUCER_PARTITIONER", "murmur2_random")],
+    );
+}
+
+/// The test, with the events produced under `produce_env`.
+fn cold_start(test: &str, produce_env: &[(&str, &str)]) {
+    let Some(bs) = support::bootstrap(test) else {
         return;
+    };
+    let produce = |setup: &processor::Setup, file: &std::path::Path| {
+        let path = file.display().to_string();
+        setup.cli_ok(&["produce", "--from-file", &path], produce_env);
     };
     let started = Instant::now();
     let setup = processor::Setup::new(&bs, "cold", 4);
@@ -50,7 +73,7 @@ fn a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing() {
         .instance("cold-1")
         .with_env("HIRESTATE_BATCH_MAX_RECORDS", "100")
         .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "2");
-    setup.produce(&first);
+    produce(&setup, &first);
     let r1 = node.run_to_idle(&setup, 2.0, &[]);
     assert_eq!(
         r1["counts"]["consumed"].as_u64(),
@@ -63,7 +86,7 @@ fn a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing() {
     );
 
     std::fs::remove_dir_all(&node.state_dir).expect("deleting the state directory");
-    setup.produce(&second);
+    produce(&setup, &second);
     let r2 = node.run_to_idle(&setup, 2.0, &[]);
     eprintln!(
         "cold start: {spanning} candidates span both halves, {only_first} only in the first; \

@@ -618,7 +618,7 @@ impl<'a> BatchFolder<'a> {
                             None => continue,
                         },
                     };
-                    if let Err(e) = self.outputs.snapshot(&mut f.outbox, state, *n) {
+                    if let Err(e) = self.outputs.snapshot(&mut f.outbox, state, *p, *n) {
                         failure = Some(e.to_string());
                         break 'rounds;
                     }

@@ -302,7 +302,10 @@ impl Outputs {
         out.push(&self.dlq, None, &key, value, h);
     }
 
-    /// Adds `state`'s snapshot, reflecting input offset `reflects` of its partition.
+    /// Adds `state`'s snapshot, reflecting input offset `reflects` of event log partition
+    /// `partition`, to that partition of the snapshot topic: where restore reads it, whatever
+    /// partitioner placed the candidate's events (the default partitioner would put the
+    /// snapshots of a log keyed by Java clients' murmur2 on other partitions).
     ///
     /// # Errors
     /// Encoding failures.
@@ -310,6 +313,7 @@ impl Outputs {
         &self,
         out: &mut Outbox,
         state: &CandidateState,
+        partition: i32,
         reflects: i64,
     ) -> anyhow::Result<()> {
         let reflects = reflects.to_string();
@@ -321,7 +325,13 @@ impl Outputs {
         ]);
         let h = traced(h, &trace, &["snapshot", &state.candidate_id, &reflects]);
         let bytes = self.encode(state, &self.snapshots)?;
-        out.push(&self.snapshots, None, &state.candidate_id, bytes, h);
+        out.push(
+            &self.snapshots,
+            Some(partition),
+            &state.candidate_id,
+            bytes,
+            h,
+        );
         Ok(())
     }
 }
