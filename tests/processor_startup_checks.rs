@@ -71,6 +71,32 @@ fn no_broker_answering_is_refused_naming_the_bootstrap_address() {
 }
 
 #[test]
+fn a_state_directory_that_cannot_be_created_is_named_before_the_cluster_is_asked() {
+    // Under a regular file: no one, root included, can create it. No broker is needed: the
+    // state directory is checked first (the bootstrap address is one nothing listens on).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").expect("writing a file");
+    let state = file.join("state");
+    let out = run(
+        &state,
+        &[
+            ("KAFKA_BOOTSTRAP", "127.0.0.1:9"),
+            ("HIRESTATE_TRANSACTION_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let last = stopped_with(&out);
+    for needle in [
+        "cannot create the state directory",
+        &state.display().to_string(),
+        "HIRESTATE_STATE_DIR",
+        "Not a directory",
+    ] {
+        assert!(last.contains(needle), "{needle:?} not in: {last}");
+    }
+}
+
+#[test]
 fn missing_topics_are_refused_all_named_and_none_created() {
     let Some(bs) = support::bootstrap("missing_topics_are_refused_all_named_and_none_created")
     else {

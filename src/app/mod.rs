@@ -163,13 +163,19 @@ pub fn run(
     status: Arc<Status>,
     opts: &RunOptions,
 ) -> anyhow::Result<RunReport> {
+    // What needs no cluster first: a state directory that cannot be made is named at once.
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the state directory {} (HIRESTATE_STATE_DIR / state_dir): {e}",
+            config.state_dir.display()
+        )
+    })?;
     let target = crate::topics::check_for_run(config, &policy, !opts.mock_cluster)?;
     let topics = Topics::new(&config.topic_prefix);
     let mut codec = Codec::embedded()?;
     if let Some(url) = &config.schema_registry {
         codec = codec.with_registry(url)?;
     }
-    std::fs::create_dir_all(&config.state_dir)?;
     let dir = config.state_dir.join("projection");
     let source = format!("{} on cluster {}", topics.events, target.cluster);
     let partitions = target.event_partitions;
