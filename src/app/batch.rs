@@ -195,6 +195,29 @@ fn sweep(a: &mut Assignment, cap: usize, ahead: &Folded) -> u64 {
 }
 
 /// The candidates of `partition` among `touched` ([`Folded`]'s (partition, candidate) set).
+/// What the processor stops with when a batch was refused for a record's size (`why`, the
+/// refusal; `largest`, the batch's largest record as (topic, key, bytes)): retrying the batch
+/// cannot succeed, and it blocks every partition behind it. The record that outgrows a limit
+/// is a snapshot (a state grows with its candidate's history); the fix is the topic's limit.
+fn refused(why: &str, largest: Option<(String, String, usize)>) -> String {
+    let (topic, record) = match largest {
+        Some((topic, key, bytes)) => {
+            let record = format!("{bytes} bytes to {topic}, key {key:?}");
+            (topic, record)
+        }
+        None => ("<topic>".to_owned(), "unknown".to_owned()),
+    };
+    format!(
+        "a record of the batch was refused for its size ({why}); the batch's largest record: \
+         {record}. Retrying the batch cannot succeed, so the processor stops. A candidate's \
+         snapshot grows with its history (every event id is kept for the duplicate check): \
+         raise the topic's limit to what `hirestate topics ensure` gives a snapshot topic it \
+         creates (kafka-configs.sh --alter --entity-type topics --entity-name {topic} \
+         --add-config max.message.bytes={}) and start again",
+        crate::topics::SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES
+    )
+}
+
 fn touched_in(touched: &BTreeSet<(i32, String)>, partition: i32) -> impl Iterator<Item = &String> {
     touched
         .range((partition, String::new())..)
@@ -646,7 +669,7 @@ impl<'a> BatchFolder<'a> {
                 let started = Instant::now();
                 let end = match sent {
                     Ok(()) => publisher.commit(&tpl, group),
-                    Err(e) => publisher.abort(&e.to_string()),
+                    Err(e) => publisher.abort_on(&e),
                 };
                 (end, started.elapsed())
             });
@@ -673,7 +696,11 @@ impl<'a> BatchFolder<'a> {
                 }
                 ahead.discard(a);
             }
+            let largest = f.outbox.largest();
             f.discard(a);
+            if let TxnEnd::Refused(why) = end {
+                anyhow::bail!(refused(&why, largest));
+            }
             return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
         }
 

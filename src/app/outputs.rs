@@ -70,6 +70,9 @@ pub(super) type OutgoingParts = (String, Option<i32>, String, Vec<u8>, Vec<(Stri
 #[derive(Default)]
 pub struct Outbox {
     records: Vec<Outgoing>,
+    /// The largest record [`Outbox::send`] sent: (topic, key, value bytes). What a batch
+    /// refused for a record's size names.
+    largest: Option<(Arc<str>, String, usize)>,
 }
 
 impl Outbox {
@@ -93,6 +96,12 @@ impl Outbox {
             value,
             headers,
         });
+    }
+
+    /// The largest record sent so far, as (topic, key, value bytes).
+    pub fn largest(&self) -> Option<(String, String, usize)> {
+        let (topic, key, bytes) = self.largest.as_ref()?;
+        Some((topic.to_string(), key.clone(), *bytes))
     }
 
     /// Every record as (topic, partition, key, value, headers), in order: what a test
@@ -124,6 +133,9 @@ impl Outbox {
     /// The first production failure (the batch is then rolled back).
     pub fn send(&mut self, p: &Publisher) -> Result<(), KafkaError> {
         for r in self.records.drain(..) {
+            if self.largest.as_ref().is_none_or(|l| r.value.len() > l.2) {
+                self.largest = Some((r.topic.clone(), r.key.clone(), r.value.len()));
+            }
             match r.partition {
                 Some(partition) => p.send_to(&r.topic, partition, &r.key, &r.value, r.headers)?,
                 None => p.send(&r.topic, &r.key, &r.value, r.headers)?,

@@ -9,6 +9,9 @@
 //!   or abort that timed out or is otherwise ambiguous, recreate the producer — `init_transactions` under the
 //!   same transactional id bumps the epoch and so fences any delayed request of the old one
 //!   (librdkafka does not implement the newer transaction protocol that would do it for us).
+//! - A record refused for its size (librdkafka's `message.max.bytes`, or the topic's
+//!   `max.message.bytes`) aborts, and the batch is [`TxnEnd::Refused`]: the same records would
+//!   be refused on every retry, so the caller stops instead of retrying.
 //! - All calls here block; the processor runs them on its own thread, off the async runtime.
 
 use std::time::Duration;
@@ -25,7 +28,30 @@ type TxProducer = ThreadedProducer<DefaultProducerContext>;
 
 /// Producer settings of hirestate's own, unless the configuration's librdkafka settings
 /// (`[kafka]`, `HIRESTATE_KAFKA_*`) say otherwise.
-const PRODUCER_DEFAULTS: &[(&str, &str)] = &[("linger.ms", "5"), ("compression.type", "zstd")];
+/// `message.max.bytes` lets a snapshot of up to [`crate::topics::SNAPSHOT_MAX_BYTES`] through
+/// (librdkafka's default, 1 000 000, refuses a larger one before the broker sees it).
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("linger.ms", "5"),
+    ("compression.type", "zstd"),
+    (
+        "message.max.bytes",
+        crate::topics::SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES,
+    ),
+];
+
+/// Whether `e` refuses a record for its size (librdkafka's own limit, or the topic's
+/// `max.message.bytes`): the same batch would be refused again however often it is retried.
+pub fn refused_for_size(e: &KafkaError) -> bool {
+    let code = match e {
+        KafkaError::Transaction(te) => te.code(),
+        KafkaError::MessageProduction(code) => *code,
+        _ => return false,
+    };
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge
+    )
+}
 
 /// Whether an error means "no answer in time": the request may or may not have taken effect.
 fn timed_out(code: RDKafkaErrorCode) -> bool {
@@ -41,6 +67,9 @@ pub enum TxnEnd {
     Committed,
     /// Aborted; the caller must roll back and rewind.
     Aborted(String),
+    /// Aborted because a record was refused for its size ([`refused_for_size`]): retrying
+    /// the batch cannot succeed.
+    Refused(String),
     /// The producer was recreated; the caller must roll back and rewind.
     Recreated(String),
 }
@@ -209,6 +238,15 @@ impl Publisher {
         }
     }
 
+    /// Aborts the open transaction because sending a record failed with `e`: refused for its
+    /// size, the batch is [`TxnEnd::Refused`].
+    pub fn abort_on(&mut self, e: &KafkaError) -> TxnEnd {
+        match self.abort(&e.to_string()) {
+            TxnEnd::Aborted(why) if refused_for_size(e) => TxnEnd::Refused(why),
+            end => end,
+        }
+    }
+
     /// Retries `op` while librdkafka says the error is retriable (bounded).
     /// A timed-out call is not retried: its outcome is ambiguous, and DESIGN.md makes that
     /// fatal for the producer (see the module doc).
@@ -237,7 +275,7 @@ impl Publisher {
                 if te.txn_requires_abort() && !te.is_fatal() && !timed_out(te.code()) =>
             {
                 tracing::warn!(error = %e, "transaction requires abort");
-                self.abort(&e.to_string())
+                self.abort_on(&e)
             }
             _ => self.recreate(e.to_string()),
         }
@@ -288,6 +326,10 @@ mod tests {
         let plain = producer_config(&config);
         assert_eq!(plain.get("linger.ms"), Some("5"));
         assert_eq!(plain.get("compression.type"), Some("zstd"));
+        assert_eq!(
+            plain.get("message.max.bytes"),
+            Some(crate::topics::SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES)
+        );
 
         config.kafka.insert("linger.ms".into(), "50".into());
         config.kafka.insert("compression.type".into(), "lz4".into());
@@ -302,5 +344,30 @@ mod tests {
             tuned.get("transactional.id"),
             Some(config.transactional_id().as_str())
         );
+    }
+
+    #[test]
+    fn only_a_refusal_for_size_makes_a_batch_refused() {
+        for (e, refused) in [
+            (
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                true,
+            ),
+            (
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageBatchTooLarge),
+                true,
+            ),
+            (
+                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                false,
+            ),
+            (
+                KafkaError::MessageProduction(RDKafkaErrorCode::BrokerTransportFailure),
+                false,
+            ),
+            (KafkaError::Canceled, false),
+        ] {
+            assert_eq!(refused_for_size(&e), refused, "{e}");
+        }
     }
 }

@@ -14,6 +14,16 @@ use crate::config::Config;
 use crate::model::TargetSystem;
 use crate::policy::Policy;
 
+/// The largest snapshot record hirestate writes, in bytes: a candidate's state grows with its
+/// history (the duplicate check keeps every event id it has had), and past Kafka's default of
+/// ~1 MB a record is refused. 16 MiB is ~450 000 UUID event ids.
+pub const SNAPSHOT_MAX_BYTES: usize = 16 << 20;
+
+/// `max.message.bytes` of the snapshot topic `ensure` creates (and `message.max.bytes` of the
+/// processor's producer, `publish`): [`SNAPSHOT_MAX_BYTES`] plus 1 MiB for the record batch
+/// around it (headers, key, framing).
+pub const SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES: &str = "17825792";
+
 /// Every topic hirestate reads or writes, for one prefix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topics {
@@ -74,7 +84,10 @@ impl Topics {
             ),
             (
                 self.snapshots.clone(),
-                BTreeMap::from([("cleanup.policy", "compact")]),
+                BTreeMap::from([
+                    ("cleanup.policy", "compact"),
+                    ("max.message.bytes", SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES),
+                ]),
             ),
             (self.rejections.clone(), BTreeMap::new()),
             (self.alerts.clone(), BTreeMap::new()),
@@ -368,4 +381,26 @@ struct Described {
     /// Per topic asked about, in order: its partition count, or the broker's error for it.
     topics: Vec<Result<usize, RDKafkaRespErr>>,
     cluster: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_topic_takes_the_largest_snapshot_with_a_mebibyte_to_spare() {
+        let limit: usize = SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES.parse().expect("a number");
+        assert_eq!(limit, SNAPSHOT_MAX_BYTES + (1 << 20));
+        let topics = Topics::new("p");
+        let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
+        let all = topics.all(&policy);
+        let (_, settings) = all
+            .iter()
+            .find(|(name, _)| *name == topics.snapshots)
+            .expect("the snapshot topic");
+        assert_eq!(
+            settings.get("max.message.bytes"),
+            Some(&SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES)
+        );
+    }
 }
