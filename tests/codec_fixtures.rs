@@ -394,6 +394,11 @@ impl RegistryDouble {
         all.len() as u32
     }
 
+    /// How many schemas are registered: their ids are 1 to this.
+    pub fn registered(&self) -> u32 {
+        self.schemas.lock().expect("lock").len() as u32
+    }
+
     pub fn url(&self) -> String {
         self.server.uri()
     }

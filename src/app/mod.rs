@@ -203,7 +203,12 @@ pub fn run(
         tracing::warn!(reason = %why, "state store rebuilt from Kafka");
     }
     let store: Arc<dyn Store + Sync> = Arc::new(store);
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Registry calls are made with `Handle::block_on` from the fold and restore threads: only
+    // a runtime with a worker of its own drives their I/O then (on a current-thread runtime
+    // nothing does, and the first Confluent-framed record waited for ever).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("hirestate-registry")
         .enable_all()
         .build()?;
     let env = Arc::new(RestoreEnv {

@@ -79,7 +79,10 @@ pub fn tail(
     if let Some(url) = &config.schema_registry {
         codec = codec.with_registry(url)?;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // Decoding blocks on the registry through a `Handle`: a current-thread runtime would not
+    // drive that I/O (see `app::run`).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let c: BaseConsumer<EofReaderContext> = config

@@ -45,6 +45,8 @@ pub struct Setup {
     pub group: String,
     pub partitions: i32,
     pub dir: tempfile::TempDir,
+    /// `HIRESTATE_SCHEMA_REGISTRY` of every command (Confluent framing), when set.
+    pub registry: Option<String>,
 }
 
 /// Topic → record key → values in log order (partition order for one key is its offset order).
@@ -59,6 +61,7 @@ impl Setup {
             group: unique(&format!("{name}-group")),
             partitions,
             dir: tempfile::tempdir().expect("tempdir"),
+            registry: None,
         };
         s.cli_ok(&["topics", "ensure"], &[]);
         s
@@ -95,6 +98,9 @@ impl Setup {
             // Timers stay quiet unless a test drives the clock (`tests/processor_timers.rs`).
             .env("HIRESTATE_CLOCK", "fixed:1970-01-01T00:00:00Z")
             .env("RUST_LOG", "info");
+        if let Some(url) = &self.registry {
+            c.env("HIRESTATE_SCHEMA_REGISTRY", url);
+        }
         for (k, v) in env {
             c.env(k, v);
         }
