@@ -89,16 +89,18 @@ fn partitions_added_while_running_stop_the_processor_before_it_reads_them() {
             "1000",
         )],
     );
-    assert!(
-        instance.wait_for_log(
-            &mut child,
-            "assigned and restored",
-            0,
-            Duration::from_secs(60)
-        ),
-        "the processor never got its partitions\n{}",
-        instance.log_tail()
-    );
+    if !instance.wait_for_log(
+        &mut child,
+        "assigned and restored",
+        0,
+        Duration::from_secs(60),
+    ) {
+        let _ = child.kill();
+        panic!(
+            "the processor never got its partitions\n{}",
+            instance.log_tail()
+        );
+    }
     // The head folded and committed: its outputs stop changing.
     let mut before = setup.read_back(&outputs).0;
     loop {

@@ -118,16 +118,18 @@ fn a_registry_outage_rolls_batches_back_until_it_answers_and_loses_nothing() {
     let started = Instant::now();
     let mut child = instance.spawn(&setup, 2.0, &[]);
     // Down long enough for the back-off (100 ms doubling) to pass the 2 s idle exit.
-    assert!(
-        instance.wait_for_log(
-            &mut child,
-            "batch rolled back; rewinding",
-            5,
-            Duration::from_secs(60)
-        ),
-        "no batch rolled back while the registry was down\n{}",
-        instance.log_tail()
-    );
+    if !instance.wait_for_log(
+        &mut child,
+        "batch rolled back; rewinding",
+        5,
+        Duration::from_secs(60),
+    ) {
+        let _ = child.kill();
+        panic!(
+            "no batch rolled back while the registry was down\n{}",
+            instance.log_tail()
+        );
+    }
     down.store(false, Ordering::SeqCst);
     let status = processor::wait_for(&mut child, Duration::from_secs(120))
         .unwrap_or_else(|| panic!("no exit within 120 s\n{}", instance.log_tail()));
