@@ -133,3 +133,50 @@ fn cold_start(test: &str, produce_env: &[(&str, &str)]) {
         early_exit.unwrap_or_default()
     );
 }
+
+/// A snapshot record that does not decode (written by hand, by another tool, or damaged) stops
+/// a cold start naming it: dropped, its candidate would be restored from the events after the
+/// snapshot round alone, without its history (what happened before).
+#[test]
+fn an_undecodable_snapshot_stops_the_restore_naming_it() {
+    let Some(bs) = support::bootstrap("an_undecodable_snapshot_stops_the_restore_naming_it") else {
+        return;
+    };
+    let setup = processor::Setup::new(&bs, "cold-garbage", 1);
+    let file = setup.generate("events.jsonl", 40, 4_243);
+    setup.produce(&file);
+    let node = setup
+        .instance("cold-g")
+        .with_env("HIRESTATE_BATCH_MAX_RECORDS", "100")
+        .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "1");
+    let r1 = node.run_to_idle(&setup, 2.0, &[]);
+    assert!(r1["counts"]["snapshots"].as_u64() > Some(0), "{r1}");
+
+    let snapshots = setup.topic("hiring.snapshots.v1");
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .create()
+        .expect("producer");
+    producer
+        .send(
+            rdkafka::producer::BaseRecord::to(&snapshots)
+                .partition(0)
+                .key("cand-000001")
+                .payload("not a snapshot"),
+        )
+        .map_err(|(e, _)| e)
+        .expect("send");
+    rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(30))
+        .expect("flush");
+
+    std::fs::remove_dir_all(&node.state_dir).expect("deleting the state directory");
+    let mut child = node.spawn(&setup, 2.0, &[]);
+    let status = processor::wait_for(&mut child, std::time::Duration::from_secs(90))
+        .unwrap_or_else(|| panic!("no exit within 90 s\n{}", node.log_tail()));
+    assert!(!status.success(), "exited {status}\n{}", node.log_tail());
+    let log = std::fs::read_to_string(&node.log).expect("log");
+    let last = log.lines().last().unwrap_or_default();
+    for needle in ["partition 0", "cand-000001", "does not decode", &snapshots] {
+        assert!(last.contains(needle), "{needle:?} not in: {last}");
+    }
+}

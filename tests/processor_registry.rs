@@ -147,3 +147,43 @@ fn a_registry_outage_rolls_batches_back_until_it_answers_and_loses_nothing() {
     processor::assert_counts(&report, &expected.counts);
     assert_confluent_outputs(&bs, &setup, &double, &expected);
 }
+
+/// A cold start (empty state directory) restores from snapshots the processor wrote with a
+/// registry configured: every candidate's state equals a clean replay, and only the second
+/// half is consumed.
+#[test]
+fn a_cold_start_restores_the_snapshots_written_with_a_registry() {
+    let Some(bs) =
+        support::bootstrap("a_cold_start_restores_the_snapshots_written_with_a_registry")
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (double, _) = registry(&rt);
+    let mut setup = processor::Setup::new(&bs, "registry-cold", 2);
+    setup.registry = Some(double.url());
+    let file = setup.generate("events.jsonl", 150, 73);
+    let lines = processor::read_lines(&file).len();
+    let first = setup.slice(&file, 0, lines / 2, "first.jsonl");
+    let second = setup.slice(&file, lines / 2, lines, "second.jsonl");
+    let expected = processor::expected(&setup, &file);
+    let node = setup
+        .instance("x")
+        .with_env("HIRESTATE_BATCH_MAX_RECORDS", "100")
+        .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "2");
+    setup.produce(&first);
+    let r1 = node.run_to_idle(&setup, 2.0, &[]);
+    assert!(r1["counts"]["snapshots"].as_u64() > Some(0), "{r1}");
+
+    std::fs::remove_dir_all(&node.state_dir).expect("deleting the state directory");
+    setup.produce(&second);
+    let r2 = node.run_to_idle(&setup, 2.0, &[]);
+    assert_eq!(
+        r2["counts"]["consumed"].as_u64(),
+        Some((lines - lines / 2) as u64),
+        "{r2}"
+    );
+    let (actual, _) = setup.read_back(&setup.output_topics());
+    processor::assert_outputs_equal(&expected.outputs, &actual);
+    processor::assert_states_equal(&node.state_dump(&setup), &processor::clean_states(&[&file]));
+}

@@ -314,8 +314,9 @@ impl Outputs {
         out.push(&self.dlq, None, &key, value, h);
     }
 
-    /// Adds `state`'s snapshot, reflecting input offset `reflects` of event log partition
-    /// `partition`, to that partition of the snapshot topic: where restore reads it, whatever
+    /// Adds `state`'s snapshot (Avro single-object, whatever the outputs' framing: restore
+    /// reads it without the registry), reflecting input offset `reflects` of event log
+    /// partition `partition`, to that partition of the snapshot topic: where restore reads it, whatever
     /// partitioner placed the candidate's events (the default partitioner would put the
     /// snapshots of a log keyed by Java clients' murmur2 on other partitions).
     ///
@@ -336,7 +337,11 @@ impl Outputs {
             reflects.as_bytes(),
         ]);
         let h = traced(h, &trace, &["snapshot", &state.candidate_id, &reflects]);
-        let bytes = self.encode(state, &self.snapshots)?;
+        // Always single-object (schemas compiled in): a restore must not need the registry.
+        let bytes = self
+            .codec
+            .encode_local(state, Framing::SingleObject)
+            .map_err(|e| anyhow::anyhow!("encoding a snapshot for {}: {e}", self.snapshots))?;
         out.push(
             &self.snapshots,
             Some(partition),

@@ -34,6 +34,18 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// Decodes `bytes` in whatever framing they have: Confluent-framed ones through the
+    /// registry (on `runtime`), the others without I/O.
+    ///
+    /// # Errors
+    /// Any decode [`CodecError`]; only [`CodecError::RegistryUnavailable`] is retryable.
+    pub fn decode<R: crate::codec::Record>(&self, bytes: &[u8]) -> Result<R, CodecError> {
+        match detect(bytes) {
+            Ok(Framing::Confluent) => self.runtime.block_on(self.codec.decode::<R>(bytes)),
+            _ => self.codec.decode_local::<R>(bytes),
+        }
+    }
+
     /// `runtime` runs the registry look-ups of Confluent-framed records; the caller must not be
     /// on one of its worker threads.
     pub fn new(codec: Codec, runtime: Handle) -> Admission {
@@ -45,10 +57,7 @@ impl Admission {
     /// partition, and one partition must own a candidate).
     pub fn admit(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Admitted {
         let bytes = value.unwrap_or_default();
-        let decoded = match detect(bytes) {
-            Ok(Framing::Confluent) => self.runtime.block_on(self.codec.decode::<Event>(bytes)),
-            _ => self.codec.decode_local::<Event>(bytes),
-        };
+        let decoded = self.decode::<Event>(bytes);
         let refuse = |stage, class, message| {
             Admitted::Refused(Refused {
                 stage,

@@ -6,6 +6,10 @@
 //!   the log from its start when there are none;
 //! - a gap the log no longer holds (retention deleted it) → [`RestoreError::Gap`]: the processor
 //!   stops; it never skips.
+//! - a snapshot that does not decode → [`RestoreError::UndecodableSnapshot`]: the processor
+//!   stops (dropped, its candidate would be restored without its history). Snapshots are
+//!   written single-object, so a restore needs no registry; Confluent-framed ones (written
+//!   before that) are decoded through it.
 //! - a store or snapshots reflecting offsets past the log's end (the topic was recreated) →
 //!   [`RestoreError::AheadOfLog`]: the processor stops. Seeking past the end would reset the
 //!   consumer to the log's start, below the restored offset, and every record would be dropped
@@ -95,6 +99,17 @@ pub enum RestoreError {
         from: &'static str,
         reflects: i64,
         end: i64,
+    },
+    #[error(
+        "partition {partition}: the snapshot of candidate {candidate:?} at offset {offset} of \
+         {topic} does not decode ({error}); refusing to restore without it"
+    )]
+    UndecodableSnapshot {
+        partition: i32,
+        topic: String,
+        offset: i64,
+        candidate: String,
+        error: String,
     },
     #[error("partition {partition}: reading {topic}: {source}")]
     Kafka {
@@ -421,9 +436,21 @@ fn read_snapshots(
                         .and_then(|v| v.parse::<i64>().ok())
                 });
                 round = round.max(reflects);
-                let state = m
-                    .payload()
-                    .and_then(|v| env.codec.decode_local::<CandidateState>(v).ok());
+                // A null value is a tombstone: the candidate has no state. A snapshot that does
+                // not decode stops the restore: dropped, its candidate would restart from the
+                // events after the round, without its history.
+                let state = match m.payload() {
+                    None => None,
+                    Some(v) => Some(env.admission.decode::<CandidateState>(v).map_err(|e| {
+                        RestoreError::UndecodableSnapshot {
+                            partition,
+                            topic: topic.to_owned(),
+                            offset: m.offset(),
+                            candidate: key.clone(),
+                            error: e.to_string(),
+                        }
+                    })?),
+                };
                 latest.insert(key, state);
                 if m.offset() + 1 >= high {
                     break;
