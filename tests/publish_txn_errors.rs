@@ -84,16 +84,30 @@ fn producer_fenced_on_init_producer_id_refuses_to_start() {
 
 #[test]
 fn a_failed_produce_aborts_the_transaction_and_the_producer_stays() {
-    let (cluster, config, consumer) = setup("abortable");
-    let mut p = Publisher::new(&config).expect("publisher");
-    cluster.request_errors(
-        RDKafkaApiKey::Produce,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    failed_produce(
+        "abortable",
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD,
+        |end| matches!(end, TxnEnd::Aborted(why) if !why.is_empty()),
     );
-    match one_batch(&mut p, &consumer) {
-        TxnEnd::Aborted(why) => assert!(!why.is_empty()),
-        other => panic!("expected an abort, got {other:?}"),
-    }
+}
+
+#[test]
+fn a_produce_refused_for_size_aborts_as_refused_and_the_producer_stays() {
+    failed_produce(
+        "refused",
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+        |end| matches!(end, TxnEnd::Refused(why) if why.contains("Message size too large")),
+    );
+}
+
+/// A batch whose produce request fails with `error` ends as `expected` says, without
+/// recreating the producer, and the batches after it go through.
+fn failed_produce(name: &str, error: RDKafkaRespErr, expected: impl Fn(&TxnEnd) -> bool) {
+    let (cluster, config, consumer) = setup(name);
+    let mut p = Publisher::new(&config).expect("publisher");
+    cluster.request_errors(RDKafkaApiKey::Produce, &[error]);
+    let end = one_batch(&mut p, &consumer);
+    assert!(expected(&end), "{error:?}: got {end:?}");
     assert_eq!(p.recreated(), 0);
     cluster.clear_request_errors(RDKafkaApiKey::Produce);
     let ends: Vec<TxnEnd> = (0..4).map(|_| one_batch(&mut p, &consumer)).collect();
