@@ -171,12 +171,8 @@ fn an_undecodable_snapshot_stops_the_restore_naming_it() {
 
     std::fs::remove_dir_all(&node.state_dir).expect("deleting the state directory");
     let mut child = node.spawn(&setup, 2.0, &[]);
-    let status = processor::wait_for(&mut child, std::time::Duration::from_secs(90))
-        .unwrap_or_else(|| panic!("no exit within 90 s\n{}", node.log_tail()));
-    assert!(!status.success(), "exited {status}\n{}", node.log_tail());
-    let log = std::fs::read_to_string(&node.log).expect("log");
-    let last = log.lines().last().unwrap_or_default();
-    for needle in ["partition 0", "cand-000001", "does not decode", &snapshots] {
-        assert!(last.contains(needle), "{needle:?} not in: {last}");
-    }
+    node.stopped_with(
+        &mut child,
+        &["partition 0", "cand-000001", "does not decode", &snapshots],
+    );
 }

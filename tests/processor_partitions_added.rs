@@ -33,9 +33,7 @@ fn a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do() {
     };
     let setup = processor::Setup::new(&bs, "repartitioned", 2);
     let file = setup.generate("events.jsonl", 80, 41);
-    let lines = processor::read_lines(&file).len();
-    let head = setup.slice(&file, 0, lines / 2, "head.jsonl");
-    let tail = setup.slice(&file, lines / 2, lines, "tail.jsonl");
+    let (head, tail) = setup.halves(&file);
     setup.produce(&head);
     let instance = setup.instance("x");
     instance.run_to_idle(&setup, 2.0, &[]);
@@ -48,15 +46,10 @@ fn a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do() {
     add_partitions(&bs, &[&events, &setup.topic("hiring.snapshots.v1")], 4);
     setup.produce(&tail);
 
-    let last = stopped_with_error(&instance, &mut instance.spawn(&setup, 5.0, &[]));
-    for needle in [
-        events.as_str(),
-        "has 4 partitions",
-        "built from 2",
-        "new event log",
-    ] {
-        assert!(last.contains(needle), "{needle:?} not in: {last}");
-    }
+    instance.stopped_with(
+        &mut instance.spawn(&setup, 5.0, &[]),
+        &[&events, "has 4 partitions", "built from 2", "new event log"],
+    );
     let (after, _) = setup.read_back(&outputs);
     assert!(
         before == after,
@@ -73,9 +66,7 @@ fn partitions_added_while_running_stop_the_processor_before_it_reads_them() {
     };
     let setup = processor::Setup::new(&bs, "grown", 2);
     let file = setup.generate("events.jsonl", 80, 43);
-    let lines = processor::read_lines(&file).len();
-    let head = setup.slice(&file, 0, lines / 2, "head.jsonl");
-    let tail = setup.slice(&file, lines / 2, lines, "tail.jsonl");
+    let (head, tail) = setup.halves(&file);
     setup.produce(&head);
     let instance = setup.instance("x");
     let outputs = setup.output_topics();
@@ -89,18 +80,12 @@ fn partitions_added_while_running_stop_the_processor_before_it_reads_them() {
             "1000",
         )],
     );
-    if !instance.wait_for_log(
+    instance.await_log(
         &mut child,
         "assigned and restored",
         0,
-        Duration::from_secs(60),
-    ) {
-        let _ = child.kill();
-        panic!(
-            "the processor never got its partitions\n{}",
-            instance.log_tail()
-        );
-    }
+        "the processor never got its partitions",
+    );
     // The head folded and committed: its outputs stop changing.
     let mut before = setup.read_back(&outputs).0;
     loop {
@@ -114,15 +99,15 @@ fn partitions_added_while_running_stop_the_processor_before_it_reads_them() {
 
     add_partitions(&bs, &[&setup.topic("hiring.events.v1")], 4);
     setup.produce(&tail);
-    let last = stopped_with_error(&instance, &mut child);
-    for needle in [
-        setup.topic("hiring.events.v1").as_str(),
-        "has 4 partitions",
-        "built from 2",
-        "new event log",
-    ] {
-        assert!(last.contains(needle), "{needle:?} not in: {last}");
-    }
+    instance.stopped_with(
+        &mut child,
+        &[
+            &setup.topic("hiring.events.v1"),
+            "has 4 partitions",
+            "built from 2",
+            "new event log",
+        ],
+    );
     // Events of candidates that stayed on partitions 0 and 1 may have been folded before the
     // rebalance (rightly: those partitions still hold all of their events); a moved candidate's
     // outputs must not have changed.
@@ -146,19 +131,6 @@ fn partitions_added_while_running_stop_the_processor_before_it_reads_them() {
             );
         }
     }
-}
-
-/// Waits for the processor to exit, requires a failure, and returns its log's last line.
-fn stopped_with_error(instance: &processor::Instance, child: &mut std::process::Child) -> String {
-    let status = processor::wait_for(child, Duration::from_secs(90))
-        .unwrap_or_else(|| panic!("no exit within 90 s\n{}", instance.log_tail()));
-    assert!(
-        !status.success(),
-        "the processor exited {status} on an event log whose partitions were added\n{}",
-        instance.log_tail()
-    );
-    let log = std::fs::read_to_string(&instance.log).expect("log");
-    log.lines().last().unwrap_or_default().to_owned()
 }
 
 /// Grows each of `topics` to `partitions`.

@@ -196,6 +196,16 @@ impl Setup {
         }
     }
 
+    /// `file` split into its first half and the rest (`head.jsonl`, `tail.jsonl`). The
+    /// generated streams are in event-time order, so most candidates have events in both.
+    pub fn halves(&self, file: &Path) -> (PathBuf, PathBuf) {
+        let lines = read_lines(file).len();
+        (
+            self.slice(file, 0, lines / 2, "head.jsonl"),
+            self.slice(file, lines / 2, lines, "tail.jsonl"),
+        )
+    }
+
     /// Writes lines `[from, to)` of `file` to a new file named `name`.
     pub fn slice(&self, file: &Path, from: usize, to: usize, name: &str) -> PathBuf {
         let lines = read_lines(file);
@@ -344,6 +354,34 @@ impl Instance {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// [`Instance::wait_for_log`] that must succeed: otherwise `child` is killed (not left
+    /// running after the test) and the test fails with `what` and the log's end.
+    pub fn await_log(&self, child: &mut Child, needle: &str, before: usize, what: &str) {
+        if !self.wait_for_log(child, needle, before, Duration::from_secs(60)) {
+            let _ = child.kill();
+            panic!("{}: {what}\n{}", self.id, self.log_tail());
+        }
+    }
+
+    /// Waits (up to 90 s) for `child` to stop on an error, and requires the last line of the
+    /// log — what the binary stopped with — to contain every one of `needles`; returns it.
+    pub fn stopped_with(&self, child: &mut Child, needles: &[&str]) -> String {
+        let status = wait_for(child, Duration::from_secs(90))
+            .unwrap_or_else(|| panic!("{}: no exit within 90 s\n{}", self.id, self.log_tail()));
+        assert!(
+            !status.success(),
+            "{}: exited {status}, expected to stop on an error\n{}",
+            self.id,
+            self.log_tail()
+        );
+        let log = fs::read_to_string(&self.log).expect("reading the instance log");
+        let last = log.lines().last().unwrap_or_default().to_owned();
+        for needle in needles {
+            assert!(last.contains(needle), "{needle:?} not in: {last}");
+        }
+        last
     }
 
     /// The last lines of the instance's log (for failure messages).
