@@ -80,6 +80,18 @@ fn a_snapshot_the_broker_refuses_stops_the_processor_naming_it() {
     // A snapshot topic as created before (or by hand): Kafka's default limit is ~1 MB; 50 kB
     // here keeps the stream small.
     limit_records(&bs, &snapshots, 50_000);
+    // `topics ensure` and the processor's start-up check warn about such a topic.
+    const WARNING: &str = "the snapshot topic's max.message.bytes is below";
+    let ensure = setup
+        .command(&["topics", "ensure"], &[])
+        .output()
+        .expect("topics ensure");
+    let stderr = String::from_utf8_lossy(&ensure.stderr);
+    assert!(
+        ensure.status.success() && stderr.contains(WARNING),
+        "topics ensure: {}\n{stderr}",
+        ensure.status
+    );
     let file = long_lived(&setup, 4_000);
     setup.produce(&file);
     let instance = setup
@@ -95,6 +107,7 @@ fn a_snapshot_the_broker_refuses_stops_the_processor_naming_it() {
             "max.message.bytes",
         ],
     );
+    assert_eq!(instance.log_count(WARNING), 1, "{}", instance.log_tail());
     // Stopped at the first refusal: the batch was not retried.
     assert_eq!(
         instance.log_count("batch rolled back; rewinding"),

@@ -271,7 +271,8 @@ pub fn repartitioned(events: &str, built: usize, now: usize) -> String {
 
 /// What makes an existing snapshot topic unfit, every problem: a partition count other than the
 /// event log's (a candidate's snapshot lives on the partition of its events), and — when
-/// `describe_configs` — a `cleanup.policy` other than `compact` ([`compaction_problem`]).
+/// `describe_configs` — a `cleanup.policy` other than `compact` ([`compaction_problem`]); a
+/// `max.message.bytes` below what the processor may write is warned about ([`warn_if_small`]).
 /// `partitions`: the event log's and the snapshots' counts, `None` where a topic is not there.
 fn snapshot_topic_problems(
     config: &Config,
@@ -292,13 +293,41 @@ fn snapshot_topic_problems(
         }
     }
     if describe_configs && partitions[1].is_some() {
-        let policy = cleanup_policy(config, &topics.snapshots);
+        let (policy, max_bytes) = match snapshot_configs(config, &topics.snapshots) {
+            Ok([policy, max_bytes]) => (Ok(policy), max_bytes),
+            Err(e) => (Err(e), None),
+        };
         problems.extend(compaction_problem(&topics.snapshots, policy));
+        warn_if_small(&topics.snapshots, max_bytes.as_deref());
     }
     problems
 }
 
-/// The problem with `snapshots`' `cleanup.policy` (as [`cleanup_policy`] read it), if it is not
+/// Warns when `snapshots` takes records smaller than the processor may write
+/// ([`SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES`]; e.g. a topic created before that, with Kafka's ~1 MB):
+/// not a refusal — most deployments never write a snapshot that large — but the batch that
+/// does is refused and the processor stops.
+fn warn_if_small(snapshots: &str, max_message_bytes: Option<&str>) {
+    let wanted: u64 = SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES.parse().unwrap_or(u64::MAX);
+    let Some(max) = max_message_bytes.and_then(|v| v.trim().parse::<u64>().ok()) else {
+        return;
+    };
+    if max < wanted {
+        tracing::warn!(
+            topic = snapshots,
+            max_message_bytes = max,
+            fix = %format!(
+                "kafka-configs.sh --alter --entity-type topics --entity-name {snapshots} \
+                 --add-config max.message.bytes={SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES}"
+            ),
+            "the snapshot topic's max.message.bytes is below what the processor may write: a \
+             candidate whose snapshot outgrows it (its state keeps every event id it has had) \
+             stops the processor"
+        );
+    }
+}
+
+/// The problem with `snapshots`' `cleanup.policy` (as [`snapshot_configs`] read it), if it is not
 /// `compact` alone. Restore takes a candidate with no snapshot in the newest round from its
 /// newest one however old (it had no event since): a policy that deletes old records would
 /// lose those candidates' states. A cluster that cannot describe topic configurations
@@ -320,9 +349,9 @@ fn compaction_problem(snapshots: &str, policy: anyhow::Result<Option<String>>) -
     }
 }
 
-/// `topic`'s `cleanup.policy` as the cluster describes it. Blocks, like the metadata requests
-/// beside it (the admin client's own thread completes the request).
-fn cleanup_policy(config: &Config, topic: &str) -> anyhow::Result<Option<String>> {
+/// `topic`'s `cleanup.policy` and `max.message.bytes` as the cluster describes them. Blocks,
+/// like the metadata requests beside it (the admin client's own thread completes the request).
+fn snapshot_configs(config: &Config, topic: &str) -> anyhow::Result<[Option<String>; 2]> {
     let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
     let resource = ResourceSpecifier::Topic(topic);
@@ -331,9 +360,8 @@ fn cleanup_policy(config: &Config, topic: &str) -> anyhow::Result<Option<String>
         .next()
         .ok_or_else(|| anyhow::anyhow!("no answer"))?
         .map_err(|code| anyhow::anyhow!("{code}"))?;
-    Ok(described
-        .get("cleanup.policy")
-        .and_then(|e| e.value.clone()))
+    let value = |key: &str| described.get(key).and_then(|e| e.value.clone());
+    Ok([value("cleanup.policy"), value("max.message.bytes")])
 }
 
 /// Partition count per topic, or the broker's error for it (the topic does not exist, is not
