@@ -194,7 +194,6 @@ fn sweep(a: &mut Assignment, cap: usize, ahead: &Folded) -> u64 {
     dropped
 }
 
-/// The candidates of `partition` among `touched` ([`Folded`]'s (partition, candidate) set).
 /// What the processor stops with when a batch was refused for a record's size (`why`, the
 /// refusal; `largest`, the batch's largest record as (topic, key, bytes)): retrying the batch
 /// cannot succeed, and it blocks every partition behind it. The record that outgrows a limit
@@ -218,6 +217,7 @@ fn refused(why: &str, largest: Option<(String, String, usize)>) -> String {
     )
 }
 
+/// The candidates of `partition` among `touched` ([`Folded`]'s (partition, candidate) set).
 fn touched_in(touched: &BTreeSet<(i32, String)>, partition: i32) -> impl Iterator<Item = &String> {
     touched
         .range((partition, String::new())..)

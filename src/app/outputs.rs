@@ -316,9 +316,9 @@ impl Outputs {
 
     /// Adds `state`'s snapshot (Avro single-object, whatever the outputs' framing: restore
     /// reads it without the registry), reflecting input offset `reflects` of event log
-    /// partition `partition`, to that partition of the snapshot topic: where restore reads it, whatever
-    /// partitioner placed the candidate's events (the default partitioner would put the
-    /// snapshots of a log keyed by Java clients' murmur2 on other partitions).
+    /// partition `partition`, to that partition of the snapshot topic: where restore reads it,
+    /// whatever partitioner placed the candidate's events (the default partitioner would put
+    /// the snapshots of a log keyed by Java clients' murmur2 on other partitions).
     ///
     /// # Errors
     /// Encoding failures.

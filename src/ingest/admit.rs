@@ -34,6 +34,12 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// `runtime` runs the registry look-ups of Confluent-framed records; the caller must not be
+    /// on one of its worker threads.
+    pub fn new(codec: Codec, runtime: Handle) -> Admission {
+        Admission { codec, runtime }
+    }
+
     /// Decodes `bytes` in whatever framing they have: Confluent-framed ones through the
     /// registry (on `runtime`), the others without I/O.
     ///
@@ -44,12 +50,6 @@ impl Admission {
             Ok(Framing::Confluent) => self.runtime.block_on(self.codec.decode::<R>(bytes)),
             _ => self.codec.decode_local::<R>(bytes),
         }
-    }
-
-    /// `runtime` runs the registry look-ups of Confluent-framed records; the caller must not be
-    /// on one of its worker threads.
-    pub fn new(codec: Codec, runtime: Handle) -> Admission {
-        Admission { codec, runtime }
     }
 
     /// Decodes `value` in whatever framing it has and checks it may be folded: ids present,
