@@ -91,7 +91,12 @@ impl Topics {
             ),
             (self.rejections.clone(), BTreeMap::new()),
             (self.alerts.clone(), BTreeMap::new()),
-            (self.dlq.clone(), BTreeMap::new()),
+            // A dead-lettered record is the event log's record plus error headers: room for
+            // one the event log took at its default limit, and more.
+            (
+                self.dlq.clone(),
+                BTreeMap::from([("max.message.bytes", SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES)]),
+            ),
         ];
         v.extend(
             self.all_commands(policy)
@@ -416,7 +421,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_snapshot_topic_takes_the_largest_snapshot_with_a_mebibyte_to_spare() {
+    fn the_snapshot_and_dlq_topics_take_the_largest_snapshot_with_a_mebibyte_to_spare() {
         let limit: usize = SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES.parse().expect("a number");
         assert_eq!(limit, SNAPSHOT_MAX_BYTES + (1 << 20));
         let topics = Topics::new("p");
@@ -428,6 +433,14 @@ mod tests {
             .expect("the snapshot topic");
         assert_eq!(
             settings.get("max.message.bytes"),
+            Some(&SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES)
+        );
+        let (_, dlq) = all
+            .iter()
+            .find(|(name, _)| *name == topics.dlq)
+            .expect("the DLQ topic");
+        assert_eq!(
+            dlq.get("max.message.bytes"),
             Some(&SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES)
         );
     }
