@@ -7,9 +7,9 @@
 //! progress, and `/readyz` stayed ready. Now:
 //! - `hirestate topics ensure` creates the snapshot topic for records up to 16 MiB (and the
 //!   processor's producer sends them), so such a candidate goes through;
-//! - a snapshot topic that still refuses a record (created before, or by hand) stops the
-//!   processor with the broker's refusal, the candidate, the record's size and the fix, instead
-//!   of a retry loop.
+//! - a snapshot topic that still refuses a record (created before, or by hand) is warned about
+//!   by `topics ensure` and the start-up check, and stops the processor with the broker's
+//!   refusal, the candidate, the record's size and the fix, instead of a retry loop.
 
 #[path = "support/processor.rs"]
 mod processor;
