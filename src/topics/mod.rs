@@ -427,21 +427,16 @@ mod tests {
         let topics = Topics::new("p");
         let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
         let all = topics.all(&policy);
-        let (_, settings) = all
-            .iter()
-            .find(|(name, _)| *name == topics.snapshots)
-            .expect("the snapshot topic");
-        assert_eq!(
-            settings.get("max.message.bytes"),
-            Some(&SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES)
-        );
-        let (_, dlq) = all
-            .iter()
-            .find(|(name, _)| *name == topics.dlq)
-            .expect("the DLQ topic");
-        assert_eq!(
-            dlq.get("max.message.bytes"),
-            Some(&SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES)
-        );
+        for topic in [&topics.snapshots, &topics.dlq] {
+            let (_, settings) = all
+                .iter()
+                .find(|(name, _)| name == topic)
+                .unwrap_or_else(|| panic!("{topic} not among the topics"));
+            assert_eq!(
+                settings.get("max.message.bytes"),
+                Some(&SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES),
+                "{topic}"
+            );
+        }
     }
 }
