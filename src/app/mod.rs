@@ -215,7 +215,6 @@ pub fn run(
         config: config.clone(),
         topics: topics.clone(),
         policy: policy.clone(),
-        codec: codec.clone(),
         admission: Admission::new(codec.clone(), runtime.handle().clone()),
         store: store.clone(),
         restored_events: status.restored_events.clone(),

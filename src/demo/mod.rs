@@ -86,7 +86,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
     let mut out = io::stdout().lock();
     let policy = Arc::new(crate::cli::load_policy(None)?);
     let mut config = Config::load(None, std::env::vars(), &Overrides::default())?;
-    let _mock; // keeps the in-process cluster alive for the whole demo
+    let mock; // keeps the in-process cluster alive for the whole demo
     let state = tempfile::tempdir()?;
     config.state_dir = state.path().to_path_buf();
     config.instance_id = "demo".to_owned();
@@ -94,7 +94,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
     if config.bootstrap.is_empty() {
         let cluster = MockCluster::new(1)?;
         config.bootstrap = cluster.bootstrap_servers();
-        _mock = Some(cluster);
+        mock = Some(cluster);
         writeln!(
             out,
             "hirestate demo — embedded default: librdkafka's in-process mock cluster at {}",
@@ -106,7 +106,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
         )?;
         writeln!(out, "   transactional offsets: this shows the data flow; `make test` proves exactly-once on a real broker)")?;
     } else {
-        _mock = None;
+        mock = None;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
@@ -127,7 +127,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
 
     let rt = tokio::runtime::Runtime::new()?;
     let names = Topics::new(&config.topic_prefix);
-    match &_mock {
+    match &mock {
         // The mock cluster answers no CreateTopics request; it has its own call.
         Some(cluster) => {
             for (t, _) in names.all(&policy) {
@@ -213,7 +213,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let opts = RunOptions {
         exit_when_idle: Some(Duration::from_secs(2)),
-        mock_cluster: _mock.is_some(),
+        mock_cluster: mock.is_some(),
     };
     let mut live = Counts::default();
     let mut batches = 0;

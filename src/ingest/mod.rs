@@ -212,11 +212,7 @@ impl IngestContext {
         let built = self.env.event_partitions;
         let topic = &self.env.topics.events;
         let now = match consumer.fetch_metadata(Some(topic), Duration::from_secs(30)) {
-            Ok(md) => md
-                .topics()
-                .first()
-                .filter(|t| t.error().is_none())
-                .map(|t| t.partitions().len()),
+            Ok(md) => crate::topics::partition_count(&md).ok(),
             Err(e) => {
                 tracing::warn!(error = %e, "event log metadata unavailable at assignment; checking the assigned partitions alone");
                 None

@@ -37,7 +37,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
 use super::{Admission, Admitted, PartitionState};
-use crate::codec::Codec;
 use crate::config::Config;
 use crate::fold;
 use crate::metrics::{self, Metrics, Tally};
@@ -56,7 +55,6 @@ pub struct RestoreEnv {
     pub config: Config,
     pub topics: Topics,
     pub policy: Arc<Policy>,
-    pub codec: Codec,
     /// The live path's decoding and validation: restore folds exactly what it would have.
     pub admission: Admission,
     pub store: Arc<dyn Store + Sync>,

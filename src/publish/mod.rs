@@ -28,8 +28,9 @@ type TxProducer = ThreadedProducer<DefaultProducerContext>;
 
 /// Producer settings of hirestate's own, unless the configuration's librdkafka settings
 /// (`[kafka]`, `HIRESTATE_KAFKA_*`) say otherwise.
-/// `message.max.bytes` lets a snapshot of up to [`crate::topics::SNAPSHOT_MAX_BYTES`] through
-/// (librdkafka's default, 1 000 000, refuses a larger one before the broker sees it).
+/// `message.max.bytes` lets a snapshot as large as the snapshot topic takes through
+/// ([`crate::topics::SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES`]; librdkafka's default, 1 000 000,
+/// refuses a larger one before the broker sees it).
 const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
     ("compression.type", "zstd"),

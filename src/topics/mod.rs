@@ -8,20 +8,18 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, Top
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaRespErr;
 
 use crate::config::Config;
 use crate::model::TargetSystem;
 use crate::policy::Policy;
 
-/// The largest snapshot record hirestate writes, in bytes: a candidate's state grows with its
-/// history (the duplicate check keeps every event id it has had), and past Kafka's default of
-/// ~1 MB a record is refused. 16 MiB is ~450 000 UUID event ids.
-pub const SNAPSHOT_MAX_BYTES: usize = 16 << 20;
-
-/// `max.message.bytes` of the snapshot topic `ensure` creates (and `message.max.bytes` of the
-/// processor's producer, `publish`): [`SNAPSHOT_MAX_BYTES`] plus 1 MiB for the record batch
-/// around it (headers, key, framing).
+/// `max.message.bytes` of the snapshot (and DLQ) topic `ensure` creates, and
+/// `message.max.bytes` of the processor's producer (`publish`): 17 MiB, a snapshot of up to
+/// 16 MiB (~450 000 UUID event ids) with 1 MiB to spare for its record batch. A candidate's
+/// state grows with its history (the duplicate check keeps every event id it has had), and
+/// past Kafka's default of ~1 MB a record is refused.
 pub const SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES: &str = "17825792";
 
 /// Every topic hirestate reads or writes, for one prefix.
@@ -382,14 +380,7 @@ fn describe(config: &Config, topics: &[&str], timeout: Duration) -> anyhow::Resu
     let described = topics
         .iter()
         .map(|t| loop {
-            let md = c.fetch_metadata(Some(t), timeout)?;
-            let described = match md.topics().first() {
-                None => Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART),
-                Some(m) => match m.error() {
-                    Some(e) => Err(e),
-                    None => Ok(m.partitions().len()),
-                },
-            };
+            let described = partition_count(&c.fetch_metadata(Some(t), timeout)?);
             // A topic just created has no leader for a moment: it exists, ask again.
             match described {
                 Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
@@ -409,6 +400,18 @@ fn describe(config: &Config, topics: &[&str], timeout: Duration) -> anyhow::Resu
     })
 }
 
+/// The partition count of the one topic a metadata request asked about, or the broker's error
+/// for it (`UNKNOWN_TOPIC_OR_PART` when it named none).
+pub fn partition_count(md: &Metadata) -> Result<usize, RDKafkaRespErr> {
+    match md.topics().first() {
+        None => Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART),
+        Some(m) => match m.error() {
+            Some(e) => Err(e),
+            None => Ok(m.partitions().len()),
+        },
+    }
+}
+
 /// What [`describe`] found.
 struct Described {
     /// Per topic asked about, in order: its partition count, or the broker's error for it.
@@ -423,7 +426,7 @@ mod tests {
     #[test]
     fn the_snapshot_and_dlq_topics_take_the_largest_snapshot_with_a_mebibyte_to_spare() {
         let limit: usize = SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES.parse().expect("a number");
-        assert_eq!(limit, SNAPSHOT_MAX_BYTES + (1 << 20));
+        assert_eq!(limit, 17 << 20);
         let topics = Topics::new("p");
         let policy = crate::policy::load(&crate::policy::default_dir()).expect("shipped policy");
         let all = topics.all(&policy);
