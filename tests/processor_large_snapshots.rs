@@ -17,11 +17,8 @@ mod support;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::admin::{AlterConfig, ResourceSpecifier};
 
 const BIG: &str = "cand-probe";
 
@@ -153,11 +150,7 @@ fn long_lived(setup: &processor::Setup, events: usize) -> PathBuf {
 
 /// Sets `topic`'s `max.message.bytes` (keeping it compacted).
 fn limit_records(bootstrap: &str, topic: &str, bytes: usize) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let (admin, opts) = support::admin(bootstrap);
     let limit = bytes.to_string();
     // AlterConfigs replaces the topic's whole configuration: compaction is given again.
     let alter = AlterConfig::new(ResourceSpecifier::Topic(topic))

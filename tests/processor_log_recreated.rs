@@ -11,9 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
 
 #[test]
@@ -51,11 +49,7 @@ fn a_store_ahead_of_a_recreated_log_stops_the_processor_naming_both_offsets() {
 
 /// Deletes `topic` and creates it again (1 partition), retrying while the deletion completes.
 fn recreate(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let (admin, opts) = support::admin(bootstrap);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         for r in admin

@@ -20,9 +20,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::admin::NewPartitions;
 
 #[test]
 fn a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do() {
@@ -135,11 +133,7 @@ fn partitions_added_while_running_stop_the_processor_before_it_reads_them() {
 
 /// Grows each of `topics` to `partitions`.
 fn add_partitions(bootstrap: &str, topics: &[&str], partitions: usize) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let (admin, opts) = support::admin(bootstrap);
     let new: Vec<NewPartitions<'_>> = topics
         .iter()
         .map(|t| NewPartitions::new(t, partitions))

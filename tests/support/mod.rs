@@ -50,17 +50,24 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Creates `topics` with `partitions` each (replication 1) and waits for the result.
-pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+/// An admin client of the broker at `bootstrap`, and options that wait up to 30 s for an
+/// operation to complete.
+pub fn admin(bootstrap: &str) -> (AdminClient<DefaultClientContext>, AdminOptions) {
+    let admin = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    (admin, opts)
+}
+
+/// Creates `topics` with `partitions` each (replication 1) and waits for the result.
+pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
+    let (admin, opts) = admin(bootstrap);
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for r in admin
         .create_topics(&new, &opts)
         .await
