@@ -340,6 +340,10 @@ pub fn run(
                     tracing::warn!(reason = %why, wait_ms = retry_wait.as_millis() as u64, "batch rolled back; rewinding");
                     std::thread::sleep(retry_wait);
                     resync(&consumer, &mut a, &env)?;
+                    // The back-off and the rewind are not idleness: the batch's records come
+                    // again, and `--exit-when-idle` must wait for them (it exited 0 with nothing
+                    // committed when the first collect after a long back-off came back empty).
+                    last_record = Instant::now();
                 }
             }
         }
