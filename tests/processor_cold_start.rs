@@ -4,10 +4,11 @@
 //! fresh instance (same instance id, empty state directory) runs. It must not re-emit anything
 //! of the first half, must rebuild the first half's states, and end equal to a clean replay.
 //!
-//! Twice: with the events produced by `hirestate produce` (librdkafka's default partitioner,
-//! the processor's own), and by a producer partitioning as Java clients do (murmur2), as most
-//! vendors' will: a candidate's snapshot must land on its events' partition whichever
-//! partitioner placed them, or the restore of that partition never finds it.
+//! Twice: with the events placed by librdkafka's default partitioner (CRC-32) and by Java
+//! clients' murmur2 (`events_partitioner` set to match, for `produce` and the processor): a
+//! candidate's snapshot must land on its events' partition whichever partitioner placed them,
+//! or the restore of that partition never finds it (the processor's own producer placed
+//! snapshots with librdkafka's default partitioner once).
 
 #[path = "support/processor.rs"]
 mod processor;
@@ -20,7 +21,7 @@ use std::time::Instant;
 fn a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing() {
     cold_start(
         "a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing",
-        &[],
+        "crc32",
     );
 }
 
@@ -28,18 +29,19 @@ fn a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing() {
 fn snapshots_follow_the_events_of_a_java_partitioned_log() {
     cold_start(
         "snapshots_follow_the_events_of_a_java_partitioned_log",
-        &[("HIRESTATE_KAFKA_PRODUCER_PARTITIONER", "murmur2_random")],
+        "murmur2",
     );
 }
 
-/// The test, with the events produced under `produce_env`.
-fn cold_start(test: &str, produce_env: &[(&str, &str)]) {
+/// The test, with the events placed by `partitioner` (`HIRESTATE_EVENTS_PARTITIONER`).
+fn cold_start(test: &str, partitioner: &str) {
+    let produce_env = [("HIRESTATE_EVENTS_PARTITIONER", partitioner)];
     let Some(bs) = support::bootstrap(test) else {
         return;
     };
     let produce = |setup: &processor::Setup, file: &std::path::Path| {
         let path = file.display().to_string();
-        setup.cli_ok(&["produce", "--from-file", &path], produce_env);
+        setup.cli_ok(&["produce", "--from-file", &path], &produce_env);
     };
     let started = Instant::now();
     let setup = processor::Setup::new(&bs, "cold", 4);
@@ -72,7 +74,8 @@ fn cold_start(test: &str, produce_env: &[(&str, &str)]) {
     let node = setup
         .instance("cold-1")
         .with_env("HIRESTATE_BATCH_MAX_RECORDS", "100")
-        .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "2");
+        .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "2")
+        .with_env("HIRESTATE_EVENTS_PARTITIONER", partitioner);
     produce(&setup, &first);
     let r1 = node.run_to_idle(&setup, 2.0, &[]);
     assert_eq!(

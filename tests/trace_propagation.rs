@@ -189,6 +189,8 @@ fn every_output_carries_the_inbound_trace() {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bs)
         .set("enable.idempotence", "true")
+        // Where the processor's default `events_partitioner` (murmur2) expects each key.
+        .set("partitioner", "murmur2_random")
         .create()
         .expect("producer");
     for (i, line) in lines.iter().enumerate() {

@@ -36,10 +36,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
-use tokio::runtime::Handle;
 
 use super::outputs::{Outbox, Outputs};
-use crate::codec::Codec;
 use crate::config::Config;
 use crate::fold::{self, Outcome};
 use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord, PartitionState};
@@ -243,21 +241,26 @@ struct Fired {
 }
 
 impl<'a> BatchFolder<'a> {
-    /// A folder for `policy`, writing outputs to `topics`.
+    /// A folder for `policy`, admitting records through `admission` (whose codec and runtime
+    /// also encode the outputs), writing outputs to `topics`.
     pub fn new(
         policy: &'a Policy,
-        codec: &Codec,
+        admission: Admission,
         topics: &Topics,
         config: &Config,
-        runtime: Handle,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         BatchFolder {
             policy,
-            admission: Admission::new(codec.clone(), runtime.clone()),
+            outputs: Outputs::new(
+                topics,
+                admission.codec(),
+                config.schema_registry.is_some(),
+                admission.runtime().clone(),
+            ),
+            admission,
             events_topic: topics.events.clone(),
-            outputs: Outputs::new(topics, codec, config.schema_registry.is_some(), runtime),
             snapshot_every: config.snapshot_every_batches.max(1),
             counts: Counts::default(),
             timers_fired: 0,
@@ -480,23 +483,27 @@ impl<'a> BatchFolder<'a> {
         let mut changed: BTreeMap<String, Vec<fold::timers::Due>> = BTreeMap::new();
         for r in records {
             f.next.insert(partition, r.offset + 1);
-            let event = match self.admission.admit(r.key.as_deref(), r.value.as_deref()) {
-                Admitted::Event(e) => e,
-                Admitted::Retry(e) => {
-                    f.failure = Some(format!(
-                        "retryable decode error at {}/{}: {e}",
-                        r.partition, r.offset
-                    ));
-                    break;
-                }
-                Admitted::Refused(why) => {
-                    f.counts.consumed += 1;
-                    f.counts.dlq += 1;
-                    f.tally.dead_letter(why.stage, why.class);
-                    self.outputs.dlq(&mut f.outbox, r, &why);
-                    continue;
-                }
-            };
+            let event =
+                match self
+                    .admission
+                    .admit(r.key.as_deref(), r.value.as_deref(), r.partition)
+                {
+                    Admitted::Event(e) => e,
+                    Admitted::Retry(e) => {
+                        f.failure = Some(format!(
+                            "retryable decode error at {}/{}: {e}",
+                            r.partition, r.offset
+                        ));
+                        break;
+                    }
+                    Admitted::Refused(why) => {
+                        f.counts.consumed += 1;
+                        f.counts.dlq += 1;
+                        f.tally.dead_letter(why.stage, why.class);
+                        self.outputs.dlq(&mut f.outbox, r, &why);
+                        continue;
+                    }
+                };
             latest = latest.max(Some(event.occurred_at));
             // One search for a candidate already in memory (nearly every event); the key is
             // copied only for one loaded from the store.
@@ -826,7 +833,9 @@ mod tests {
 
     use super::*;
     use crate::app::outputs::{OutgoingParts, COMMAND_ID_HEADER, EVENT_ID_HEADER};
+    use crate::codec::Codec;
     use crate::generate::{stream, Spec};
+    use crate::ingest::placement::Placement;
     use crate::model::{CandidateState, Event};
     use crate::project::SledStore;
     use crate::replay::Replayer;
@@ -902,12 +911,13 @@ mod tests {
             fold_tasks: tasks,
             ..Config::default()
         };
+        // The records' own placement (`records`) is not a partitioner's.
+        let admission = Admission::new(codec, runtime.handle().clone(), Placement::UNCHECKED);
         let folder = BatchFolder::new(
             policy,
-            &codec,
+            admission,
             &Topics::new(""),
             &config,
-            runtime.handle().clone(),
             Arc::new(Metrics::new(None).expect("metrics")),
             Arc::new(FixedClock(now)),
         );

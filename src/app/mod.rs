@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::codec::Codec;
 use crate::config::Config;
+use crate::ingest::placement::Placement;
 use crate::ingest::{self, lock, Admission, Assignment, IngestContext, RestoreEnv};
 use crate::metrics::{Metrics, Tally};
 use crate::policy::Policy;
@@ -211,11 +212,16 @@ pub fn run(
         .thread_name("hirestate-registry")
         .enable_all()
         .build()?;
+    let placement = Placement {
+        partitioner: config.events_partitioner,
+        partitions,
+    };
+    let admission = Admission::new(codec.clone(), runtime.handle().clone(), placement);
     let env = Arc::new(RestoreEnv {
         config: config.clone(),
         topics: topics.clone(),
         policy: policy.clone(),
-        admission: Admission::new(codec.clone(), runtime.handle().clone()),
+        admission: admission.clone(),
         store: store.clone(),
         restored_events: status.restored_events.clone(),
         metrics: status.metrics.clone(),
@@ -233,10 +239,9 @@ pub fn run(
     )?;
     let mut folder = batch::BatchFolder::new(
         &policy,
-        &codec,
+        admission,
         &topics,
         config,
-        runtime.handle().clone(),
         status.metrics.clone(),
         crate::timers::clock::from_spec(&config.clock).map_err(anyhow::Error::msg)?,
     );

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::placement::Partitioner;
+
 /// Where the processor and the tools point, and how they batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -66,6 +68,12 @@ pub struct Config {
     /// Share of traces (decided by trace id, 0–1) that get a `debug` span per event; the
     /// `traceparent` headers are written for every record regardless.
     pub trace_sample_ratio: f64,
+    /// How the event log's producers place a key (`murmur2`: Java clients; `crc32`:
+    /// librdkafka's default; `unchecked`): an event on another partition than this gives its
+    /// key is dead-lettered, not folded (`ingest::placement`). The tools' producers
+    /// (`produce`, the demo) place keys this way unless `partitioner` is set among the
+    /// passthrough settings.
+    pub events_partitioner: Partitioner,
     /// Extra librdkafka settings (SASL/SSL, …), passed to every client.
     #[serde(deserialize_with = "passthrough")]
     pub kafka: BTreeMap<String, String>,
@@ -104,6 +112,7 @@ impl Default for Config {
             fold_tasks: 0,
             max_candidates_in_memory: 250_000,
             trace_sample_ratio: 1.0,
+            events_partitioner: Partitioner::default(),
             kafka: BTreeMap::new(),
             kafka_consumer: BTreeMap::new(),
             kafka_producer: BTreeMap::new(),
@@ -266,6 +275,10 @@ impl Config {
                 "HIRESTATE_HEALTH_ADDR" => c.health_addr = Some(v).filter(|s| !s.is_empty()),
                 "HIRESTATE_OTLP_ENDPOINT" => c.otlp_endpoint = Some(v).filter(|s| !s.is_empty()),
                 "HIRESTATE_CLOCK" => c.clock = v,
+                "HIRESTATE_EVENTS_PARTITIONER" => match v.parse() {
+                    Ok(p) => c.events_partitioner = p,
+                    Err(e) => errors.push(bad(&e)),
+                },
                 "HIRESTATE_TRACE_SAMPLE_RATIO" => match v.parse::<f64>() {
                     Ok(r) => c.trace_sample_ratio = r,
                     Err(_) => errors.push(bad("not a number")),
@@ -460,9 +473,16 @@ impl Config {
         cc
     }
 
-    /// [`Config::client_config`] for a producer: with the producer-only passthrough settings.
+    /// [`Config::client_config`] for a producer: with the producer-only passthrough settings,
+    /// and keys placed as `events_partitioner` says unless they set `partitioner` themselves.
     pub fn producer_config(&self) -> rdkafka::ClientConfig {
-        self.client_config_with(&self.kafka_producer)
+        let mut cc = self.client_config_with(&self.kafka_producer);
+        let set = self.kafka.contains_key("partitioner")
+            || self.kafka_producer.contains_key("partitioner");
+        if let Some(name) = self.events_partitioner.librdkafka_name().filter(|_| !set) {
+            cc.set("partitioner", name);
+        }
+        cc
     }
 
     /// [`Config::client_config`] with one kind of client's passthrough settings after the
@@ -614,6 +634,57 @@ mod tests {
         assert!(err.contains("clock \"sundial\""), "{err}");
         assert!(err.contains("trace_sample_ratio = 2"), "{err}");
         assert!(err.contains("HIRESTATE_TIMERS_PER_BATCH"), "{err}");
+    }
+
+    #[test]
+    fn the_events_partitioner_is_checked_and_places_the_tools_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "group_id = \"g\"\nevents_partitioner = \"java\"\n").unwrap();
+        let err = Config::load(
+            Some(&file),
+            env(&[("HIRESTATE_EVENTS_PARTITIONER", "fnv")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(&format!("{}:2:", file.display())), "{err}");
+        assert!(err.contains("events_partitioner \"java\""), "{err}");
+        assert!(
+            err.contains("HIRESTATE_EVENTS_PARTITIONER=\"fnv\": events_partitioner \"fnv\""),
+            "{err}"
+        );
+        // Default murmur2, as Java clients place keys.
+        let c = Config::default();
+        assert_eq!(c.events_partitioner, Partitioner::Murmur2);
+        assert_eq!(
+            c.producer_config().get("partitioner"),
+            Some("murmur2_random")
+        );
+        let with = |pairs: &[(&str, &str)]| {
+            Config::load(None, env(pairs), &Overrides::default()).expect("config")
+        };
+        let crc = with(&[("HIRESTATE_EVENTS_PARTITIONER", "crc32")]);
+        assert_eq!(crc.events_partitioner, Partitioner::Crc32);
+        assert_eq!(
+            crc.producer_config().get("partitioner"),
+            Some("consistent_random")
+        );
+        // Only producers get it; a passthrough setting wins; unchecked leaves librdkafka's.
+        assert_eq!(crc.consumer_config().get("partitioner"), None);
+        for key in [
+            "HIRESTATE_KAFKA_PARTITIONER",
+            "HIRESTATE_KAFKA_PRODUCER_PARTITIONER",
+        ] {
+            let own = with(&[(key, "fnv1a")]);
+            assert_eq!(
+                own.producer_config().get("partitioner"),
+                Some("fnv1a"),
+                "{key}"
+            );
+        }
+        let unchecked = with(&[("HIRESTATE_EVENTS_PARTITIONER", "unchecked")]);
+        assert_eq!(unchecked.producer_config().get("partitioner"), None);
     }
 
     #[test]

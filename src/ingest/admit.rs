@@ -1,9 +1,11 @@
 //! Admission: one consumed record → an [`Event`], or the reason it cannot be one. The live
 //! batch and restore both call [`Admission::admit`], so a record the live path dead-lettered is
-//! never folded by a restore, and a restore decodes every framing the live path does.
+//! never folded by a restore, and a restore decodes every framing the live path does — and
+//! both refuse an event on another partition than its key's ([`super::placement`]).
 
 use tokio::runtime::Handle;
 
+use super::placement::Placement;
 use crate::codec::{detect, Codec, CodecError, Framing};
 use crate::model::Event;
 
@@ -31,13 +33,28 @@ pub enum Admitted {
 pub struct Admission {
     codec: Codec,
     runtime: Handle,
+    placement: Placement,
 }
 
 impl Admission {
     /// `runtime` runs the registry look-ups of Confluent-framed records; the caller must not be
-    /// on one of its worker threads.
-    pub fn new(codec: Codec, runtime: Handle) -> Admission {
-        Admission { codec, runtime }
+    /// on one of its worker threads. `placement` is the event log's (partitioner and count).
+    pub fn new(codec: Codec, runtime: Handle, placement: Placement) -> Admission {
+        Admission {
+            codec,
+            runtime,
+            placement,
+        }
+    }
+
+    /// The codec records are decoded with (the outputs encode with the same one).
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    /// The runtime registry look-ups run on.
+    pub fn runtime(&self) -> &Handle {
+        &self.runtime
     }
 
     /// Decodes `bytes` in whatever framing they have: Confluent-framed ones through the
@@ -53,9 +70,10 @@ impl Admission {
     }
 
     /// Decodes `value` in whatever framing it has and checks it may be folded: ids present,
-    /// strings bounded, and the record key equal to the candidate id (the key decides the
-    /// partition, and one partition must own a candidate).
-    pub fn admit(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Admitted {
+    /// strings bounded, the record key equal to the candidate id (the key decides the
+    /// partition, and one partition must own a candidate), and `partition` the one the log's
+    /// partitioner gives that key.
+    pub fn admit(&self, key: Option<&[u8]>, value: Option<&[u8]>, partition: i32) -> Admitted {
         let bytes = value.unwrap_or_default();
         let decoded = self.decode::<Event>(bytes);
         let refuse = |stage, class, message| {
@@ -84,6 +102,12 @@ impl Admission {
                 event.candidate_id
             );
             return refuse("validate", "hirestate::key", why);
+        }
+        if let Err(why) = self
+            .placement
+            .check(event.candidate_id.as_bytes(), partition)
+        {
+            return refuse("validate", "hirestate::partition", why);
         }
         Admitted::Event(event)
     }

@@ -21,6 +21,7 @@
 //!   epoch are dropped, so a partition revoked and re-assigned mid-batch is never folded twice.
 
 mod admit;
+pub mod placement;
 pub mod restore;
 mod source;
 

@@ -238,7 +238,7 @@ pub fn restore(
         read_range(env, events, partition, base, target, |key, value| {
             crate::failpoint::hit(crate::failpoint::DURING_RESTORE);
             let event = loop {
-                match env.admission.admit(key, value) {
+                match env.admission.admit(key, value, partition) {
                     Admitted::Event(e) => break e,
                     // Went to the DLQ when it was first consumed.
                     Admitted::Refused(_) => return Ok(()),

@@ -11,6 +11,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::codec::{Codec, Framing};
 use crate::config::Config;
+use crate::ingest::placement::producer_mismatch;
 use crate::replay::read_events;
 
 /// Counts of one `produce` run.
@@ -35,8 +36,15 @@ pub async fn produce(
     if let Some(url) = &config.schema_registry {
         codec = codec.with_registry(url)?;
     }
-    let producer: FutureProducer = config
-        .producer_config()
+    let mut cc = config.producer_config();
+    if topic == crate::topics::Topics::new(&config.topic_prefix).events {
+        let setting = cc.get("partitioner");
+        let mismatch = producer_mismatch(setting, config.events_partitioner);
+        if let Some(why) = mismatch {
+            writeln!(err, "warning: {why}")?;
+        }
+    }
+    let producer: FutureProducer = cc
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()?;
