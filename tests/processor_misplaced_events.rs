@@ -9,7 +9,7 @@
 //! With the default `events_partitioner` (murmur2), every record not on the partition murmur2
 //! gives its key goes to the DLQ with error headers naming where it belongs; the outputs and
 //! the states are a replay of the stream without those records, live and after a cold
-//! restore. Where murmur2 places a key is learnt from librdkafka itself: the whole stream is
+//! restore; a later start with another `events_partitioner` is refused. Where murmur2 places a key is learnt from librdkafka itself: the whole stream is
 //! produced once more, with `partitioner=murmur2_random`, to a second log.
 
 #[path = "support/processor.rs"]
@@ -150,4 +150,15 @@ fn events_on_another_partition_than_their_key_are_dead_lettered_not_folded() {
     let again = node.run_to_idle(&setup, 2.0, &[]);
     assert_eq!(again["counts"]["consumed"].as_u64(), Some(0), "{again}");
     processor::assert_states_equal(&node.state_dump(&setup), &clean);
+
+    // Another setting would dead-letter other records: the group's offsets, committed under
+    // murmur2, refuse it before anything is restored.
+    let switched = node.with_env("HIRESTATE_EVENTS_PARTITIONER", "crc32");
+    switched.stopped_with(
+        &mut switched.spawn(&setup, 5.0, &[]),
+        &[
+            &events,
+            "events_partitioner = murmur2, but this processor runs with crc32",
+        ],
+    );
 }

@@ -11,7 +11,10 @@
 //!   to invite;
 //! - while running: the rebalance the new partitions cause stops it before any of them is
 //!   restored or read (events of candidates that did not move may be folded until then:
-//!   their partitions still hold all of their events).
+//!   their partitions still hold all of their events);
+//! - with an empty state directory, which records no count: the group's committed offsets
+//!   carry the placement they were committed under, and an assignment under another is
+//!   refused before any partition is restored (before, such a start folded the grown log).
 
 #[path = "support/processor.rs"]
 mod processor;
@@ -43,6 +46,38 @@ fn a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do() {
     let events = setup.topic("hiring.events.v1");
     add_partitions(&bs, &[&events, &setup.topic("hiring.snapshots.v1")], 4);
     setup.produce(&tail);
+
+    instance.stopped_with(
+        &mut instance.spawn(&setup, 5.0, &[]),
+        &[&events, "has 4 partitions", "built from 2", "new event log"],
+    );
+    let (after, _) = setup.read_back(&outputs);
+    assert!(
+        before == after,
+        "the refused run emitted outputs from the re-partitioned log"
+    );
+}
+
+#[test]
+fn an_empty_state_dir_on_a_grown_log_is_refused_by_the_committed_offsets() {
+    let Some(bs) =
+        support::bootstrap("an_empty_state_dir_on_a_grown_log_is_refused_by_the_committed_offsets")
+    else {
+        return;
+    };
+    let setup = processor::Setup::new(&bs, "regrown", 2);
+    let file = setup.generate("events.jsonl", 80, 47);
+    let (head, tail) = setup.halves(&file);
+    setup.produce(&head);
+    let instance = setup.instance("x");
+    instance.run_to_idle(&setup, 2.0, &[]);
+    let outputs = setup.output_topics();
+    let (before, _) = setup.read_back(&outputs);
+
+    let events = setup.topic("hiring.events.v1");
+    add_partitions(&bs, &[&events, &setup.topic("hiring.snapshots.v1")], 4);
+    setup.produce(&tail);
+    std::fs::remove_dir_all(&instance.state_dir).expect("deleting the state directory");
 
     instance.stopped_with(
         &mut instance.spawn(&setup, 5.0, &[]),

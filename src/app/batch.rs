@@ -662,9 +662,14 @@ impl<'a> BatchFolder<'a> {
             return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
         }
 
+        // Each offset carries the placement it was folded under (`ingest::placement`).
+        let placed = self.admission.placement().offset_metadata();
         let mut tpl = TopicPartitionList::new();
         for (p, n) in &f.next {
             tpl.add_partition_offset(&self.events_topic, *p, Offset::Offset(*n))?;
+            if let Some(mut el) = tpl.find_partition(&self.events_topic, *p) {
+                el.set_metadata(placed.as_str());
+            }
         }
         // The records are sent and the transaction committed on a thread of their own (that
         // waits on the broker); meanwhile this one encodes the states the commit will write —

@@ -52,6 +52,11 @@ impl Admission {
         &self.codec
     }
 
+    /// The event log's placement rule.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
     /// The runtime registry look-ups run on.
     pub fn runtime(&self) -> &Handle {
         &self.runtime

@@ -17,6 +17,10 @@
 //!   ([`crate::topics::repartitioned`] says why and what to do). Until the rebalance the new
 //!   partitions cause, nothing of them is read, and the old partitions still hold every event
 //!   of the candidates they place.
+//! - An assignment is refused likewise when the group's committed offsets were committed under
+//!   another placement (partition count or `events_partitioner`, recorded in each offset's
+//!   metadata): with an empty state directory the store records no count, and the offsets
+//!   still do ([`placement`]).
 //! - Each assignment of a partition gets a fresh epoch; records collected under an older
 //!   epoch are dropped, so a partition revoked and re-assigned mid-batch is never folded twice.
 
@@ -149,6 +153,12 @@ impl ConsumerContext for IngestContext {
                         tracing::warn!(error = %e, "committed offsets unavailable; restoring from the store alone");
                         tpl.clone()
                     });
+                if let Some(why) = self.placement_changed(&committed) {
+                    tracing::error!(reason = %why, "assignment refused");
+                    lock(&self.assignment).fatal = Some(why);
+                    let _ = consumer.assign(&TopicPartitionList::new());
+                    return;
+                }
                 let wanted: Vec<(i32, Option<i64>)> = tpl
                     .elements()
                     .iter()
@@ -226,6 +236,16 @@ impl IngestContext {
         });
         now.filter(|now| *now != built)
             .map(|now| crate::topics::repartitioned(topic, built, now))
+    }
+
+    /// Why the log must not be folded on from the `committed` offsets, if any was committed
+    /// under another placement than this processor's (see `placement`).
+    fn placement_changed(&self, committed: &TopicPartitionList) -> Option<String> {
+        let now = self.env.admission.placement();
+        committed.elements().iter().find_map(|el| {
+            let then = placement::Placement::from_offset_metadata(el.metadata())?;
+            now.changed_from(&then, &self.env.topics.events)
+        })
     }
 }
 

@@ -17,6 +17,14 @@
 //! (a custom partitioner; a copy that keeps partition numbers needs no such setting, since its
 //! source was placed by a partitioner).
 //!
+//! Invariant: a log is folded under one placement. Every offset the processor commits carries
+//! its placement in the offset's metadata ([`Placement::offset_metadata`]); an assignment
+//! whose committed offsets were committed under another placement — partitions added since,
+//! or `events_partitioner` changed — is refused before anything is restored
+//! ([`Placement::changed_from`]): the records each placement refuses differ, so a restore under
+//! the new one would skip events folded under the old, or fold ones it dead-lettered. This
+//! holds with an empty state directory too, which records no partition count.
+//!
 //! The hashes are Kafka's: Java's `Utils.murmur2` (seed `0x9747b28c`, its sign bit cleared)
 //! and librdkafka's `consistent` partitioner (CRC-32), each modulo the partition count.
 
@@ -152,6 +160,60 @@ impl Placement {
     }
 }
 
+/// What committed offsets' metadata starts with when the processor wrote it.
+const METADATA_PREFIX: &str = "hirestate placement ";
+
+impl Placement {
+    /// The metadata of every offset the processor commits: its placement.
+    pub fn offset_metadata(&self) -> String {
+        format!(
+            "{METADATA_PREFIX}partitioner={} partitions={}",
+            self.partitioner, self.partitions
+        )
+    }
+
+    /// The placement a committed offset's `metadata` records, if the processor wrote it (an
+    /// older version, or another tool, wrote none).
+    pub fn from_offset_metadata(metadata: &str) -> Option<Placement> {
+        let mut partitioner = None;
+        let mut partitions = None;
+        for pair in metadata.strip_prefix(METADATA_PREFIX)?.split_whitespace() {
+            match pair.split_once('=')? {
+                ("partitioner", v) => partitioner = v.parse().ok(),
+                ("partitions", v) => partitions = v.parse().ok(),
+                _ => {}
+            }
+        }
+        Some(Placement {
+            partitioner: partitioner?,
+            partitions: partitions?,
+        })
+    }
+
+    /// Why this placement must not fold `topic` on from offsets committed under `committed`,
+    /// if it differs.
+    pub fn changed_from(&self, committed: &Placement, topic: &str) -> Option<String> {
+        if committed.partitions != self.partitions {
+            return Some(crate::topics::repartitioned(
+                topic,
+                committed.partitions,
+                self.partitions,
+            ));
+        }
+        (committed.partitioner != self.partitioner).then(|| {
+            format!(
+                "{topic} was folded with events_partitioner = {}, but this processor runs with \
+                 {}: each dead-letters other records, so the state folded so far does not \
+                 follow from this setting. Set events_partitioner = {} again, or fold the log \
+                 anew under the new setting: a new HIRESTATE_GROUP_ID with a fresh state \
+                 directory (command ids are derived from the events, so a sink that \
+                 deduplicates by them sees commands it applied as duplicates)",
+                committed.partitioner, self.partitioner, committed.partitioner
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +343,40 @@ mod tests {
         assert!(err.contains("events_partitioner = murmur2"), "{err}");
         assert!(producer_mismatch(Some("fnv1a"), Crc32).is_some());
         assert!(producer_mismatch(Some("murmur2_random"), Crc32).is_some());
+    }
+
+    #[test]
+    fn offsets_carry_the_placement_and_a_change_is_named() {
+        let at = |partitioner, partitions| Placement {
+            partitioner,
+            partitions,
+        };
+        let now = at(Partitioner::Murmur2, 4);
+        let meta = now.offset_metadata();
+        assert_eq!(Placement::from_offset_metadata(&meta), Some(now));
+        for other in [
+            "",
+            "checkpoint 7",
+            "hirestate placement partitions=4",
+            "hirestate placement x",
+        ] {
+            assert_eq!(Placement::from_offset_metadata(other), None, "{other:?}");
+        }
+        assert_eq!(now.changed_from(&now, "ev"), None);
+        let grown = now
+            .changed_from(&at(Partitioner::Murmur2, 2), "ev")
+            .expect("grown");
+        assert!(
+            grown.contains("ev has 4 partitions") && grown.contains("built from 2"),
+            "{grown}"
+        );
+        let switched = now
+            .changed_from(&at(Partitioner::Crc32, 4), "ev")
+            .expect("switched");
+        assert!(
+            switched.contains("events_partitioner = crc32, but this processor runs with murmur2"),
+            "{switched}"
+        );
     }
 
     #[test]
