@@ -32,10 +32,11 @@ fn an_instance_fenced_by_one_with_its_id_stops_with_an_error_naming_the_id() {
 
     // Idle long enough that only the fence can end the first instance within the wait below.
     let mut a = first.spawn(&setup, 600.0, &[]);
-    assert!(
-        first.wait_for_log(&mut a, "assigned and restored", 0, Duration::from_secs(60)),
-        "the first instance never got partitions\n{}",
-        first.log_tail()
+    first.await_log(
+        &mut a,
+        "assigned and restored",
+        0,
+        "the first instance never got partitions",
     );
     let mut b = second.spawn(&setup, 8.0, &[]);
 

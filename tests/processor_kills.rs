@@ -12,7 +12,7 @@
 mod processor;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The log line of a processor whose partitions are assigned and restored.
 const READY: &str = "assigned and restored";
@@ -62,10 +62,11 @@ fn hard_kills_and_fail_points_lose_and_duplicate_nothing() {
         let mut child = node.spawn(&setup, 30.0, &[]);
         let in_startup = rng.next_u64().is_multiple_of(4);
         if !in_startup {
-            assert!(
-                node.wait_for_log(&mut child, READY, ready_before, Duration::from_secs(60)),
-                "kill {k}: the processor never became ready\n{}",
-                node.log_tail()
+            node.await_log(
+                &mut child,
+                READY,
+                ready_before,
+                &format!("kill {k}: the processor never became ready"),
             );
         }
         let after = if in_startup {

@@ -138,10 +138,11 @@ fn sigterm_during_a_restore_stops_it_and_the_next_start_restores_in_full() {
         600.0,
         &[("HIRESTATE_FAILPOINTS", "during_restore=sleep:50")],
     );
-    assert!(
-        inst.wait_for_log(&mut child, "restoring: folding", 0, Duration::from_secs(60)),
-        "the restore never started:\n{}",
-        inst.log_tail()
+    inst.await_log(
+        &mut child,
+        "restoring: folding",
+        0,
+        "the restore never started",
     );
     std::thread::sleep(Duration::from_millis(500));
     sigterm(&child);

@@ -49,18 +49,16 @@ fn the_survivor_takes_over_a_dead_instances_partitions_exactly_once() {
     // The survivor's idle time must outlast the dead member's session plus the rebalance.
     let mut b = survivor.spawn(&setup, 20.0, &[]);
     let mut a = doomed.spawn(&setup, 20.0, &[]);
-    assert!(
-        doomed.wait_for_log(&mut a, "assigned and restored", 0, Duration::from_secs(60)),
-        "instance a never got partitions\n{}",
-        doomed.log_tail()
-    );
+    if !doomed.wait_for_log(&mut a, "assigned and restored", 0, Duration::from_secs(60)) {
+        let (_, _) = (a.kill(), b.kill());
+        panic!("instance a never got partitions\n{}", doomed.log_tail());
+    }
     // Both must be members before the kill, or the survivor's first assignment may already
     // include the dead instance's partitions (a slow join under load).
-    assert!(
-        survivor.wait_for_log(&mut b, "assigned and restored", 0, Duration::from_secs(90)),
-        "instance b never got partitions\n{}",
-        survivor.log_tail()
-    );
+    if !survivor.wait_for_log(&mut b, "assigned and restored", 0, Duration::from_secs(90)) {
+        let (_, _) = (a.kill(), b.kill());
+        panic!("instance b never got partitions\n{}", survivor.log_tail());
+    }
     let assignments_before_kill = survivor.log_count("assigned and restored");
     let after = rng.millis(300, 2_000);
     if let Some(status) = processor::kill_after(&mut a, after) {
