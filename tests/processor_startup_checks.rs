@@ -1,6 +1,7 @@
 //! `hirestate run` checks the cluster before it starts and refuses, with every problem named
 //! at once, what it cannot run on: no broker answering, topics missing, an event log and a
-//! snapshot topic with different partition counts, or a snapshot topic that is not compacted.
+//! snapshot topic with different partition counts, a snapshot topic that is not compacted, or
+//! an event log that is.
 //! Before these checks it polled a missing event log for ever, and an unreachable broker
 //! surfaced as "Transaction error: Timed out".
 
@@ -177,5 +178,48 @@ fn an_event_log_and_snapshots_partitioned_differently_are_refused() {
         last.contains(&not_compacted),
         "{not_compacted:?} not in: {last}"
     );
+    assert!(!last.contains("topics missing"), "{last}");
+}
+
+/// An event log that is compacted keeps only each candidate's newest event: a restore, a cold
+/// start or a new group would fold what is left of each history as if it were all of it.
+/// `topics ensure` reports it, and `run` refuses it.
+#[test]
+fn a_compacted_event_log_is_refused() {
+    let Some(bs) = support::bootstrap("a_compacted_event_log_is_refused") else {
+        return;
+    };
+    let prefix = support::unique("compacted");
+    let events = format!("{prefix}.hiring.events.v1");
+    let (admin, opts) = support::admin(&bs);
+    let topic =
+        rdkafka::admin::NewTopic::new(&events, 4, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact,delete");
+    let created = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(admin.create_topics([&topic], &opts))
+        .expect("create_topics request");
+    for r in created {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("KAFKA_BOOTSTRAP", bs.as_str()),
+        ("HIRESTATE_TOPIC_PREFIX", prefix.as_str()),
+    ];
+    let ensured = bare_command(&["topics", "ensure"])
+        .env("HIRESTATE_POLICY_DIR", support::policy_dir())
+        .envs(env.iter().copied())
+        .output()
+        .expect("topics ensure");
+    let want =
+        format!("{events} has cleanup.policy=compact,delete: the event log must not be compacted");
+    let problems = String::from_utf8_lossy(&ensured.stderr);
+    assert!(
+        !ensured.status.success() && problems.contains(&want),
+        "topics ensure: {ensured:?}"
+    );
+    let last = stopped_with(&run(dir.path(), &env));
+    assert!(last.contains(&want), "{want:?} not in: {last}");
     assert!(!last.contains("topics missing"), "{last}");
 }

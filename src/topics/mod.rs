@@ -114,8 +114,8 @@ pub struct EnsureReport {
 }
 
 /// Creates missing topics and checks existing ones: the event log and the snapshots must have
-/// the same partition count, and a snapshot topic it did not create must be compacted
-/// ([`snapshot_topic_problems`]).
+/// the same partition count, an event log it did not create must not be compacted, and a
+/// snapshot topic it did not create must be ([`topic_problems`]).
 ///
 /// # Errors
 /// Admin requests that fail outright; per-topic problems are in the report.
@@ -146,9 +146,10 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
         }
     }
     let counts = partition_counts(config, &[&topics.events, &topics.snapshots])?;
-    // A snapshot topic created just now has the policy given above.
-    let found = !report.created.contains(&topics.snapshots);
-    report.problems.extend(snapshot_topic_problems(
+    // A topic created just now has the policy given above.
+    let found = |t: &String| !report.created.contains(t);
+    let found = [found(&topics.events), found(&topics.snapshots)];
+    report.problems.extend(topic_problems(
         config,
         &topics,
         [counts[0], counts[1]],
@@ -172,8 +173,8 @@ pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<
 /// What the processor checks before it starts, every problem at once: that the cluster
 /// answers within the transaction timeout (the longest any of its calls waits), and that every
 /// topic it reads or writes exists — the event log and the snapshots with one partition count,
-/// the snapshots compacted (unless `describe_configs` is false: a cluster that answers no
-/// `DescribeConfigs`, such as librdkafka's mock).
+/// the event log not compacted and the snapshots compacted (unless `describe_configs` is
+/// false: a cluster that answers no `DescribeConfigs`, such as librdkafka's mock).
 /// Without this a missing event log left it polling a topic that is not there, for ever, and
 /// an unreachable cluster surfaced as "Transaction error: Timed out" from the producer.
 /// Returns what the state store records of the log it reflects: the cluster's id and the event
@@ -224,11 +225,11 @@ pub fn check_for_run(
         let at = names.iter().position(|n| *n == topic)?;
         described.get(at)?.as_ref().ok().copied()
     };
-    problems.extend(snapshot_topic_problems(
+    problems.extend(topic_problems(
         config,
         &topics,
         [count(&topics.events), count(&topics.snapshots)],
-        describe_configs,
+        [describe_configs; 2],
     ));
     if cluster.is_none() {
         problems.push("the cluster reported no cluster id".to_owned());
@@ -272,16 +273,18 @@ pub fn repartitioned(events: &str, built: usize, now: usize) -> String {
     )
 }
 
-/// What makes an existing snapshot topic unfit, every problem: a partition count other than the
-/// event log's (a candidate's snapshot lives on the partition of its events), and — when
-/// `describe_configs` — a `cleanup.policy` other than `compact` ([`compaction_problem`]); a
-/// `max.message.bytes` below what the processor may write is warned about ([`warn_if_small`]).
-/// `partitions`: the event log's and the snapshots' counts, `None` where a topic is not there.
-fn snapshot_topic_problems(
+/// What makes the existing event log and snapshot topic unfit, every problem: a snapshot
+/// partition count other than the event log's (a candidate's snapshot lives on the partition
+/// of its events), and — where `describe_configs` says, per topic — an event log that is
+/// compacted ([`event_log_compacted`]) or a snapshot `cleanup.policy` other than `compact`
+/// ([`compaction_problem`]); a snapshot `max.message.bytes` below what the processor may write
+/// is warned about ([`warn_if_small`]). `partitions`: the event log's and the snapshots'
+/// counts, `None` where a topic is not there.
+fn topic_problems(
     config: &Config,
     topics: &Topics,
     partitions: [Option<usize>; 2],
-    describe_configs: bool,
+    describe_configs: [bool; 2],
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if let [Some(e), Some(s)] = partitions {
@@ -295,8 +298,12 @@ fn snapshot_topic_problems(
             ));
         }
     }
-    if describe_configs && partitions[1].is_some() {
-        let (policy, max_bytes) = match snapshot_configs(config, &topics.snapshots) {
+    if describe_configs[0] && partitions[0].is_some() {
+        let policy = topic_configs(config, &topics.events).map(|[policy, _]| policy);
+        problems.extend(event_log_compacted(&topics.events, policy));
+    }
+    if describe_configs[1] && partitions[1].is_some() {
+        let (policy, max_bytes) = match topic_configs(config, &topics.snapshots) {
             Ok([policy, max_bytes]) => (Ok(policy), max_bytes),
             Err(e) => (Err(e), None),
         };
@@ -330,7 +337,31 @@ fn warn_if_small(snapshots: &str, max_message_bytes: Option<&str>) {
     }
 }
 
-/// The problem with `snapshots`' `cleanup.policy` (as [`snapshot_configs`] read it), if it is not
+/// The problem with an event log whose `cleanup.policy` (as [`topic_configs`] read it) compacts
+/// it: compaction keeps only the newest record of each key, one event per candidate, so a
+/// restore, a cold start or a new group would fold what is left of each history as if it
+/// were all of it — nothing in the log says events are missing. A log whose old segments are
+/// deleted (`delete`, finite retention) is not refused: a restore that needs deleted events
+/// stops on the gap (`ingest::restore`).
+fn event_log_compacted(events: &str, policy: anyhow::Result<Option<String>>) -> Option<String> {
+    match policy {
+        Ok(Some(policy)) if policy.contains("compact") => Some(format!(
+            "{events} has cleanup.policy={policy}: the event log must not be compacted, or a \
+             restore or a new group folds only each candidate's newest events as if they were \
+             its whole history (fix: kafka-configs.sh --alter --entity-type topics \
+             --entity-name {events} --add-config cleanup.policy=delete; with retention.ms=-1, \
+             as `hirestate topics ensure` creates it, nothing is deleted; events compacted away \
+             already are lost to restores)"
+        )),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(topic = events, error = %e, "cleanup.policy not checked: the cluster did not describe the topic's configuration");
+            None
+        }
+    }
+}
+
+/// The problem with `snapshots`' `cleanup.policy` (as [`topic_configs`] read it), if it is not
 /// `compact` alone. Restore takes a candidate with no snapshot in the newest round from its
 /// newest one however old (it had no event since): a policy that deletes old records would
 /// lose those candidates' states. A cluster that cannot describe topic configurations
@@ -354,7 +385,7 @@ fn compaction_problem(snapshots: &str, policy: anyhow::Result<Option<String>>) -
 
 /// `topic`'s `cleanup.policy` and `max.message.bytes` as the cluster describes them. Blocks,
 /// like the metadata requests beside it (the admin client's own thread completes the request).
-fn snapshot_configs(config: &Config, topic: &str) -> anyhow::Result<[Option<String>; 2]> {
+fn topic_configs(config: &Config, topic: &str) -> anyhow::Result<[Option<String>; 2]> {
     let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
     let resource = ResourceSpecifier::Topic(topic);
