@@ -417,6 +417,7 @@ impl Config {
         if let Err(e) = crate::timers::clock::from_spec(&c.clock) {
             errors.push(e);
         }
+        errors.extend(c.refused_by_librdkafka());
         if !(0.0..=1.0).contains(&c.trace_sample_ratio) {
             errors.push(format!(
                 "trace_sample_ratio = {} must be between 0 and 1",
@@ -428,6 +429,58 @@ impl Config {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// Each passthrough setting librdkafka refuses (no such property, or a value it does not
+    /// take), checked one by one so each is named. A refused value is shown, redacted for secret
+    /// keys; a value of an unknown key is not (a misspelt secret's key, say `sasl.pasword`, is
+    /// not known to be secret), nor is librdkafka's own text, which repeats it.
+    /// Unchecked, a misspelt key surfaced later as a failed metadata request of the start-up
+    /// check ("cannot read topic metadata … is KAFKA_BOOTSTRAP right and the cluster up?").
+    fn refused_by_librdkafka(&self) -> Vec<String> {
+        let shown = self.redacted();
+        let tables = [
+            ("kafka", "HIRESTATE_KAFKA_", &self.kafka, &shown.kafka),
+            (
+                "kafka_consumer",
+                "HIRESTATE_KAFKA_CONSUMER_",
+                &self.kafka_consumer,
+                &shown.kafka_consumer,
+            ),
+            (
+                "kafka_producer",
+                "HIRESTATE_KAFKA_PRODUCER_",
+                &self.kafka_producer,
+                &shown.kafka_producer,
+            ),
+        ];
+        let mut errors = Vec::new();
+        for (table, env, settings, shown) in tables {
+            for (k, v) in settings {
+                let mut one = rdkafka::ClientConfig::new();
+                one.set(k, v);
+                if let Err(e) = one.create_native_config() {
+                    // librdkafka's own text repeats the value, which may be a secret; the
+                    // value is shown (redacted) only when it is what was refused.
+                    let (unknown, why) = match e {
+                        rdkafka::error::KafkaError::ClientConfig(res, desc, ..) => (
+                            res == rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+                            desc,
+                        ),
+                        other => (true, other.to_string()),
+                    };
+                    let env = format!("{env}{}", k.to_ascii_uppercase().replace('.', "_"));
+                    let value = match shown.get(k) {
+                        Some(v) if !unknown => format!(" = {v:?}"),
+                        _ => String::new(),
+                    };
+                    errors.push(format!(
+                        "librdkafka setting {k}{value} ([{table}] in the file, or {env}): {why}"
+                    ));
+                }
+            }
+        }
+        errors
     }
 
     /// The configuration as logs may show it: passthrough values whose key mentions a secret
@@ -685,6 +738,37 @@ mod tests {
         }
         let unchecked = with(&[("HIRESTATE_EVENTS_PARTITIONER", "unchecked")]);
         assert_eq!(unchecked.producer_config().get("partitioner"), None);
+    }
+
+    #[test]
+    fn librdkafka_settings_it_refuses_are_named_with_the_rest() {
+        let err = Config::load(
+            None,
+            env(&[
+                ("HIRESTATE_KAFKA_SECURITY_PROTOKOL", "SSL"),
+                ("HIRESTATE_KAFKA_SASL_PASWORD", "hunter2"),
+                ("HIRESTATE_KAFKA_PRODUCER_LINGER_MS", "soon"),
+                ("HIRESTATE_KAFKA_CONSUMER_FETCH_MAX_BYTES", "1048576"),
+                ("HIRESTATE_BATCH_MAX_MS", "later"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        for part in [
+            "librdkafka setting security.protokol ([kafka] in the file, or \
+             HIRESTATE_KAFKA_SECURITY_PROTOKOL): ",
+            "No such configuration property",
+            "HIRESTATE_KAFKA_SASL_PASWORD): No such configuration property",
+            "librdkafka setting linger.ms = \"soon\" ([kafka_producer] in the file, or \
+             HIRESTATE_KAFKA_PRODUCER_LINGER_MS): ",
+            "HIRESTATE_BATCH_MAX_MS=\"later\"",
+        ] {
+            assert!(err.contains(part), "{part:?} not in {err}");
+        }
+        assert!(!err.contains("fetch.max.bytes"), "{err}");
+        // A misspelt secret: its value is not known to be secret, and is not shown.
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]
