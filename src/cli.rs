@@ -35,8 +35,20 @@ pub enum Command {
     /// Fold JSON-lines events offline with the processor's fold; one row per event.
     Replay {
         /// The JSON-lines file, or `-` for standard input.
-        #[arg(long = "from-file", value_name = "FILE|-")]
-        from_file: String,
+        #[arg(
+            long = "from-file",
+            value_name = "FILE|-",
+            required_unless_present = "bootstrap",
+            conflicts_with = "bootstrap"
+        )]
+        from_file: Option<String>,
+        /// Replay the events topic of this cluster instead, admitting its records as the
+        /// processor does (a record it dead-letters is reported and skipped).
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Topic prefix of the live topics (env HIRESTATE_TOPIC_PREFIX).
+        #[arg(long)]
+        topic_prefix: Option<String>,
         #[arg(long, value_enum, default_value_t = ReplayFormat::Jsonl)]
         format: ReplayFormat,
         /// Policy directory (default: $HIRESTATE_POLICY_DIR, else the shipped policy).
@@ -286,11 +298,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay {
             from_file,
+            bootstrap,
+            topic_prefix,
             format,
             policy,
         } => {
             let policy = load_policy(policy.as_deref())?;
-            let input = open_input(&from_file)?;
             let format = match format {
                 ReplayFormat::Jsonl => Format::Jsonl,
                 ReplayFormat::Table => Format::Table,
@@ -298,7 +311,33 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());
             let mut err = io::stderr();
-            let summary = replay::run(input, &policy, format, &mut out, &mut err)?;
+            let summary = match from_file {
+                Some(f) => replay::run(open_input(&f)?, &policy, format, &mut out, &mut err)?,
+                None => {
+                    let config = topic_config(bootstrap, topic_prefix)?;
+                    let topic = Topics::new(&config.topic_prefix).events;
+                    let log = crate::tools::tail::read_events(&config, &topic)?;
+                    if log.undecodable > 0 {
+                        writeln!(
+                            err,
+                            "malformed: {} records of {topic} do not decode (the processor \
+                             dead-letters them)",
+                            log.undecodable
+                        )?;
+                    }
+                    let refused = log.refused.into_iter().map(|why| Ok(Err(why)));
+                    let events = log.events.into_iter().map(|e| Ok(Ok(e)));
+                    let mut summary = replay::run_events(
+                        refused.chain(events),
+                        &policy,
+                        format,
+                        &mut out,
+                        &mut err,
+                    )?;
+                    summary.malformed += log.undecodable;
+                    summary
+                }
+            };
             out.flush()?;
             match format {
                 Format::Jsonl => replay::write_summary_table(&mut err, &summary)?,
@@ -468,18 +507,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::kpi::command(Source::File(&f), as_of, json, html.as_deref(), &policy)
                 }
                 (None, bootstrap) => {
-                    let config = KafkaArgs {
-                        config: None,
-                        bootstrap,
-                        topic_prefix,
-                        group_id: None,
-                        instance_id: None,
-                        state_dir: None,
-                        policy_dir: None,
-                        schema_registry: None,
-                        health_addr: None,
-                    }
-                    .config()?;
+                    let config = topic_config(bootstrap, topic_prefix)?;
                     let topic = Topics::new(&config.topic_prefix).events;
                     let source = Source::Topic {
                         config: &config,
@@ -490,6 +518,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// The configuration of a tool that reads the live topics (`replay`/`kpi --bootstrap`): the
+/// environment and these two flags.
+fn topic_config(
+    bootstrap: Option<String>,
+    topic_prefix: Option<String>,
+) -> anyhow::Result<crate::config::Config> {
+    KafkaArgs {
+        config: None,
+        bootstrap,
+        topic_prefix,
+        group_id: None,
+        instance_id: None,
+        state_dir: None,
+        policy_dir: None,
+        schema_registry: None,
+        health_addr: None,
+    }
+    .config()
 }
 
 fn open_input(from_file: &str) -> anyhow::Result<Box<dyn BufRead>> {

@@ -293,7 +293,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
     // Everything the event log holds — generated events, the sink's acks and the deadlines
     // hirestate's timers wrote — replayed offline must give the same counts; the KPIs come
     // from the same replay.
-    let (log, _) = tail::read_events(&config, &names.events)?;
+    let log = tail::read_events(&config, &names.events)?.events;
     anyhow::ensure!(
         log.len() as u64 == produced.produced + sink.stats.acks_sent + deadlines,
         "the event log holds {} decodable events, {} generated + {} acks + {deadlines} \

@@ -74,46 +74,63 @@ impl Admission {
         }
     }
 
-    /// Decodes `value` in whatever framing it has and checks it may be folded: ids present,
-    /// strings bounded, the record key equal to the candidate id (the key decides the
-    /// partition, and one partition must own a candidate), and `partition` the one the log's
-    /// partitioner gives that key.
+    /// Decodes `value` in whatever framing it has and checks it may be folded
+    /// ([`validate`]).
     pub fn admit(&self, key: Option<&[u8]>, value: Option<&[u8]>, partition: i32) -> Admitted {
         let bytes = value.unwrap_or_default();
-        let decoded = self.decode::<Event>(bytes);
-        let refuse = |stage, class, message| {
-            Admitted::Refused(Refused {
-                stage,
-                class,
-                message,
-            })
-        };
-        let event = match decoded {
-            Ok(e) => e,
-            Err(e) if e.retryable() => return Admitted::Retry(e),
-            Err(e) => return refuse("decode", "hirestate::codec::CodecError", e.to_string()),
-        };
-        if let Err((field, len)) = crate::replay::check_limits(&event) {
-            let why = match len {
-                None => format!("field `{field}` is empty"),
-                Some(n) => format!("field `{field}` is {n} bytes, over the limit"),
-            };
-            return refuse("validate", "hirestate::limits", why);
+        match self.decode::<Event>(bytes) {
+            Ok(event) => match validate(&event, key, partition, &self.placement) {
+                Ok(()) => Admitted::Event(event),
+                Err(why) => Admitted::Refused(why),
+            },
+            Err(e) if e.retryable() => Admitted::Retry(e),
+            Err(e) => Admitted::Refused(Refused {
+                stage: "decode",
+                class: "hirestate::codec::CodecError",
+                message: e.to_string(),
+            }),
         }
-        if key != Some(event.candidate_id.as_bytes()) {
-            let why = format!(
-                "record key {:?} is not the event's candidate_id {:?}",
-                key.map(String::from_utf8_lossy),
-                event.candidate_id
-            );
-            return refuse("validate", "hirestate::key", why);
-        }
-        if let Err(why) = self
-            .placement
-            .check(event.candidate_id.as_bytes(), partition)
-        {
-            return refuse("validate", "hirestate::partition", why);
-        }
-        Admitted::Event(event)
     }
+}
+
+/// Whether a decoded `event`, keyed `key` on `partition`, may be folded: ids present, strings
+/// bounded, the record key equal to the candidate id (the key decides the partition, and one
+/// partition must own a candidate), and `partition` the one `placement` gives that key. The
+/// live path and restore check each record so ([`Admission::admit`]), and so do the tools
+/// that fold a topic (`replay`/`kpi --bootstrap`), so they fold what the processor folds.
+///
+/// # Errors
+/// Why not, as the DLQ's error headers say it.
+pub fn validate(
+    event: &Event,
+    key: Option<&[u8]>,
+    partition: i32,
+    placement: &Placement,
+) -> Result<(), Refused> {
+    let refuse = |class, message| {
+        Err(Refused {
+            stage: "validate",
+            class,
+            message,
+        })
+    };
+    if let Err((field, len)) = crate::replay::check_limits(event) {
+        let why = match len {
+            None => format!("field `{field}` is empty"),
+            Some(n) => format!("field `{field}` is {n} bytes, over the limit"),
+        };
+        return refuse("hirestate::limits", why);
+    }
+    if key != Some(event.candidate_id.as_bytes()) {
+        let why = format!(
+            "record key {:?} is not the event's candidate_id {:?}",
+            key.map(String::from_utf8_lossy),
+            event.candidate_id
+        );
+        return refuse("hirestate::key", why);
+    }
+    if let Err(why) = placement.check(event.candidate_id.as_bytes(), partition) {
+        return refuse("hirestate::partition", why);
+    }
+    Ok(())
 }

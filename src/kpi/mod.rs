@@ -158,9 +158,12 @@ pub fn command(
             replay_file(input, policy, as_of, &mut io::stderr())?
         }
         Source::Topic { config, topic } => {
-            let (events, undecodable) = crate::tools::tail::read_events(config, topic)?;
-            let mut report = replay_events(&events, policy, as_of);
-            report.malformed_lines = undecodable;
+            let log = crate::tools::tail::read_events(config, topic)?;
+            for why in &log.refused {
+                eprintln!("skipped: {why}");
+            }
+            let mut report = replay_events(&log.events, policy, as_of);
+            report.malformed_lines = log.undecodable + log.refused.len() as u64;
             report
         }
     };

@@ -24,7 +24,8 @@ pub struct KpiReport {
     pub policy_version: String,
     /// Well-formed events observed.
     pub events: u64,
-    /// Input lines that were not events (set by the file replay; 0 otherwise).
+    /// Input lines that were not events (a file), or records of a topic that the processor
+    /// dead-letters: undecodable, or refused by its admission (key, placement, limits).
     pub malformed_lines: u64,
     pub commands_issued: u64,
     pub confirmed: u64,

@@ -147,12 +147,28 @@ pub fn run(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> std::io::Result<Summary> {
+    let events = read_events(input).map(|parsed| Ok(parsed?.map_err(|e| e.to_string())));
+    run_events(events, policy, format, out, err)
+}
+
+/// [`run`] over `events` in order: each an event, or why an input item is not one (reported
+/// to `err` as malformed and counted), or an I/O error that stops the replay.
+///
+/// # Errors
+/// The I/O errors of `events`, `out` or `err`.
+pub fn run_events(
+    events: impl IntoIterator<Item = std::io::Result<Result<Event, String>>>,
+    policy: &Policy,
+    format: Format,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> std::io::Result<Summary> {
     let mut replayer = Replayer::new(policy);
     let mut summary = Summary::default();
     if format == Format::Table {
         output::write_table_header(out)?;
     }
-    for parsed in read_events(input) {
+    for parsed in events {
         let event = match parsed? {
             Ok(e) => e,
             Err(e) => {

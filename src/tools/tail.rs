@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 
 use crate::codec::Codec;
 use crate::config::Config;
+use crate::ingest::placement::Placement;
+use crate::ingest::validate;
 use crate::model::{Alert, CandidateState, Command, Event, Rejection};
 use crate::telemetry::EofReaderContext;
 
@@ -178,13 +180,35 @@ pub fn tail(
     Ok(report)
 }
 
+/// An event log read for folding ([`read_events`]).
+#[derive(Debug, Default)]
+pub struct EventLog {
+    /// The events the processor folds, partition by partition in offset order.
+    pub events: Vec<Event>,
+    /// Records that did not decode (the processor dead-letters them).
+    pub undecodable: u64,
+    /// Records that decoded but the processor dead-letters (`ingest::validate`: key,
+    /// placement, limits), each as `<topic> partition P offset O: why`, in log order.
+    pub refused: Vec<String>,
+}
+
 /// Every event of `topic` (read_committed, partition by partition in offset order), decoded as
-/// `tail` decodes them, and how many records did not decode (those went to the DLQ when the
-/// processor consumed them).
+/// `tail` decodes them and admitted as the processor admits them (`ingest::validate`, with
+/// `config.events_partitioner` and the topic's partition count), so what a tool folds from a
+/// topic is what the processor folded.
 ///
 /// # Errors
 /// Kafka errors, or a decoded row that is not an event.
-pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<(Vec<Event>, u64)> {
+pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<EventLog> {
+    let partitions = crate::topics::partition_counts(config, &[topic])?
+        .first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist"))?;
+    let placement = Placement {
+        partitioner: config.events_partitioner,
+        partitions,
+    };
     let opts = TailOptions {
         topic: topic.to_owned(),
         from_beginning: true,
@@ -196,14 +220,35 @@ pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<(Vec<Event>, 
     let mut log = Vec::new();
     for line in rows.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let mut row: serde_json::Value = serde_json::from_slice(line)?;
-        let at = (row["partition"].as_i64(), row["offset"].as_i64());
-        let event: Event = serde_json::from_value(row["value"].take())
-            .map_err(|e| anyhow::anyhow!("{topic} at {at:?}: not an event: {e}"))?;
-        log.push((at, event));
+        let (partition, offset) = (row["partition"].as_i64(), row["offset"].as_i64());
+        let (Some(partition), Some(offset)) = (partition, offset) else {
+            anyhow::bail!("{topic}: a row without its partition and offset");
+        };
+        let event: Event = serde_json::from_value(row["value"].take()).map_err(|e| {
+            anyhow::anyhow!("{topic} partition {partition} offset {offset}: not an event: {e}")
+        })?;
+        let key = row["key"].as_str().map(str::as_bytes);
+        let admitted = validate(&event, key, i32::try_from(partition)?, &placement)
+            .map(|()| event)
+            .map_err(|why| {
+                format!(
+                    "{topic} partition {partition} offset {offset}: {} ({}; the processor \
+                     dead-letters it)",
+                    why.message, why.class
+                )
+            });
+        log.push(((partition, offset), admitted));
     }
     log.sort_by_key(|(at, _)| *at);
-    Ok((
-        log.into_iter().map(|(_, e)| e).collect(),
-        report.undecodable,
-    ))
+    let mut read = EventLog {
+        undecodable: report.undecodable,
+        ..EventLog::default()
+    };
+    for (_, admitted) in log {
+        match admitted {
+            Ok(e) => read.events.push(e),
+            Err(why) => read.refused.push(why),
+        }
+    }
+    Ok(read)
 }
