@@ -483,27 +483,26 @@ impl<'a> BatchFolder<'a> {
         let mut changed: BTreeMap<String, Vec<fold::timers::Due>> = BTreeMap::new();
         for r in records {
             f.next.insert(partition, r.offset + 1);
-            let event =
-                match self
-                    .admission
-                    .admit(r.key.as_deref(), r.value.as_deref(), r.partition)
-                {
-                    Admitted::Event(e) => e,
-                    Admitted::Retry(e) => {
-                        f.failure = Some(format!(
-                            "retryable decode error at {}/{}: {e}",
-                            r.partition, r.offset
-                        ));
-                        break;
-                    }
-                    Admitted::Refused(why) => {
-                        f.counts.consumed += 1;
-                        f.counts.dlq += 1;
-                        f.tally.dead_letter(why.stage, why.class);
-                        self.outputs.dlq(&mut f.outbox, r, &why);
-                        continue;
-                    }
-                };
+            let admitted = self
+                .admission
+                .admit(r.key.as_deref(), r.value.as_deref(), r.partition);
+            let event = match admitted {
+                Admitted::Event(e) => e,
+                Admitted::Retry(e) => {
+                    f.failure = Some(format!(
+                        "retryable decode error at {}/{}: {e}",
+                        r.partition, r.offset
+                    ));
+                    break;
+                }
+                Admitted::Refused(why) => {
+                    f.counts.consumed += 1;
+                    f.counts.dlq += 1;
+                    f.tally.dead_letter(why.stage, why.class);
+                    self.outputs.dlq(&mut f.outbox, r, &why);
+                    continue;
+                }
+            };
             latest = latest.max(Some(event.occurred_at));
             // One search for a candidate already in memory (nearly every event); the key is
             // copied only for one loaded from the store.
