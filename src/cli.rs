@@ -34,21 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Fold JSON-lines events offline with the processor's fold; one row per event.
     Replay {
-        /// The JSON-lines file, or `-` for standard input.
-        #[arg(
-            long = "from-file",
-            value_name = "FILE|-",
-            required_unless_present = "bootstrap",
-            conflicts_with = "bootstrap"
-        )]
-        from_file: Option<String>,
-        /// Replay the events topic of this cluster instead, admitting its records as the
-        /// processor does (a record it dead-letters is reported and skipped).
-        #[arg(long)]
-        bootstrap: Option<String>,
-        /// Topic prefix of the live topics (env HIRESTATE_TOPIC_PREFIX).
-        #[arg(long)]
-        topic_prefix: Option<String>,
+        #[command(flatten)]
+        log: LogArgs,
         #[arg(long, value_enum, default_value_t = ReplayFormat::Jsonl)]
         format: ReplayFormat,
         /// Policy directory (default: $HIRESTATE_POLICY_DIR, else the shipped policy).
@@ -150,21 +137,8 @@ pub enum Command {
     /// Write-back KPIs from a log replay, in event time (see DESIGN.md and `kpi` module docs):
     /// of a JSON-lines file, or of the live events topic with `--bootstrap`.
     Kpi {
-        /// The JSON-lines file, or `-` for standard input.
-        #[arg(
-            long = "from-file",
-            value_name = "FILE|-",
-            required_unless_present = "bootstrap",
-            conflicts_with = "bootstrap"
-        )]
-        from_file: Option<String>,
-        /// Read the events topic of this cluster instead (env KAFKA_BOOTSTRAP is not enough:
-        /// the flag chooses the live topic).
-        #[arg(long)]
-        bootstrap: Option<String>,
-        /// Topic prefix of the live topics (env HIRESTATE_TOPIC_PREFIX).
-        #[arg(long)]
-        topic_prefix: Option<String>,
+        #[command(flatten)]
+        log: LogArgs,
         /// RFC 3339 time the stuck counts are read at (default: the latest occurred_at read).
         #[arg(long)]
         as_of: Option<String>,
@@ -178,6 +152,27 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         policy: Option<PathBuf>,
     },
+}
+
+/// The log `replay` and `kpi` fold: a file, or the live events topic.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// The JSON-lines file, or `-` for standard input.
+    #[arg(
+        long = "from-file",
+        value_name = "FILE|-",
+        required_unless_present = "bootstrap",
+        conflicts_with = "bootstrap"
+    )]
+    from_file: Option<String>,
+    /// Read the events topic of this cluster instead (env KAFKA_BOOTSTRAP is not enough: the
+    /// flag chooses the live topic), admitting its records as the processor does (a record it
+    /// dead-letters is reported and skipped).
+    #[arg(long)]
+    bootstrap: Option<String>,
+    /// Topic prefix of the live topics (env HIRESTATE_TOPIC_PREFIX).
+    #[arg(long)]
+    topic_prefix: Option<String>,
 }
 
 /// Where the Kafka-facing commands point (each overrides config file and environment).
@@ -297,9 +292,12 @@ pub enum DiagramArg {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay {
-            from_file,
-            bootstrap,
-            topic_prefix,
+            log:
+                LogArgs {
+                    from_file,
+                    bootstrap,
+                    topic_prefix,
+                },
             format,
             policy,
         } => {
@@ -492,9 +490,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Kpi {
-            from_file,
-            bootstrap,
-            topic_prefix,
+            log:
+                LogArgs {
+                    from_file,
+                    bootstrap,
+                    topic_prefix,
+                },
             as_of,
             json,
             html,

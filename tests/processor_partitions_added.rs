@@ -27,46 +27,32 @@ use rdkafka::admin::NewPartitions;
 
 #[test]
 fn a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do() {
-    let Some(bs) = support::bootstrap(
+    refused_after_growth(
         "a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do",
-    ) else {
-        return;
-    };
-    let setup = processor::Setup::new(&bs, "repartitioned", 2);
-    let file = setup.generate("events.jsonl", 80, 41);
-    let (head, tail) = setup.halves(&file);
-    setup.produce(&head);
-    let instance = setup.instance("x");
-    instance.run_to_idle(&setup, 2.0, &[]);
-    let outputs = setup.output_topics();
-    let (before, _) = setup.read_back(&outputs);
-
-    // The event log grown, and the snapshot topic with it (so the start-up check's partition
-    // comparison passes), then the rest of the stream.
-    let events = setup.topic("hiring.events.v1");
-    add_partitions(&bs, &[&events, &setup.topic("hiring.snapshots.v1")], 4);
-    setup.produce(&tail);
-
-    instance.stopped_with(
-        &mut instance.spawn(&setup, 5.0, &[]),
-        &[&events, "has 4 partitions", "built from 2", "new event log"],
-    );
-    let (after, _) = setup.read_back(&outputs);
-    assert!(
-        before == after,
-        "the refused run emitted outputs from the re-partitioned log"
+        41,
+        false,
     );
 }
 
 #[test]
 fn an_empty_state_dir_on_a_grown_log_is_refused_by_the_committed_offsets() {
-    let Some(bs) =
-        support::bootstrap("an_empty_state_dir_on_a_grown_log_is_refused_by_the_committed_offsets")
-    else {
+    refused_after_growth(
+        "an_empty_state_dir_on_a_grown_log_is_refused_by_the_committed_offsets",
+        47,
+        true,
+    );
+}
+
+/// Half a stream folded on 2 partitions; the event log grown to 4, and the snapshot topic
+/// with it (so the start-up check's partition comparison passes); the rest of the stream
+/// produced; the state directory deleted when `empty_state_dir`. The next start must stop,
+/// saying why and what to do, having emitted nothing more.
+fn refused_after_growth(test: &str, seed: u64, empty_state_dir: bool) {
+    let Some(bs) = support::bootstrap(test) else {
         return;
     };
-    let setup = processor::Setup::new(&bs, "regrown", 2);
-    let file = setup.generate("events.jsonl", 80, 47);
+    let setup = processor::Setup::new(&bs, "repartitioned", 2);
+    let file = setup.generate("events.jsonl", 80, seed);
     let (head, tail) = setup.halves(&file);
     setup.produce(&head);
     let instance = setup.instance("x");
@@ -77,7 +63,9 @@ fn an_empty_state_dir_on_a_grown_log_is_refused_by_the_committed_offsets() {
     let events = setup.topic("hiring.events.v1");
     add_partitions(&bs, &[&events, &setup.topic("hiring.snapshots.v1")], 4);
     setup.produce(&tail);
-    std::fs::remove_dir_all(&instance.state_dir).expect("deleting the state directory");
+    if empty_state_dir {
+        std::fs::remove_dir_all(&instance.state_dir).expect("deleting the state directory");
+    }
 
     instance.stopped_with(
         &mut instance.spawn(&setup, 5.0, &[]),
