@@ -10,6 +10,8 @@
 //!   stops (dropped, its candidate would be restored without its history). Snapshots are
 //!   written single-object, so a restore needs no registry; Confluent-framed ones (written
 //!   before that) are decoded through it.
+//! - the group's committed offset behind the store's (offsets reset) → the store's, with a
+//!   warning saying so: its states already hold that range's event ids;
 //! - a store or snapshots reflecting offsets past the log's end (the topic was recreated) →
 //!   [`RestoreError::AheadOfLog`]: the processor stops. Seeking past the end would reset the
 //!   consumer to the log's start, below the restored offset, and every record would be dropped
@@ -206,6 +208,19 @@ pub fn restore(
         }
     };
     let target = committed.unwrap_or(base).max(base);
+    if let Some(c) = committed.filter(|c| stored.is_some_and(|s| *c < s)) {
+        // Offsets reset behind the store: its states hold every event id of that range, so a
+        // fold from there would decide each a duplicate and emit nothing.
+        tracing::warn!(
+            partition,
+            committed = c,
+            store = base,
+            "the group's committed offset is behind the state store (offsets reset, or a state \
+             directory of another group): the processor goes on from the store, so the events \
+             in between are not folded or emitted again. To fold the log again, start with an \
+             empty state directory (and offsets where the folding should start)"
+        );
+    }
     let mut touched = std::collections::BTreeSet::new();
     let (low, end) = watermarks(env, events, partition)?;
     if base > end {
