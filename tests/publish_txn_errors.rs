@@ -87,7 +87,13 @@ fn a_failed_produce_aborts_the_transaction_and_the_producer_stays() {
     failed_produce(
         "abortable",
         RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD,
-        |end| matches!(end, TxnEnd::Aborted(why) if !why.is_empty()),
+        // The reason names the record that failed and the broker's error, not only
+        // librdkafka's "1 message(s) failed delivery (see individual delivery reports)".
+        |end| {
+            matches!(end, TxnEnd::Aborted(why)
+                if why.contains("first failed delivery: out partition 0, key \"cand-1\"")
+                    && why.contains("InvalidRecord"))
+        },
     );
 }
 
@@ -160,5 +166,34 @@ fn broker_down_during_commit_recreates_the_producer() {
         one_batch(&mut p, &consumer),
         TxnEnd::Committed,
         "the new producer works"
+    );
+}
+
+/// A record for a topic the cluster does not have times out unplaced: the reason names the
+/// topic and says so (librdkafka's own text was "1 message(s) failed delivery (see individual
+/// delivery reports)", seen by hand with an output topic deleted under a running processor).
+#[test]
+fn a_record_for_a_missing_topic_is_named_in_the_abort() {
+    let (_cluster, mut config, consumer) = setup("missing-topic");
+    config
+        .kafka_producer
+        .insert("message.timeout.ms".into(), "1500".into());
+    config
+        .kafka
+        .insert("allow.auto.create.topics".into(), "false".into());
+    let mut p = Publisher::new(&config).expect("publisher");
+    p.begin().expect("begin");
+    p.send("absent", "cand-1", b"command", OwnedHeaders::new())
+        .expect("send");
+    let meta = consumer.group_metadata().expect("group metadata");
+    let end = p.commit(&TopicPartitionList::new(), &meta);
+    let why = match &end {
+        TxnEnd::Aborted(why) | TxnEnd::Recreated(why) => why.clone(),
+        other => panic!("a record that cannot be delivered committed: {other:?}"),
+    };
+    assert!(
+        why.contains("first failed delivery: absent partition -1, key \"cand-1\"")
+            && why.contains("does the topic exist?"),
+        "{why}"
     );
 }

@@ -12,19 +12,69 @@
 //! - A record refused for its size (librdkafka's `message.max.bytes`, or the topic's
 //!   `max.message.bytes`) aborts, and the batch is [`TxnEnd::Refused`]: the same records would
 //!   be refused on every retry, so the caller stops instead of retrying.
+//! - An aborted, refused or recreating batch's reason names the first record whose delivery
+//!   failed (topic, partition, key, the error), from the producer's delivery reports: librdkafka's
+//!   own text for a commit that found failed deliveries is "N message(s) failed delivery (see
+//!   individual delivery reports)", which named neither (a deleted output topic, say).
 //! - All calls here block; the processor runs them on its own thread, off the async runtime.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::TopicPartitionList;
+use rdkafka::message::{DeliveryResult, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::Config;
 
-type TxProducer = ThreadedProducer<DefaultProducerContext>;
+type TxProducer = ThreadedProducer<Deliveries>;
+
+/// The producer's context: keeps the first failed delivery of the open transaction.
+#[derive(Clone, Default)]
+struct Deliveries {
+    first_failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Deliveries {
+    /// The first failed delivery since the last call, and forgets it.
+    fn take_failed(&self) -> Option<String> {
+        self.first_failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if let Err((e, m)) = result {
+            let mut first = self
+                .first_failed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            first.get_or_insert_with(|| {
+                // Never given a partition: librdkafka waited for the topic's metadata until
+                // the message timed out (a deleted output topic, seen by hand).
+                let unplaced = match m.partition() {
+                    -1 => " (never assigned a partition: does the topic exist?)",
+                    _ => "",
+                };
+                format!(
+                    "{} partition {}, key {:?}: {e}{unplaced}",
+                    m.topic(),
+                    m.partition(),
+                    String::from_utf8_lossy(m.key().unwrap_or_default())
+                )
+            });
+        }
+    }
+}
 
 /// Producer settings of hirestate's own, unless the configuration's librdkafka settings
 /// (`[kafka]`, `HIRESTATE_KAFKA_*`) say otherwise.
@@ -102,7 +152,7 @@ fn producer_config(config: &Config) -> rdkafka::ClientConfig {
 }
 
 fn create(config: &Config) -> Result<TxProducer, KafkaError> {
-    let producer: TxProducer = producer_config(config).create()?;
+    let producer: TxProducer = producer_config(config).create_with_context(Deliveries::default())?;
     producer.init_transactions(Duration::from_secs(60))?;
     Ok(producer)
 }
@@ -131,6 +181,7 @@ impl Publisher {
     /// # Errors
     /// As librdkafka's `begin_transaction` (the caller recreates on error).
     pub fn begin(&mut self) -> Result<(), KafkaError> {
+        self.producer.context().take_failed();
         self.producer.begin_transaction()
     }
 
@@ -233,8 +284,9 @@ impl Publisher {
 
     /// Aborts the open transaction (a batch that cannot go on, e.g. the registry is down).
     pub fn abort(&mut self, why: &str) -> TxnEnd {
+        let why = self.with_failed_delivery(why);
         match self.producer.abort_transaction(self.timeout) {
-            Ok(()) => TxnEnd::Aborted(why.to_owned()),
+            Ok(()) => TxnEnd::Aborted(why),
             Err(e) => self.recreate(format!("{why}; abort failed: {e}")),
         }
     }
@@ -278,7 +330,18 @@ impl Publisher {
                 tracing::warn!(error = %e, "transaction requires abort");
                 self.abort_on(&e)
             }
-            _ => self.recreate(e.to_string()),
+            _ => {
+                let why = self.with_failed_delivery(&e.to_string());
+                self.recreate(why)
+            }
+        }
+    }
+
+    /// `why`, with the transaction's first failed delivery when there was one.
+    fn with_failed_delivery(&self, why: &str) -> String {
+        match self.producer.context().take_failed() {
+            Some(failed) => format!("{why}; first failed delivery: {failed}"),
+            None => why.to_owned(),
         }
     }
 
