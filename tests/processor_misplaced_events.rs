@@ -10,8 +10,9 @@
 //! gives its key goes to the DLQ with error headers naming where it belongs; the outputs and
 //! the states are a replay of the stream without those records, live and after a cold
 //! restore, and so are `replay` and `kpi` of the topic; a later start with another
-//! `events_partitioner` is refused. Where murmur2 places a key is learnt from librdkafka itself: the whole stream is
-//! produced once more, with `partitioner=murmur2_random`, to a second log.
+//! `events_partitioner` is refused. Where murmur2 places a key is learnt from librdkafka
+//! itself: the whole stream is produced once more, with `partitioner=murmur2_random`, to a
+//! second log.
 
 #[path = "support/processor.rs"]
 mod processor;
