@@ -169,18 +169,17 @@ fn broker_down_during_commit_recreates_the_producer() {
     );
 }
 
-/// A record for a topic the cluster does not have times out unplaced: the reason names the
-/// topic and says so (librdkafka's own text was "1 message(s) failed delivery (see individual
-/// delivery reports)", seen by hand with an output topic deleted under a running processor).
+/// A record for a topic the cluster does not have is not delivered — the producer does not
+/// create the topic (librdkafka's producer default would, with the cluster's defaults) — and
+/// times out unplaced: the reason names the topic and says so (librdkafka's own text was "1
+/// message(s) failed delivery (see individual delivery reports)", seen by hand with an output
+/// topic deleted under a running processor).
 #[test]
 fn a_record_for_a_missing_topic_is_named_in_the_abort() {
     let (_cluster, mut config, consumer) = setup("missing-topic");
     config
         .kafka_producer
         .insert("message.timeout.ms".into(), "1500".into());
-    config
-        .kafka
-        .insert("allow.auto.create.topics".into(), "false".into());
     let mut p = Publisher::new(&config).expect("publisher");
     p.begin().expect("begin");
     p.send("absent", "cand-1", b"command", OwnedHeaders::new())

@@ -81,6 +81,12 @@ impl ProducerContext for Deliveries {
 /// `message.max.bytes` lets a snapshot as large as the snapshot topic takes through
 /// ([`crate::topics::SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES`]; librdkafka's default, 1 000 000,
 /// refuses a larger one before the broker sees it).
+/// `allow.auto.create.topics` false: a producer's default is true, so on a broker that allows
+/// it (Kafka's default; the test broker does not) an output topic deleted under a running
+/// processor came back with the broker's defaults — a snapshot topic not compacted, the DLQ
+/// without its 17 MiB limit — past the start-up check that refuses those (shown on the mock
+/// cluster, which creates topics so: `tests/publish_txn_errors.rs`). Now such a batch rolls
+/// back, naming the topic, until `hirestate topics ensure` creates it again.
 const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("linger.ms", "5"),
     ("compression.type", "zstd"),
@@ -88,6 +94,7 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
         "message.max.bytes",
         crate::topics::SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES,
     ),
+    ("allow.auto.create.topics", "false"),
 ];
 
 /// Whether `e` refuses a record for its size (librdkafka's own limit, or the topic's
