@@ -315,24 +315,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let config = topic_config(bootstrap, topic_prefix)?;
                     let topic = Topics::new(&config.topic_prefix).events;
                     let log = crate::tools::tail::read_events(&config, &topic)?;
-                    if log.undecodable > 0 {
-                        writeln!(
-                            err,
-                            "malformed: {} records of {topic} do not decode (the processor \
-                             dead-letters them)",
-                            log.undecodable
-                        )?;
-                    }
-                    let refused = log.refused.into_iter().map(|why| Ok(Err(why)));
+                    let malformed = log.report_malformed(&topic, &mut err)?;
                     let events = log.events.into_iter().map(|e| Ok(Ok(e)));
-                    let mut summary = replay::run_events(
-                        refused.chain(events),
-                        &policy,
-                        format,
-                        &mut out,
-                        &mut err,
-                    )?;
-                    summary.malformed += log.undecodable;
+                    let mut summary =
+                        replay::run_events(events, &policy, format, &mut out, &mut err)?;
+                    summary.malformed += malformed;
                     summary
                 }
             };

@@ -665,10 +665,9 @@ impl<'a> BatchFolder<'a> {
         let placed = self.admission.placement().offset_metadata();
         let mut tpl = TopicPartitionList::new();
         for (p, n) in &f.next {
-            tpl.add_partition_offset(&self.events_topic, *p, Offset::Offset(*n))?;
-            if let Some(mut el) = tpl.find_partition(&self.events_topic, *p) {
-                el.set_metadata(placed.as_str());
-            }
+            let mut el = tpl.add_partition(&self.events_topic, *p);
+            el.set_offset(Offset::Offset(*n))?;
+            el.set_metadata(placed.as_str());
         }
         // The records are sent and the transaction committed on a thread of their own (that
         // waits on the broker); meanwhile this one encodes the states the commit will write —

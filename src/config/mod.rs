@@ -530,9 +530,8 @@ impl Config {
     /// and keys placed as `events_partitioner` says unless they set `partitioner` themselves.
     pub fn producer_config(&self) -> rdkafka::ClientConfig {
         let mut cc = self.client_config_with(&self.kafka_producer);
-        let set = self.kafka.contains_key("partitioner")
-            || self.kafka_producer.contains_key("partitioner");
-        if let Some(name) = self.events_partitioner.librdkafka_name().filter(|_| !set) {
+        let unset = cc.get("partitioner").is_none();
+        if let Some(name) = self.events_partitioner.librdkafka_name().filter(|_| unset) {
             cc.set("partitioner", name);
         }
         cc

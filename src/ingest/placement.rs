@@ -123,6 +123,9 @@ impl<'de> serde::Deserialize<'de> for Partitioner {
     }
 }
 
+/// What committed offsets' metadata starts with when the processor wrote it.
+const METADATA_PREFIX: &str = "hirestate placement ";
+
 /// The event log's placement rule: a partitioner and the log's partition count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
@@ -158,12 +161,7 @@ impl Placement {
             _ => Ok(()),
         }
     }
-}
 
-/// What committed offsets' metadata starts with when the processor wrote it.
-const METADATA_PREFIX: &str = "hirestate placement ";
-
-impl Placement {
     /// The metadata of every offset the processor commits: its placement.
     pub fn offset_metadata(&self) -> String {
         format!(

@@ -159,11 +159,9 @@ pub fn command(
         }
         Source::Topic { config, topic } => {
             let log = crate::tools::tail::read_events(config, topic)?;
-            for why in &log.refused {
-                eprintln!("skipped: {why}");
-            }
+            let malformed = log.report_malformed(topic, &mut io::stderr())?;
             let mut report = replay_events(&log.events, policy, as_of);
-            report.malformed_lines = log.undecodable + log.refused.len() as u64;
+            report.malformed_lines = malformed;
             report
         }
     };

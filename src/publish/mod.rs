@@ -18,7 +18,7 @@
 //!   individual delivery reports)", which named neither (a deleted output topic, say).
 //! - All calls here block; the processor runs them on its own thread, off the async runtime.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
@@ -32,9 +32,9 @@ use crate::config::Config;
 type TxProducer = ThreadedProducer<Deliveries>;
 
 /// The producer's context: keeps the first failed delivery of the open transaction.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Deliveries {
-    first_failed: Arc<Mutex<Option<String>>>,
+    first_failed: Mutex<Option<String>>,
 }
 
 impl Deliveries {

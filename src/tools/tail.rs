@@ -192,6 +192,29 @@ pub struct EventLog {
     pub refused: Vec<String>,
 }
 
+impl EventLog {
+    /// Writes a `malformed:` line to `err` for the undecodable records (their count) and for
+    /// each refused one, as `replay` and `kpi` report a file's malformed lines; returns how
+    /// many records that is.
+    ///
+    /// # Errors
+    /// Writing to `err`.
+    pub fn report_malformed(&self, topic: &str, err: &mut impl Write) -> std::io::Result<u64> {
+        if self.undecodable > 0 {
+            writeln!(
+                err,
+                "malformed: {} records of {topic} do not decode (the processor dead-letters \
+                 them)",
+                self.undecodable
+            )?;
+        }
+        for why in &self.refused {
+            writeln!(err, "malformed: {why}")?;
+        }
+        Ok(self.undecodable + self.refused.len() as u64)
+    }
+}
+
 /// Every event of `topic` (read_committed, partition by partition in offset order), decoded as
 /// `tail` decodes them and admitted as the processor admits them (`ingest::validate`, with
 /// `config.events_partitioner` and the topic's partition count), so what a tool folds from a
