@@ -111,11 +111,12 @@ pub enum RestoreError {
         candidate: String,
         error: String,
     },
-    #[error("partition {partition}: reading {topic}: {source}")]
+    // `error`, not `source`: the message carries it, and `{:#}` repeated a source.
+    #[error("partition {partition}: reading {topic}: {error}")]
     Kafka {
         partition: i32,
         topic: String,
-        source: KafkaError,
+        error: KafkaError,
     },
     #[error("partition {partition}: no progress reading {topic} at offset {at} (target {target}) for {secs}s")]
     Stalled {
@@ -329,10 +330,10 @@ pub fn restore(
 }
 
 fn kafka(partition: i32, topic: &str) -> impl Fn(KafkaError) -> RestoreError + '_ {
-    move |source| RestoreError::Kafka {
+    move |error| RestoreError::Kafka {
         partition,
         topic: topic.to_owned(),
-        source,
+        error,
     }
 }
 

@@ -69,12 +69,20 @@ pub fn open_for_source(
 /// A store failure: the processor stops (its state would otherwise silently diverge).
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("state store at {path}: {source}")]
-    Sled { path: String, source: sled::Error },
-    #[error("state store: candidate {candidate:?} does not decode: {source}")]
+    // The causes are named `error`, not `source`: the messages carry them already, and as
+    // sources `{:#}` (how `main` prints an error) repeated them.
+    #[error("state store at {path}: {error}")]
+    Sled { path: String, error: sled::Error },
+    #[error(
+        "state store at {path} is in use by another process (sled's lock on {path}/db is held): \
+         two processors cannot share a state directory; give each instance its own \
+         HIRESTATE_STATE_DIR, or stop the other one"
+    )]
+    Locked { path: String },
+    #[error("state store: candidate {candidate:?} does not decode: {error}")]
     Corrupt {
         candidate: String,
-        source: state_codec::DecodeError,
+        error: state_codec::DecodeError,
     },
     #[error("state store at {path}: {what}")]
     Verify { path: String, what: String },
@@ -190,6 +198,16 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::reopen;
     use super::*;
+
+    #[test]
+    fn a_store_error_names_its_cause_once_in_the_printed_chain() {
+        let err = StoreError::Sled {
+            path: "/state/projection".into(),
+            error: sled::Error::Unsupported("the cause".into()),
+        };
+        let said = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(said.matches("the cause").count(), 1, "{said}");
+    }
 
     fn holds_a_candidate(store: &SledStore) -> bool {
         store.candidate("cand-1").expect("read").is_some()

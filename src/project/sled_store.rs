@@ -149,13 +149,18 @@ impl SledStore {
             .path(dir)
             .flush_every_ms(Some(500))
             .open()
-            .map_err(|source| StoreError::Sled {
-                path: path.clone(),
-                source,
+            .map_err(|error| match error {
+                sled::Error::Io(io) if held_by_another(&io) => {
+                    StoreError::Locked { path: path.clone() }
+                }
+                error => StoreError::Sled {
+                    path: path.clone(),
+                    error,
+                },
             })?;
-        let sled_err = |source| StoreError::Sled {
+        let sled_err = |error| StoreError::Sled {
             path: path.clone(),
-            source,
+            error,
         };
         match db.get(META).map_err(sled_err)? {
             Some(v) if v.as_ref() == FORMAT => {}
@@ -261,10 +266,10 @@ impl SledStore {
         }
     }
 
-    fn err(&self, source: sled::Error) -> StoreError {
+    fn err(&self, error: sled::Error) -> StoreError {
         StoreError::Sled {
             path: self.path.clone(),
-            source,
+            error,
         }
     }
 }
@@ -286,9 +291,12 @@ pub fn open_or_rebuild(dir: &Path) -> Result<(SledStore, Option<String>), StoreE
 
 /// Whether `e` is sled failing to take the store's file lock (another process has it open).
 pub fn is_locked(e: &StoreError) -> bool {
-    matches!(e, StoreError::Sled { source: sled::Error::Io(io), .. }
-        if io.kind() == std::io::ErrorKind::WouldBlock
-            || io.to_string().contains("could not acquire lock"))
+    matches!(e, StoreError::Locked { .. })
+}
+
+/// Whether sled's `io` error is its file lock held by another process.
+fn held_by_another(io: &std::io::Error) -> bool {
+    io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock")
 }
 
 /// Moves the store at `dir` aside (as `<dir>.broken-<n>`, for a post-mortem) because of `why`
@@ -354,9 +362,9 @@ impl Store for SledStore {
         };
         state_codec::decode(&bytes)
             .map(Some)
-            .map_err(|source| StoreError::Corrupt {
+            .map_err(|error| StoreError::Corrupt {
                 candidate: candidate.to_owned(),
-                source,
+                error,
             })
     }
 
@@ -540,9 +548,9 @@ impl Store for SledStore {
             .scan_prefix(b"c/")
             .map(|kv| {
                 let (k, v) = kv.map_err(|e| self.err(e))?;
-                state_codec::decode(&v).map_err(|source| StoreError::Corrupt {
+                state_codec::decode(&v).map_err(|error| StoreError::Corrupt {
                     candidate: String::from_utf8_lossy(&k[2..]).into_owned(),
-                    source,
+                    error,
                 })
             })
             .collect()
@@ -583,7 +591,11 @@ mod tests {
         .unwrap();
         let err = open_or_rebuild(&path).map(|_| ()).unwrap_err();
         assert!(is_locked(&err), "{err}");
-        assert!(err.to_string().contains("lock"), "{err}");
+        // Said once, with what to do (it printed sled's I/O error twice and nothing else).
+        let said = format!("{:#}", anyhow::Error::from(err));
+        for needle in ["in use by another process", "HIRESTATE_STATE_DIR"] {
+            assert_eq!(said.matches(needle).count(), 1, "{needle:?} in {said}");
+        }
         assert!(
             !dir.path().join("db.broken-1").exists(),
             "nothing moved aside"
