@@ -78,6 +78,8 @@ pub struct RunReport {
     pub batches: u64,
     pub aborted_batches: u64,
     pub producer_recreated: u64,
+    /// Consumers replaced after a group session lost in an outage (`ingest::collect`).
+    pub rejoined: u64,
     pub restored_events: u64,
     pub store_rebuilt: Option<String>,
     /// `deadline_reached` events the timers wrote into the log (committed batches).
@@ -230,13 +232,9 @@ pub fn run(
     });
     let mut publisher = Publisher::new(config)?;
     let assignment = Arc::new(Mutex::new(Assignment::default()));
-    let consumer = ingest::consumer(
-        config,
-        IngestContext {
-            assignment: assignment.clone(),
-            env: env.clone(),
-        },
-    )?;
+    let new_consumer =
+        || ingest::consumer(config, IngestContext::new(assignment.clone(), env.clone()));
+    let mut consumer = new_consumer()?;
     let mut folder = batch::BatchFolder::new(
         &policy,
         admission,
@@ -268,6 +266,27 @@ pub fn run(
             let mut a = lock(&assignment);
             if let Some(fatal) = a.fatal.take() {
                 anyhow::bail!("{fatal}");
+            }
+            if std::mem::take(&mut a.rejoin) {
+                // Fenced after its own session timed out (`ingest::collect`): the assignment
+                // is lost already, and what was folded ahead of it goes too.
+                if let Some(f) = ahead.take() {
+                    f.discard(&mut a);
+                }
+                a.partitions.clear();
+                drop(a);
+                status.ready.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    group = %config.group_id,
+                    instance = %config.instance_id,
+                    "the group session timed out (no answer from the group coordinator within \
+                     session_timeout_ms), and the coordinator then refused this instance's \
+                     rejoin as if another instance had its id (librdkafka #3437): rejoining \
+                     with a new consumer"
+                );
+                consumer = new_consumer()?;
+                report.rejoined += 1;
+                continue;
             }
             if a.generation != seen_generation {
                 // A (re)assignment just finished restoring: idle time counts from now.

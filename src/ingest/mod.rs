@@ -23,6 +23,12 @@
 //!   still do ([`placement`]).
 //! - Each assignment of a partition gets a fresh epoch; records collected under an older
 //!   epoch are dropped, so a partition revoked and re-assigned mid-batch is never folded twice.
+//! - A fatal consumer error stops the processor, with one exception: a static member fenced
+//!   within two session timeouts of losing its assignment (its session timed out, say, in a
+//!   broker outage) was fenced by its own earlier membership, not by another instance
+//!   ([`collect`]); the processor replaces the consumer, once per lost assignment. The lost
+//!   assignment has already dropped every partition's in-memory state, as a revocation does,
+//!   so the new consumer's assignment restores from the store like any other.
 
 mod admit;
 pub mod placement;
@@ -31,7 +37,7 @@ mod source;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -82,6 +88,9 @@ pub struct Assignment {
     pub fatal: Option<String>,
     /// Restored partitions ready (for `/readyz`).
     pub generation: u64,
+    /// The consumer was fenced right after it lost its assignment (its own session timed out),
+    /// not by another instance ([`collect`]): the processor rejoins with a new consumer.
+    pub rejoin: bool,
 }
 
 impl Assignment {
@@ -91,11 +100,36 @@ impl Assignment {
     }
 }
 
-/// The consumer's context: handles rebalances by restoring on assign, and turns librdkafka's
-/// statistics into the consumer-lag gauge.
+/// The consumer's context: handles rebalances by restoring on assign, turns librdkafka's
+/// statistics into the consumer-lag gauge, and notes when the assignment was lost.
 pub struct IngestContext {
     pub assignment: Arc<Mutex<Assignment>>,
     pub env: Arc<RestoreEnv>,
+    /// When librdkafka last took the assignment away as lost (the group session timed out, or
+    /// the coordinator no longer knew the member), until a fence that follows it is answered by
+    /// a rejoin ([`collect`]).
+    session_lost: Mutex<Option<Instant>>,
+}
+
+impl IngestContext {
+    pub fn new(assignment: Arc<Mutex<Assignment>>, env: Arc<RestoreEnv>) -> IngestContext {
+        IngestContext {
+            assignment,
+            env,
+            session_lost: Mutex::new(None),
+        }
+    }
+
+    /// Whether the assignment was lost shortly before now (within two session timeouts),
+    /// forgetting it: one rejoin answers one lost session.
+    fn take_lost_session(&self) -> bool {
+        let window = Duration::from_millis(self.env.config.session_timeout_ms.saturating_mul(2));
+        self.session_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some_and(|at| at.elapsed() <= window)
+    }
 }
 
 impl ClientContext for IngestContext {
@@ -194,6 +228,11 @@ impl ConsumerContext for IngestContext {
                 tracing::info!(partitions = ?assigned.elements().iter().map(|e| e.partition()).collect::<Vec<_>>(), "assigned and restored");
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // librdkafka clears the flag when the partitions are unassigned below.
+                if consumer.assignment_lost() {
+                    *self.session_lost.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Instant::now());
+                }
                 let mut a = lock(&self.assignment);
                 for el in tpl.elements() {
                     a.partitions.remove(&el.partition());
@@ -279,9 +318,19 @@ pub fn collect(
             }
             Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
                 // The consumer is unusable from here on (librdkafka raised a fatal error): the
-                // processor stops with it rather than poll on, assigned nothing, for ever.
-                let config = &consumer.context().env.config;
-                lock(assignment).fatal = Some(fatal_consumer_error(config, code));
+                // processor stops with it rather than poll on, assigned nothing, for ever —
+                // unless it is a static member fenced right after it lost its assignment (its
+                // session timed out, so the revocation was served first).
+                // librdkafka then forgets the member id and rejoins, and a coordinator that
+                // still holds the earlier membership (a broker restarted within the session
+                // loads the group back with it) refuses the forgotten id as another instance's
+                // (librdkafka #3437): no other instance is there, and a new consumer rejoins.
+                let ctx = consumer.context();
+                if code == RDKafkaErrorCode::FencedInstanceId && ctx.take_lost_session() {
+                    lock(assignment).rejoin = true;
+                } else {
+                    lock(assignment).fatal = Some(fatal_consumer_error(&ctx.env.config, code));
+                }
                 break;
             }
             Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
