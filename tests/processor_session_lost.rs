@@ -19,145 +19,23 @@
 //! same id: the processor must still stop, naming the id (the second test here;
 //! `processor_fenced` plays it with two instances on the real broker).
 
-use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
-use std::thread;
-use std::time::{Duration, Instant};
+#[path = "support/mock_processor.rs"]
+mod mock_processor;
 
-use rdkafka::mocking::MockCluster;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::Duration;
+
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
-use hirestate::app::{self, RunOptions, RunReport, Status};
-use hirestate::codec::Framing;
-use hirestate::config::Config;
-use hirestate::generate::{stream, Spec};
-use hirestate::model::Event;
-use hirestate::topics::Topics;
+use mock_processor::Harness;
 
-/// A processor running in-process on a one-broker mock cluster, over a generated stream of
-/// which the first half is produced before it starts.
-struct Harness {
-    cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    config: Config,
-    topics: Topics,
-    events: Vec<hirestate::model::Event>,
-    status: Arc<Status>,
-    ended: mpsc::Receiver<anyhow::Result<RunReport>>,
-    rt: tokio::runtime::Runtime,
-    _state: tempfile::TempDir,
-}
-
-impl Harness {
-    fn start(group: &str) -> Harness {
-        let policy = Arc::new(
-            hirestate::policy::load(&hirestate::policy::default_dir()).expect("the shipped policy"),
-        );
-        let cluster = MockCluster::new(1).expect("mock cluster");
-        let state = tempfile::tempdir().expect("state dir");
-        let config = Config {
-            bootstrap: cluster.bootstrap_servers(),
-            group_id: group.to_owned(),
-            instance_id: group.to_owned(),
-            state_dir: state.path().to_path_buf(),
-            session_timeout_ms: 6_000,
-            transaction_timeout_ms: 5_000,
-            ..Config::default()
-        };
-        let topics = Topics::new(&config.topic_prefix);
-        for (t, _) in topics.all(&policy) {
-            cluster
-                .create_topic(&t, config.partitions, 1)
-                .expect("topic");
-        }
-        let events = stream(
-            &Spec {
-                seed: 11,
-                candidates: 120,
-                acks: false,
-                ..Spec::default()
-            },
-            &policy,
-        );
-        let status = Arc::new(Status::default());
-        let (done, ended) = mpsc::channel();
-        let h = Harness {
-            cluster,
-            config,
-            topics,
-            events,
-            status,
-            ended,
-            rt: tokio::runtime::Runtime::new().expect("runtime"),
-            _state: state,
-        };
-        h.produce(..h.half());
-        let (config, status) = (h.config.clone(), h.status.clone());
-        thread::spawn(move || {
-            let _ = done.send(app::run(
-                &config,
-                policy,
-                status,
-                &RunOptions {
-                    mock_cluster: true,
-                    ..RunOptions::default()
-                },
-            ));
-        });
-        h.wait_for("the first half folded", Duration::from_secs(60), h.half());
-        h
-    }
-
-    fn half(&self) -> usize {
-        self.events.len() / 2
-    }
-
-    fn produce(&self, part: impl std::slice::SliceIndex<[Event], Output = [Event]>) {
-        let mut lines = Vec::new();
-        for e in &self.events[part] {
-            serde_json::to_writer(&mut lines, e).expect("json");
-            lines.push(b'\n');
-        }
-        self.rt
-            .block_on(hirestate::tools::produce::produce(
-                &self.config,
-                &lines[..],
-                &self.topics.events,
-                Framing::SingleObject,
-                &mut std::io::stderr(),
-            ))
-            .expect("produce");
-    }
-
-    /// Events of committed batches, from the processor's own `/metrics` text.
-    fn folded(&self) -> usize {
-        self.status
-            .metrics
-            .render()
-            .lines()
-            .filter(|l| l.starts_with("hirestate_events_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as usize
-    }
-
-    /// Waits until `events` are folded; panics if the processor stops first.
-    fn wait_for(&self, what: &str, limit: Duration, events: usize) {
-        let start = Instant::now();
-        while self.folded() < events {
-            if let Ok(result) = self.ended.try_recv() {
-                panic!("the processor stopped while waiting for {what}: {result:?}");
-            }
-            assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The coordinator refuses the next heartbeat as from a fenced static member.
-    fn fence_next_heartbeat(&self) {
-        self.cluster.request_errors(
-            RDKafkaApiKey::Heartbeat,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID],
-        );
-    }
+/// The coordinator refuses the next heartbeat as from a fenced static member.
+fn fence_next_heartbeat(h: &Harness) {
+    h.cluster.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID],
+    );
 }
 
 #[test]
@@ -168,7 +46,7 @@ fn a_session_lost_in_a_broker_outage_is_rejoined_not_fatal() {
     thread::sleep(Duration::from_millis(h.config.session_timeout_ms + 3_000));
     // The coordinator still holds the earlier membership and refuses the heartbeat that
     // follows the rejoin, as the real broker did after its restart.
-    h.fence_next_heartbeat();
+    fence_next_heartbeat(&h);
     h.cluster.broker_up(1).expect("broker up");
 
     h.produce(h.half()..);
@@ -189,7 +67,7 @@ fn a_session_lost_in_a_broker_outage_is_rejoined_not_fatal() {
 #[test]
 fn a_fence_with_no_session_lost_before_it_still_stops_the_processor() {
     let h = Harness::start("fenced-in-session");
-    h.fence_next_heartbeat();
+    fence_next_heartbeat(&h);
     let stopped = h
         .ended
         .recv_timeout(Duration::from_secs(60))

@@ -231,6 +231,7 @@ pub fn run(
         event_partitions: partitions,
     });
     let mut publisher = Publisher::new(config)?;
+    publisher.stop_waiting_on(status.shutdown.clone());
     let assignment = Arc::new(Mutex::new(Assignment::default()));
     let new_consumer =
         || ingest::consumer(config, IngestContext::new(assignment.clone(), env.clone()));
@@ -355,6 +356,15 @@ pub fn run(
                     report.batches += 1;
                     retry_wait = Duration::ZERO;
                     ahead = next.filter(|f| !f.is_empty());
+                }
+                (batch::BatchEnd::RolledBack(why), _)
+                    if status.shutdown.load(Ordering::Relaxed) =>
+                {
+                    // Stopping: no rewind, no retry (a broker that does not answer would hold
+                    // the exit for as long as it is away). Nothing of the batch is visible and
+                    // the store is behind it; the next start restores, as after a crash.
+                    report.aborted_batches += 1;
+                    tracing::warn!(reason = %why, "batch not committed before shutdown; the next start folds its records again");
                 }
                 (batch::BatchEnd::RolledBack(why), _) => {
                     report.aborted_batches += 1;

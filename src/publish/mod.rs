@@ -17,9 +17,18 @@
 //!   own text for a commit that found failed deliveries is "N message(s) failed delivery (see
 //!   individual delivery reports)", which named neither (a deleted output topic, say).
 //! - All calls here block; the processor runs them on its own thread, off the async runtime.
+//! - Once a shutdown is requested ([`Publisher::stop_waiting_on`]), no call waits on the broker
+//!   for longer than [`STOPPING_WAIT`] more, and nothing is retried or recreated: a batch that
+//!   cannot end in that time is [`TxnEnd::Abandoned`], its transaction left open for the
+//!   coordinator to abort (`transaction.timeout.ms`) or for the next start's
+//!   `init_transactions` to fence. Nothing of it is visible to a `read_committed` consumer
+//!   and no input offset moved, so that is a crash's outcome, which restore handles. Before,
+//!   a SIGTERM during a broker outage retried `init_transactions` every minute, for as long as
+//!   the outage lasted (by hand: still running 10 minutes after SIGTERM).
 
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -130,7 +139,13 @@ pub enum TxnEnd {
     Refused(String),
     /// The producer was recreated; the caller must roll back and rewind.
     Recreated(String),
+    /// A shutdown was requested and the transaction could not be ended in time (see the
+    /// module doc): the caller rolls back and stops.
+    Abandoned(String),
 }
+
+/// How long a transactional call may still wait on the broker once a shutdown is requested.
+pub const STOPPING_WAIT: Duration = Duration::from_secs(5);
 
 /// A transactional producer that knows how to recover.
 pub struct Publisher {
@@ -138,6 +153,8 @@ pub struct Publisher {
     producer: TxProducer,
     timeout: Duration,
     recreated: u64,
+    /// Set when the processor is asked to stop (see the module doc).
+    shutdown: Arc<AtomicBool>,
 }
 
 /// The transactional producer's settings: the configured ones over [`PRODUCER_DEFAULTS`], and
@@ -158,9 +175,10 @@ fn producer_config(config: &Config) -> rdkafka::ClientConfig {
     cc
 }
 
-fn create(config: &Config) -> Result<TxProducer, KafkaError> {
+/// A transactional producer whose `init_transactions` has succeeded within `init`.
+fn create(config: &Config, init: Duration) -> Result<TxProducer, KafkaError> {
     let producer: TxProducer = producer_config(config).create_with_context(Deliveries::default())?;
-    producer.init_transactions(Duration::from_secs(60))?;
+    producer.init_transactions(init)?;
     Ok(producer)
 }
 
@@ -172,10 +190,29 @@ impl Publisher {
     pub fn new(config: &Config) -> Result<Publisher, KafkaError> {
         Ok(Publisher {
             config: config.clone(),
-            producer: create(config)?,
+            producer: create(config, Duration::from_secs(60))?,
             timeout: Duration::from_millis(config.transaction_timeout_ms),
             recreated: 0,
+            shutdown: Arc::default(),
         })
+    }
+
+    /// Once `shutdown` is set, stops waiting on the broker (see the module doc).
+    pub fn stop_waiting_on(&mut self, shutdown: Arc<AtomicBool>) {
+        self.shutdown = shutdown;
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// How long the next transactional call may wait: the transaction timeout, or
+    /// [`STOPPING_WAIT`] once stopping.
+    fn wait(&self) -> Duration {
+        match self.stopping() {
+            true => self.timeout.min(STOPPING_WAIT),
+            false => self.timeout,
+        }
     }
 
     /// How many times the producer was recreated.
@@ -226,7 +263,9 @@ impl Publisher {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
+                    if !self.stopping() =>
+                {
                     record = r;
                     std::thread::sleep(Duration::from_millis(2));
                 }
@@ -283,8 +322,8 @@ impl Publisher {
     /// reports, so a short wait here saves that stall on every batch (measured by
     /// `benches/e2e.rs`). Whatever is still in flight after the timeout, commit handles.
     fn await_deliveries(&self) {
-        let deadline = std::time::Instant::now() + self.timeout;
-        while self.producer.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + self.timeout;
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline && !self.stopping() {
             std::thread::sleep(Duration::from_micros(500));
         }
     }
@@ -292,7 +331,7 @@ impl Publisher {
     /// Aborts the open transaction (a batch that cannot go on, e.g. the registry is down).
     pub fn abort(&mut self, why: &str) -> TxnEnd {
         let why = self.with_failed_delivery(why);
-        match self.producer.abort_transaction(self.timeout) {
+        match self.producer.abort_transaction(self.wait()) {
             Ok(()) => TxnEnd::Aborted(why),
             Err(e) => self.recreate(format!("{why}; abort failed: {e}")),
         }
@@ -316,9 +355,12 @@ impl Publisher {
     ) -> Result<(), KafkaError> {
         let mut attempt = 0;
         loop {
-            match op(&self.producer, self.timeout) {
+            match op(&self.producer, self.wait()) {
                 Err(KafkaError::Transaction(e))
-                    if e.is_retriable() && !timed_out(e.code()) && attempt < 5 =>
+                    if e.is_retriable()
+                        && !timed_out(e.code())
+                        && attempt < 5
+                        && !self.stopping() =>
                 {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "retriable transaction error; retrying");
@@ -352,13 +394,21 @@ impl Publisher {
         }
     }
 
-    /// Replaces the producer; `init_transactions` fences the old epoch. Keeps trying: without
-    /// a producer the processor cannot make progress anyway.
+    /// Replaces the producer; `init_transactions` fences the old epoch. Keeps trying until a
+    /// shutdown is requested: without a producer the processor cannot make progress anyway.
     fn recreate(&mut self, why: String) -> TxnEnd {
+        if self.stopping() {
+            return TxnEnd::Abandoned(why);
+        }
         tracing::error!(reason = %why, "fatal or ambiguous transaction error: recreating the producer");
         let mut wait = Duration::from_millis(200);
         loop {
-            match create(&self.config) {
+            if self.stopping() {
+                return TxnEnd::Abandoned(why);
+            }
+            // One transaction timeout an attempt, so a shutdown requested meanwhile waits
+            // at most that long for it.
+            match create(&self.config, self.timeout) {
                 Ok(p) => {
                     self.producer = p;
                     self.recreated += 1;
@@ -366,7 +416,10 @@ impl Publisher {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "recreating the producer failed; retrying");
-                    std::thread::sleep(wait);
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !self.stopping() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                     wait = (wait * 2).min(Duration::from_secs(10));
                 }
             }
