@@ -553,10 +553,11 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
         .worker_threads(1)
         .enable_all()
         .build()?;
-    if let Some(addr) = config.health_addr.clone() {
-        let s = status.clone();
+    if let Some(addr) = &config.health_addr {
+        let listener = rt.block_on(crate::health::bind(addr))?;
+        let (s, addr) = (status.clone(), addr.clone());
         rt.spawn(async move {
-            if let Err(e) = crate::health::serve(&addr, s).await {
+            if let Err(e) = crate::health::serve(listener, s).await {
                 tracing::error!(error = %e, addr, "health endpoints failed");
             }
         });

@@ -54,12 +54,25 @@ pub fn router(status: Arc<Status>) -> Router {
         )
 }
 
-/// Serves the endpoints on `addr` until the process ends.
+/// Binds `addr` for the endpoints. Done before the processor starts, so an address that is
+/// taken or malformed stops the start-up (it was only logged before, and the processor ran
+/// without endpoints, its probes answered by whatever held the port).
 ///
 /// # Errors
-/// When `addr` cannot be bound.
-pub async fn serve(addr: &str, status: Arc<Status>) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+/// When `addr` cannot be bound: the message names it and the settings that give it.
+pub async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot serve the health endpoints on {addr} (--health-addr / HIRESTATE_HEALTH_ADDR): {e}"
+        )
+    })
+}
+
+/// Serves the endpoints on `listener` until the process ends.
+///
+/// # Errors
+/// When serving fails.
+pub async fn serve(listener: tokio::net::TcpListener, status: Arc<Status>) -> std::io::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "health endpoints up");
     axum::serve(listener, router(status)).await
 }
