@@ -392,6 +392,7 @@ impl Config {
         if c.group_id.is_empty() {
             errors.push("group_id is empty".to_owned());
         }
+        errors.extend(crate::topics::prefix_problem(&c.topic_prefix));
         if c.batch_max_records == 0 {
             errors.push("batch_max_records must be at least 1".to_owned());
         }
@@ -573,6 +574,33 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_topic_prefix_kafka_would_refuse_is_refused_with_why() {
+        let load = |prefix: &str| {
+            Config::load(
+                None,
+                env(&[("HIRESTATE_TOPIC_PREFIX", prefix)]),
+                &Overrides::default(),
+            )
+        };
+        for ok in ["", "prod", "prod-eu_1.a"] {
+            assert!(load(ok).is_ok(), "{ok:?}");
+        }
+        let err = load("prod/eu").unwrap_err().to_string();
+        assert!(
+            err.contains("\"prod/eu\"") && err.contains("not \"/\""),
+            "{err}"
+        );
+        assert!(err.contains("HIRESTATE_TOPIC_PREFIX"), "{err}");
+        // "<prefix>.hiring.rejections.v1" is the longest fixed name: 21 characters more.
+        assert!(load(&"p".repeat(249 - 21)).is_ok());
+        let err = load(&"p".repeat(249 - 20)).unwrap_err().to_string();
+        assert!(
+            err.contains("up to 250") && err.contains("over 249"),
+            "{err}"
+        );
     }
 
     #[test]

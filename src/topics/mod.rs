@@ -33,7 +33,49 @@ pub struct Topics {
     pub dlq: String,
 }
 
+/// Why `prefix` cannot prefix Kafka topic names, if it cannot: the broker refuses a name of
+/// other characters than ASCII letters, digits, `.`, `_` and `-`, or longer than 249
+/// characters (it said only `InvalidTopic` for each topic).
+pub fn prefix_problem(prefix: &str) -> Option<String> {
+    const MAX_NAME: usize = 249;
+    let bad: String = prefix
+        .chars()
+        .filter(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .collect();
+    let longest = Topics::new(prefix)
+        .fixed()
+        .into_iter()
+        .map(str::len)
+        .max()
+        .unwrap_or_default();
+    if !bad.is_empty() {
+        Some(format!(
+            "topic_prefix {prefix:?} (HIRESTATE_TOPIC_PREFIX) makes topic names Kafka refuses: \
+             only ASCII letters, digits, '.', '_' and '-' are allowed, not {bad:?}"
+        ))
+    } else if longest > MAX_NAME {
+        Some(format!(
+            "topic_prefix (HIRESTATE_TOPIC_PREFIX) of {} characters makes topic names of up to \
+             {longest}, and Kafka refuses names over {MAX_NAME}",
+            prefix.len()
+        ))
+    } else {
+        None
+    }
+}
+
 impl Topics {
+    /// The names that do not depend on the policy's targets.
+    fn fixed(&self) -> [&str; 5] {
+        [
+            &self.events,
+            &self.snapshots,
+            &self.rejections,
+            &self.alerts,
+            &self.dlq,
+        ]
+    }
+
     /// The names under `prefix` (empty: no prefix).
     pub fn new(prefix: &str) -> Topics {
         let name = |n: &str| {
