@@ -269,8 +269,8 @@ pub fn run(
                 anyhow::bail!("{fatal}");
             }
             if std::mem::take(&mut a.rejoin) {
-                // Fenced after its own session timed out (`ingest::collect`): the assignment
-                // is lost already, and what was folded ahead of it goes too.
+                // Fenced after it lost its assignment (`ingest::collect`): the partitions are
+                // gone already, and what was folded ahead of them goes too.
                 if let Some(f) = ahead.take() {
                     f.discard(&mut a);
                 }
@@ -280,10 +280,9 @@ pub fn run(
                 tracing::warn!(
                     group = %config.group_id,
                     instance = %config.instance_id,
-                    "the group session timed out (no answer from the group coordinator within \
-                     session_timeout_ms), and the coordinator then refused this instance's \
-                     rejoin as if another instance had its id (librdkafka #3437): rejoining \
-                     with a new consumer"
+                    "the consumer lost its assignment (its group session timed out, e.g. in a \
+                     broker outage), and the coordinator then refused its rejoin as if another \
+                     instance had its id (librdkafka #3437): rejoining with a new consumer"
                 );
                 consumer = new_consumer()?;
                 report.rejoined += 1;
