@@ -28,12 +28,12 @@
 //! offset is that snapshot.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
@@ -71,6 +71,13 @@ pub struct RestoreEnv {
     /// The event log's partition count the state is built from (the store's record of it):
     /// an assignment of a log with another count is refused (`ingest`'s module doc).
     pub event_partitions: usize,
+}
+
+impl RestoreEnv {
+    /// What a restore reader needs of it: the configuration and the shutdown flag.
+    fn reading(&self) -> (&Config, &AtomicBool) {
+        (&self.config, &self.shutdown)
+    }
 }
 
 /// Why a partition could not be restored.
@@ -251,37 +258,44 @@ pub fn restore(
                 missing: low - base,
             });
         }
-        read_range(env, events, partition, base, target, |key, value| {
-            crate::failpoint::hit(crate::failpoint::DURING_RESTORE);
-            let event = loop {
-                match env.admission.admit(key, value, partition) {
-                    Admitted::Event(e) => break e,
-                    // Went to the DLQ when it was first consumed.
-                    Admitted::Refused(_) => return Ok(()),
-                    Admitted::Retry(e) => {
-                        tracing::warn!(error = %e, partition, "restore waits for the schema registry");
-                        std::thread::sleep(Duration::from_secs(1));
+        read_range(
+            env.reading(),
+            events,
+            partition,
+            base,
+            target,
+            |key, value| {
+                crate::failpoint::hit(crate::failpoint::DURING_RESTORE);
+                let event = loop {
+                    match env.admission.admit(key, value, partition) {
+                        Admitted::Event(e) => break e,
+                        // Went to the DLQ when it was first consumed.
+                        Admitted::Refused(_) => return Ok(()),
+                        Admitted::Retry(e) => {
+                            tracing::warn!(error = %e, partition, "restore waits for the schema registry");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
                     }
-                }
-            };
-            let state = match ps.candidates.entry(event.candidate_id.clone()) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                    env.store
-                        .candidate(&event.candidate_id)?
-                        .unwrap_or_default(),
-                ),
-            };
-            let before = metrics::status_before(state, &event);
-            let stuck_before = metrics::stuck_of(state, &event);
-            let outcome = fold::apply(state, &event, &env.policy);
-            tally.observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
-            tally.observe(&event, &outcome, state, before);
-            touched.insert(event.candidate_id);
-            env.restored_events.fetch_add(1, Ordering::Relaxed);
-            env.metrics.restored_event(partition);
-            Ok(())
-        })?;
+                };
+                let state = match ps.candidates.entry(event.candidate_id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                        env.store
+                            .candidate(&event.candidate_id)?
+                            .unwrap_or_default(),
+                    ),
+                };
+                let before = metrics::status_before(state, &event);
+                let stuck_before = metrics::stuck_of(state, &event);
+                let outcome = fold::apply(state, &event, &env.policy);
+                tally.observe_stuck(&stuck_before, &metrics::stuck_of(state, &event));
+                tally.observe(&event, &outcome, state, before);
+                touched.insert(event.candidate_id);
+                env.restored_events.fetch_add(1, Ordering::Relaxed);
+                env.metrics.restored_event(partition);
+                Ok(())
+            },
+        )?;
     }
     ps.dirty = env.store.dirty(partition)?.into_iter().collect();
     ps.dirty.extend(touched.iter().cloned());
@@ -339,10 +353,10 @@ fn kafka(partition: i32, topic: &str) -> impl Fn(KafkaError) -> RestoreError + '
 
 type Reader = BaseConsumer<EofReaderContext>;
 
-fn reader(env: &RestoreEnv) -> Result<Reader, KafkaError> {
-    env.config
+fn reader(config: &Config) -> Result<Reader, KafkaError> {
+    config
         .consumer_config()
-        .set("group.id", format!("{}-restore", env.config.group_id))
+        .set("group.id", format!("{}-restore", config.group_id))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
@@ -350,22 +364,40 @@ fn reader(env: &RestoreEnv) -> Result<Reader, KafkaError> {
 }
 
 fn watermarks(env: &RestoreEnv, topic: &str, partition: i32) -> Result<(i64, i64), RestoreError> {
-    let c = reader(env).map_err(kafka(partition, topic))?;
+    let c = reader(&env.config).map_err(kafka(partition, topic))?;
     c.fetch_watermarks(topic, partition, Duration::from_secs(30))
         .map_err(kafka(partition, topic))
 }
 
+/// Whether a consumer error is one librdkafka recovers from by itself (the broker unreachable
+/// for a moment): a restore reader goes on polling, bounded by its no-progress limit. It
+/// stopped the restore before, and with it the processor: `processor_shutdown` failed so in
+/// CI, under load, on `AllBrokersDown` from a restore reader of a broker that was up.
+fn transient(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageConsumption(
+            RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+        )
+    )
+}
+
 /// Reads `topic`/`partition` from `from` until offset `until` (exclusive) or the end, calling
-/// `each` on every value.
+/// `each` on every value; stops early, with [`RestoreError::Interrupted`], once `shutdown` is
+/// set.
 fn read_range(
-    env: &RestoreEnv,
+    (config, shutdown): (&Config, &AtomicBool),
     topic: &str,
     partition: i32,
     from: i64,
     until: i64,
     mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<(), RestoreError>,
 ) -> Result<(), RestoreError> {
-    let c = reader(env).map_err(kafka(partition, topic))?;
+    let c = reader(config).map_err(kafka(partition, topic))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(from))
         .map_err(kafka(partition, topic))?;
@@ -378,7 +410,7 @@ fn read_range(
                 if m.offset() >= until {
                     break;
                 }
-                if env.shutdown.load(Ordering::Relaxed) {
+                if shutdown.load(Ordering::Relaxed) {
                     return Err(RestoreError::Interrupted {
                         partition,
                         at: m.offset(),
@@ -389,6 +421,9 @@ fn read_range(
                 each(m.key(), m.payload())?;
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) if transient(&e) => {
+                tracing::warn!(partition, topic, error = %e, "restore reader: broker unreachable; polling on");
+            }
             Some(Err(e)) => return Err(kafka(partition, topic)(e)),
             None => {
                 // Transaction markers take offsets but are never delivered: ask where we are.
@@ -420,7 +455,7 @@ fn read_snapshots(
     partition: i32,
 ) -> Result<(Vec<CandidateState>, Option<i64>), RestoreError> {
     let topic = env.topics.snapshots.as_str();
-    let c = reader(env).map_err(kafka(partition, topic))?;
+    let c = reader(&env.config).map_err(kafka(partition, topic))?;
     let (_, high) = c
         .fetch_watermarks(topic, partition, Duration::from_secs(30))
         .map_err(kafka(partition, topic))?;
@@ -471,6 +506,9 @@ fn read_snapshots(
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) if transient(&e) => {
+                tracing::warn!(partition, topic, error = %e, "restore reader: broker unreachable; polling on");
+            }
             Some(Err(e)) => return Err(kafka(partition, topic)(e)),
             None if idle.elapsed() > Duration::from_secs(60) => {
                 return Err(RestoreError::Stalled {
@@ -485,4 +523,50 @@ fn read_snapshots(
         }
     }
     Ok((latest.into_values().flatten().collect(), round))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    /// A restore reader that finds every broker down for a moment polls on and reads the range
+    /// once the broker is back (it stopped at the first `AllBrokersDown` before).
+    #[test]
+    fn a_restore_reader_polls_on_through_a_broker_down_for_a_moment() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("log", 1, 1).expect("topic");
+        let config = Config {
+            bootstrap: cluster.bootstrap_servers(),
+            ..Config::default()
+        };
+        let producer: BaseProducer = config.producer_config().create().expect("producer");
+        for i in 0..50 {
+            let value = format!("v{i}");
+            producer
+                .send(BaseRecord::to("log").key("k").payload(&value))
+                .map_err(|(e, _)| e)
+                .expect("send");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+
+        cluster.broker_down(1).expect("broker down");
+        let read = std::thread::scope(|scope| {
+            let reading = scope.spawn(|| {
+                let mut values = Vec::new();
+                let shutdown = AtomicBool::new(false);
+                read_range((&config, &shutdown), "log", 0, 0, 50, |_, v| {
+                    values.push(String::from_utf8_lossy(v.unwrap_or_default()).into_owned());
+                    Ok(())
+                })
+                .map(|()| values)
+            });
+            std::thread::sleep(Duration::from_secs(2));
+            cluster.broker_up(1).expect("broker up");
+            reading.join().expect("the reader thread")
+        });
+        let values = read.expect("the range is read once the broker is back");
+        assert_eq!(values, (0..50).map(|i| format!("v{i}")).collect::<Vec<_>>());
+    }
 }
