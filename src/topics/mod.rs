@@ -192,7 +192,28 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
     // log once, and the partition check between it and an existing snapshot topic was lost).
     let found = |t: &String| !report.created.contains(t);
     let found = [found(&topics.events), found(&topics.snapshots)];
-    let asked = partition_counts(config, &[&topics.events, &topics.snapshots])?;
+    // A topic that exists may not be in the metadata yet either (one created a moment before,
+    // by hand or by a test): asked at once, its count came back unknown, and both of its
+    // checks were skipped without a word (`processor_startup_checks` failed so in CI). So
+    // the metadata is asked again for a while, and a count still unknown is a problem.
+    let pair = [&topics.events, &topics.snapshots];
+    let mut asked = partition_counts(config, &pair.map(String::as_str))?;
+    for _ in 0..20 {
+        if (0..2).all(|i| !found[i] || asked[i].is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        asked = partition_counts(config, &pair.map(String::as_str))?;
+    }
+    for i in 0..2 {
+        if found[i] && asked[i].is_none() {
+            report.problems.push(format!(
+                "{}: it exists, but the cluster's metadata has not shown it within 5 s, so \
+                 its partitions and policy are unchecked; run `hirestate topics ensure` again",
+                pair[i]
+            ));
+        }
+    }
     let created = usize::try_from(config.partitions).ok();
     let counts = [0, 1].map(|i| if found[i] { asked[i] } else { created });
     report
