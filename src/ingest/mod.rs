@@ -124,9 +124,7 @@ impl IngestContext {
     /// forgetting it: one rejoin answers one lost session.
     fn take_lost_session(&self) -> bool {
         let window = Duration::from_millis(self.env.config.session_timeout_ms.saturating_mul(2));
-        self.session_lost
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.session_lost)
             .take()
             .is_some_and(|at| at.elapsed() <= window)
     }
@@ -230,8 +228,7 @@ impl ConsumerContext for IngestContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 // librdkafka clears the flag when the partitions are unassigned below.
                 if consumer.assignment_lost() {
-                    *self.session_lost.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Instant::now());
+                    *lock(&self.session_lost) = Some(Instant::now());
                 }
                 let mut a = lock(&self.assignment);
                 for el in tpl.elements() {
@@ -362,7 +359,7 @@ fn fatal_consumer_error(config: &Config, code: RDKafkaErrorCode) -> String {
 }
 
 /// Locks, recovering from a poisoned mutex (a panic elsewhere already stops the processor).
-pub fn lock(m: &Mutex<Assignment>) -> MutexGuard<'_, Assignment> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
