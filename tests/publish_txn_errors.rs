@@ -196,3 +196,42 @@ fn a_record_for_a_missing_topic_is_named_in_the_abort() {
         "{why}"
     );
 }
+
+/// Once librdkafka knows a topic is missing (an output topic deleted under a running
+/// processor, then retried), sending to it fails at once with "Unknown topic". The error, and
+/// the abort it causes, name the topic and the command that recreates it (librdkafka's own
+/// text, "Message production error: UnknownTopic (Local: Unknown topic)", named neither; seen
+/// by hand, repeated every retry).
+#[test]
+fn a_send_to_a_topic_known_missing_names_it() {
+    let (_cluster, mut config, consumer) = setup("known-missing");
+    for (k, v) in [
+        ("message.timeout.ms", "1500"),
+        ("topic.metadata.propagation.max.ms", "500"),
+    ] {
+        config.kafka_producer.insert(k.into(), v.into());
+    }
+    let mut p = Publisher::new(&config).expect("publisher");
+    let meta = consumer.group_metadata().expect("group metadata");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        p.begin().expect("begin");
+        match p.send("absent", "cand-1", b"command", OwnedHeaders::new()) {
+            Err(e) => break e,
+            Ok(()) => {
+                let end = p.commit(&TopicPartitionList::new(), &meta);
+                assert_ne!(end, TxnEnd::Committed, "a record for a missing topic");
+                assert!(Instant::now() < deadline, "every send was accepted");
+            }
+        }
+    };
+    let said = refused.to_string();
+    assert!(
+        said.contains("absent") && said.contains("hirestate topics ensure"),
+        "{said}"
+    );
+    match p.abort_on(&refused) {
+        TxnEnd::Aborted(why) => assert!(why.contains("absent"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -14,7 +14,6 @@
 
 use std::sync::{Arc, PoisonError};
 
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use tokio::runtime::Handle;
 
@@ -24,7 +23,7 @@ use crate::ingest::restore::SNAPSHOT_OFFSET_HEADER;
 use crate::ingest::{OwnedRecord, Refused};
 use crate::model::{CandidateState, Event, TargetSystem};
 use crate::policy::Policy;
-use crate::publish::Publisher;
+use crate::publish::{Publisher, SendError};
 use crate::telemetry::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 use crate::topics::Topics;
 
@@ -131,7 +130,7 @@ impl Outbox {
     ///
     /// # Errors
     /// The first production failure (the batch is then rolled back).
-    pub fn send(&mut self, p: &Publisher) -> Result<(), KafkaError> {
+    pub fn send(&mut self, p: &Publisher) -> Result<(), SendError> {
         for r in self.records.drain(..) {
             if self.largest.as_ref().is_none_or(|l| r.value.len() > l.2) {
                 self.largest = Some((r.topic.clone(), r.key.clone(), r.value.len()));

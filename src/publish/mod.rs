@@ -16,6 +16,9 @@
 //!   failed (topic, partition, key, the error), from the producer's delivery reports: librdkafka's
 //!   own text for a commit that found failed deliveries is "N message(s) failed delivery (see
 //!   individual delivery reports)", which named neither (a deleted output topic, say).
+//!   A record the producer refuses at once ([`SendError`]) is named the same way: once
+//!   librdkafka knows a topic is missing, its own text is "Message production error:
+//!   UnknownTopic (Local: Unknown topic)", and the batch's every retry said only that.
 //! - All calls here block; the processor runs them on its own thread, off the async runtime.
 //! - Once a shutdown is requested ([`Publisher::stop_waiting_on`]), no call waits on the broker
 //!   for longer than [`STOPPING_WAIT`] more, and nothing is retried or recreated: a batch that
@@ -26,6 +29,7 @@
 //!   a SIGTERM during a broker outage retried `init_transactions` every minute, for as long as
 //!   the outage lasted (by hand: still running 10 minutes after SIGTERM).
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -105,6 +109,34 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ),
     ("allow.auto.create.topics", "false"),
 ];
+
+/// A record the producer would not enqueue, with the topic it was for.
+#[derive(Debug)]
+pub struct SendError {
+    pub topic: String,
+    pub error: KafkaError,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sending a record to {}: {}", self.topic, self.error)?;
+        if matches!(
+            self.error,
+            KafkaError::MessageProduction(
+                RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition
+            )
+        ) {
+            f.write_str(
+                " (the cluster has no such topic: deleted while the processor ran? \
+                 `hirestate topics ensure`, with the same configuration, creates it again; \
+                 until then every retry of the batch fails so)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SendError {}
 
 /// Whether `e` refuses a record for its size (librdkafka's own limit, or the topic's
 /// `max.message.bytes`): the same batch would be refused again however often it is retried.
@@ -232,14 +264,14 @@ impl Publisher {
     /// Enqueues one record in the open transaction, waiting while the local queue is full.
     ///
     /// # Errors
-    /// Any production error but a full queue.
+    /// Any production error but a full queue, with the topic.
     pub fn send(
         &self,
         topic: &str,
         key: &str,
         value: &[u8],
         headers: OwnedHeaders,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<(), SendError> {
         self.send_record(record(topic, key, value, headers))
     }
 
@@ -255,11 +287,11 @@ impl Publisher {
         key: &str,
         value: &[u8],
         headers: OwnedHeaders,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<(), SendError> {
         self.send_record(record(topic, key, value, headers).partition(partition))
     }
 
-    fn send_record(&self, mut record: BaseRecord<'_, str, [u8]>) -> Result<(), KafkaError> {
+    fn send_record(&self, mut record: BaseRecord<'_, str, [u8]>) -> Result<(), SendError> {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -269,18 +301,14 @@ impl Publisher {
                     record = r;
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                Err((e, _)) => return Err(e),
+                Err((error, r)) => {
+                    return Err(SendError {
+                        topic: r.topic.to_owned(),
+                        error,
+                    })
+                }
             }
         }
-    }
-
-    /// Enqueues a tombstone (null value) for `key`.
-    ///
-    /// # Errors
-    /// As [`Publisher::send`].
-    pub fn tombstone(&self, topic: &str, key: &str) -> Result<(), KafkaError> {
-        let record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).key(key);
-        self.producer.send(record).map_err(|(e, _)| e)
     }
 
     /// Adds the input offsets to the transaction, then commits it. Every failure is classified
@@ -339,8 +367,14 @@ impl Publisher {
 
     /// Aborts the open transaction because sending a record failed with `e`: refused for its
     /// size, the batch is [`TxnEnd::Refused`].
-    pub fn abort_on(&mut self, e: &KafkaError) -> TxnEnd {
-        match self.abort(&e.to_string()) {
+    pub fn abort_on(&mut self, e: &SendError) -> TxnEnd {
+        self.abort_for(&e.error, &e.to_string())
+    }
+
+    /// Aborts the open transaction because of `e`, said as `why`: refused for its size, the
+    /// batch is [`TxnEnd::Refused`].
+    fn abort_for(&mut self, e: &KafkaError, why: &str) -> TxnEnd {
+        match self.abort(why) {
             TxnEnd::Aborted(why) if refused_for_size(e) => TxnEnd::Refused(why),
             end => end,
         }
@@ -377,7 +411,7 @@ impl Publisher {
                 if te.txn_requires_abort() && !te.is_fatal() && !timed_out(te.code()) =>
             {
                 tracing::warn!(error = %e, "transaction requires abort");
-                self.abort_on(&e)
+                self.abort_for(&e, &e.to_string())
             }
             _ => {
                 let why = self.with_failed_delivery(&e.to_string());
