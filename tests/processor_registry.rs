@@ -8,6 +8,12 @@
 //!   growing back-off (the records are not dead-lettered: a transient registry failure is not
 //!   a property of the bytes); once it answers, the run completes with exactly the same
 //!   outputs.
+//! - Refusal: a registry that refuses to register an output schema (409, incompatible with the
+//!   subject's earlier schemas) stops the processor with an error naming the subject and what
+//!   to do, having committed nothing; started again once the registry accepts, it writes
+//!   exactly the replay's outputs. Before, every batch rolled back and was retried every
+//!   10 s for ever — and never asked the registry again (the converter caches a permanent
+//!   error), so even a mended registry could not end it.
 //!
 //! Before these tests, `hirestate run` (and `hirestate tail`) with a registry waited for ever on
 //! the first Confluent-framed record: the registry calls were made with `Handle::block_on` on a
@@ -31,6 +37,17 @@ struct Down(Arc<AtomicBool>);
 impl wiremock::Match for Down {
     fn matches(&self, _: &Request) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Matches the registration of a command topic's schema while the switch is on.
+struct RefuseCommands(Arc<AtomicBool>);
+
+impl wiremock::Match for RefuseCommands {
+    fn matches(&self, r: &Request) -> bool {
+        self.0.load(Ordering::SeqCst)
+            && r.method == wiremock::http::Method::POST
+            && r.url.path().contains(".commands.")
     }
 }
 
@@ -138,6 +155,52 @@ fn a_registry_outage_rolls_batches_back_until_it_answers_and_loses_nothing() {
         report["aborted_batches"].as_u64() > Some(5),
         "the outage rolled back no batch: {report}"
     );
+    processor::assert_counts(&report, &expected.counts);
+    assert_confluent_outputs(&bs, &setup, &double, &expected);
+}
+
+#[test]
+fn a_registry_refusing_an_output_schema_stops_the_processor_and_loses_nothing() {
+    let Some(bs) = support::bootstrap(
+        "a_registry_refusing_an_output_schema_stops_the_processor_and_loses_nothing",
+    ) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (double, _) = registry(&rt);
+    let refuse = Arc::new(AtomicBool::new(false));
+    rt.block_on(
+        Mock::given(RefuseCommands(refuse.clone()))
+            .respond_with(ResponseTemplate::new(409).set_body_json(serde_json::json!({
+                "error_code": 409,
+                "message": "Schema being registered is incompatible with an earlier schema"
+            })))
+            .with_priority(1)
+            .mount(&double.server),
+    );
+    let (setup, expected) = setup_with_registry(&bs, "refused", double.url());
+
+    refuse.store(true, Ordering::SeqCst);
+    let instance = setup.instance("x");
+    let mut child = instance.spawn(&setup, 5.0, &[]);
+    instance.stopped_with(
+        &mut child,
+        &[
+            &setup.topic("ats.commands."),
+            "-value",
+            "409",
+            "retrying cannot succeed",
+            "compatibility",
+        ],
+    );
+    let (committed, _) = setup.read_back(&setup.output_topics());
+    assert!(
+        committed.values().all(|by_key| by_key.is_empty()),
+        "outputs committed by a processor that could not encode its batch: {committed:?}"
+    );
+
+    refuse.store(false, Ordering::SeqCst);
+    let report = instance.run_to_idle(&setup, 2.0, &[]);
     processor::assert_counts(&report, &expected.counts);
     assert_confluent_outputs(&bs, &setup, &double, &expected);
 }

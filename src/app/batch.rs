@@ -28,6 +28,11 @@
 //! - A batch folded ahead is only sent under the assignment it was folded in: a rebalance in
 //!   between (the consumer is polled with no transaction open, but a folded batch may wait)
 //!   discards it (the caller re-syncs and the records come again).
+//! - A batch whose output cannot be encoded rolls back; it is retried only when the cause may
+//!   pass (the registry out of reach). Otherwise ([`outputs::unencodable`]: the registry refuses
+//!   the schema, a value the schema cannot hold) the open transaction is aborted and the
+//!   processor stops, saying so: nothing of the batch is committed, and its retries could only
+//!   fail the same way (before, every 10 s, for ever, never asking the registry again).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -37,7 +42,7 @@ use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::outputs::{Outbox, Outputs};
+use super::outputs::{self, Outbox, Outputs};
 use crate::config::Config;
 use crate::fold::{self, Outcome};
 use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord, PartitionState};
@@ -554,6 +559,9 @@ impl<'a> BatchFolder<'a> {
                 &outcome,
                 self.policy,
             ) {
+                if outputs::unencodable(&e) {
+                    return Err(e.context(UNENCODABLE));
+                }
                 f.failure = Some(e.to_string());
                 break;
             }
@@ -613,13 +621,13 @@ impl<'a> BatchFolder<'a> {
                 None,
             ));
         }
-        let mut failure: Option<String> = None;
+        let mut failure: Option<anyhow::Error> = None;
 
         // Timers due by now, checked against the states as this batch left them.
         let mut fired = Fired::default();
         match self.fire_timers(a, &mut f.scheduled, &f.event_time, &mut f.outbox, store) {
             Ok(x) => fired = x,
-            Err(e) => failure = Some(format!("firing timers: {e}")),
+            Err(e) => failure = Some(e.context("firing timers")),
         }
 
         // Snapshot rounds for partitions whose cadence is due.
@@ -648,16 +656,19 @@ impl<'a> BatchFolder<'a> {
                         },
                     };
                     if let Err(e) = self.outputs.snapshot(&mut f.outbox, state, *p, *n) {
-                        failure = Some(e.to_string());
+                        failure = Some(e);
                         break 'rounds;
                     }
                     f.counts.snapshots += 1;
                 }
             }
         }
-        if let Some(why) = failure {
-            let end = publisher.abort(&why);
+        if let Some(e) = failure {
+            let end = publisher.abort(&format!("{e:#}"));
             f.discard(a);
+            if outputs::unencodable(&e) {
+                return Err(e.context(UNENCODABLE));
+            }
             return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
         }
 
@@ -764,6 +775,13 @@ impl<'a> BatchFolder<'a> {
         Ok((BatchEnd::Committed, Some(ahead)))
     }
 }
+
+/// What the processor stops with when a batch's output cannot be encoded and retrying cannot
+/// succeed (module doc).
+const UNENCODABLE: &str = "stopping: an output record cannot be encoded, and retrying cannot \
+    succeed; nothing of the batch was committed. Start again once the cause is mended: for a \
+    schema registry's refusal, the subject's compatibility setting or the schemas registered \
+    under it";
 
 /// A batch folded, its outputs encoded, waiting for its transaction.
 #[derive(Default)]

@@ -11,13 +11,18 @@
 //! ([`crate::telemetry::trace_context`]). DLQ records continue the trace of the undecodable
 //! record when it had a valid one, else start one derived from its topic, partition and offset;
 //! snapshots, which no single event causes, start one derived from candidate and offset.
+//!
+//! A record that cannot be encoded is an [`EncodeError`], naming the record type, the topic and,
+//! in the Confluent framing, the registry subject. Only a registry out of reach is worth a
+//! retry ([`EncodeError::retryable`]); the batch stops the processor on any other
+//! ([`unencodable`]).
 
 use std::sync::{Arc, PoisonError};
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use tokio::runtime::Handle;
 
-use crate::codec::{Codec, Framing, Record};
+use crate::codec::{Codec, CodecError, Framing, Record};
 use crate::fold::Outcome;
 use crate::ingest::restore::SNAPSHOT_OFFSET_HEADER;
 use crate::ingest::{OwnedRecord, Refused};
@@ -144,6 +149,33 @@ impl Outbox {
     }
 }
 
+/// An output record that could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("encoding a {schema} for {topic}{}: {error}", subject.as_ref().map(|s| format!(" (registry subject {s})")).unwrap_or_default())]
+pub struct EncodeError {
+    pub schema: &'static str,
+    pub topic: String,
+    /// The schema registry subject, when the record was encoded through the registry.
+    pub subject: Option<String>,
+    pub error: CodecError,
+}
+
+impl EncodeError {
+    /// Whether encoding the same record later may succeed: the registry was out of reach. A
+    /// registry that answers with a refusal (e.g. 409, the schema is incompatible with the
+    /// subject's earlier ones) refuses the retry too — and the converter caches that answer,
+    /// so a retry would not even ask again.
+    pub fn retryable(&self) -> bool {
+        self.error.retryable()
+    }
+}
+
+/// Whether `e` is an output record that retrying the batch cannot encode.
+pub fn unencodable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<EncodeError>()
+        .is_some_and(|e| !e.retryable())
+}
+
 fn header(h: OwnedHeaders, key: &str, value: &str) -> OwnedHeaders {
     h.insert(Header {
         key,
@@ -208,7 +240,15 @@ impl Outputs {
             }
             f => self.codec.encode_local(record, f),
         };
-        bytes.map_err(|e| anyhow::anyhow!("encoding a {} for {topic}: {e}", R::SCHEMA))
+        bytes.map_err(|error| {
+            anyhow::Error::new(EncodeError {
+                schema: R::SCHEMA,
+                topic: topic.to_owned(),
+                // TopicNameStrategy (`codec::confluent`).
+                subject: (self.framing == Framing::Confluent).then(|| format!("{topic}-value")),
+                error,
+            })
+        })
     }
 
     /// Adds the commands, the rejection record and the alerts `outcome` carries to `out`, in
@@ -340,7 +380,12 @@ impl Outputs {
         let bytes = self
             .codec
             .encode_local(state, Framing::SingleObject)
-            .map_err(|e| anyhow::anyhow!("encoding a snapshot for {}: {e}", self.snapshots))?;
+            .map_err(|error| EncodeError {
+                schema: CandidateState::SCHEMA,
+                topic: self.snapshots.to_string(),
+                subject: None,
+                error,
+            })?;
         out.push(
             &self.snapshots,
             Some(partition),
