@@ -345,3 +345,65 @@ proptest! {
         decode_all(&CODEC, &bytes);
     }
 }
+
+/// A registry that requires credentials: with them every request carries them (encode
+/// registers, decode fetches by id); without them, or with wrong ones, the answer (401) is
+/// `RegistryDenied` — the configuration's fault, neither retryable nor the record's (before,
+/// a permanent `Registry` error, which the live path dead-letters for every record it reads).
+#[tokio::test]
+async fn a_registry_requiring_credentials_gets_them_and_a_refusal_is_the_configurations() {
+    use hirestate::codec::RegistryAuth;
+    use wiremock::matchers::any;
+    use wiremock::{Mock, ResponseTemplate};
+    let registry = RegistryDouble::start().await;
+    // "hirestate:s3cret", base64.
+    let expected = "Basic aGlyZXN0YXRlOnMzY3JldA==";
+    Mock::given(any())
+        .and(move |r: &wiremock::Request| {
+            r.headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected)
+        })
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"error_code": 401, "message": "Unauthorized"})),
+        )
+        .with_priority(1)
+        .mount(&registry.server)
+        .await;
+
+    let with = |auth: RegistryAuth| codec().with_registry_auth(&registry.url(), &auth).unwrap();
+    let good = with(RegistryAuth::Basic {
+        user: "hirestate".into(),
+        password: "s3cret".into(),
+    });
+    let e = &fixtures::events()[0];
+    let bytes = good
+        .encode(e, Framing::Confluent, "hiring.events.v1")
+        .await
+        .expect("encoding with credentials");
+    assert_eq!(&good.decode::<Event>(&bytes).await.expect("decoding"), e);
+
+    for auth in [
+        RegistryAuth::None,
+        RegistryAuth::Basic {
+            user: "hirestate".into(),
+            password: "wrong".into(),
+        },
+        RegistryAuth::Bearer("t0ken".into()),
+    ] {
+        let bad = with(auth.clone());
+        let err = bad.decode::<Event>(&bytes).await.unwrap_err();
+        assert!(
+            matches!(err, CodecError::RegistryDenied { .. }) && err.is_configuration(),
+            "{auth:?}: {err:?}"
+        );
+        assert!(!err.retryable());
+        let err = bad
+            .encode(e, Framing::Confluent, "hiring.alerts.v1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CodecError::RegistryDenied { .. }),
+            "{auth:?}: {err:?}"
+        );
+    }
+}

@@ -175,10 +175,7 @@ pub fn run(
     })?;
     let target = crate::topics::check_for_run(config, &policy, !opts.mock_cluster)?;
     let topics = Topics::new(&config.topic_prefix);
-    let mut codec = Codec::embedded()?;
-    if let Some(url) = &config.schema_registry {
-        codec = codec.with_registry(url)?;
-    }
+    let codec = Codec::configured(config)?;
     let dir = config.state_dir.join("projection");
     let source = format!("{} on cluster {}", topics.events, target.cluster);
     let partitions = target.event_partitions;

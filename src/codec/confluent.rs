@@ -15,7 +15,8 @@
 //! registered; cached per subject by the converter) and frames our own Avro body with the id.
 //!
 //! Registry failures are classified once, in [`registry_error`]: transient (network, 5xx, 408,
-//! 429) → [`CodecError::RegistryUnavailable`] (retryable); 404 on an id →
+//! 429) → [`CodecError::RegistryUnavailable`] (retryable); 401/403 →
+//! [`CodecError::RegistryDenied`] (the credentials: the processor stops); 404 on an id →
 //! [`CodecError::UnknownSchemaId`]; anything else → [`CodecError::Registry`].
 
 use std::collections::HashMap;
@@ -154,6 +155,12 @@ fn registry_error(e: &SRCError, id: Option<u32>) -> CodecError {
             .any(|s| e.error.contains(s));
     if transient {
         return CodecError::RegistryUnavailable { detail };
+    }
+    if ["status 401", "status 403"]
+        .iter()
+        .any(|s| e.error.contains(s))
+    {
+        return CodecError::RegistryDenied { detail };
     }
     match id {
         Some(id) if e.error.contains("status 404") => CodecError::UnknownSchemaId { id, detail },

@@ -8,8 +8,9 @@ use super::Framing;
 
 /// Why a payload could not be decoded, or a record encoded.
 ///
-/// Decode errors other than [`CodecError::RegistryUnavailable`] are properties of the bytes:
-/// retrying gives the same answer, so the record belongs in the dead-letter topic.
+/// Decode errors other than [`CodecError::RegistryUnavailable`] and
+/// [`CodecError::RegistryDenied`] are properties of the bytes: retrying gives the same answer,
+/// so the record belongs in the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CodecError {
     /// Zero bytes (or only whitespace): nothing to decode.
@@ -45,6 +46,12 @@ pub enum CodecError {
     /// Retryable: the payload itself may be fine.
     #[error("schema registry unavailable: {detail}")]
     RegistryUnavailable { detail: String },
+
+    /// The schema registry refused hirestate's requests (401 or 403): missing or wrong
+    /// credentials, or an account without the rights. A property of the configuration, not of
+    /// any record: nothing decoded or encoded through that registry can succeed.
+    #[error("the schema registry refused access (check its credentials and rights): {detail}")]
+    RegistryDenied { detail: String },
 
     /// The schema registry answered with a permanent error (e.g. an incompatible schema).
     #[error("schema registry error: {detail}")]
@@ -98,6 +105,12 @@ impl CodecError {
     /// false when the bytes or the record themselves are at fault.
     pub fn retryable(&self) -> bool {
         matches!(self, CodecError::RegistryUnavailable { .. })
+    }
+
+    /// True when the error is the configuration's, not the record's: no record can be decoded
+    /// while it lasts, so the processor stops rather than dead-letter every record it reads.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, CodecError::RegistryDenied { .. })
     }
 
     pub(crate) fn model(record: &str, field: &str, problem: impl Into<String>) -> Self {

@@ -51,6 +51,29 @@ pub use framing::{
     SINGLE_OBJECT_MARKER,
 };
 pub use record::Record;
+
+/// How requests to the schema registry authenticate. Its `Debug` shows no secret.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum RegistryAuth {
+    #[default]
+    None,
+    /// HTTP basic authentication (Confluent Cloud: the API key and secret).
+    Basic { user: String, password: String },
+    /// A bearer token.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryAuth::None => f.write_str("None"),
+            RegistryAuth::Basic { user, .. } => {
+                write!(f, "Basic {{ user: {user:?}, password: *** }}")
+            }
+            RegistryAuth::Bearer(_) => f.write_str("Bearer(***)"),
+        }
+    }
+}
 pub use schemas::{full_name, EMBEDDED_SOURCES, NAMESPACE, TOP_LEVEL};
 
 use schemas::{ReaderSchema, WriterSchema};
@@ -136,13 +159,45 @@ impl Codec {
     /// # Errors
     /// [`CodecError::Registry`] when the HTTP client cannot be built from the URL.
     pub fn with_registry(self, url: &str) -> Result<Codec, CodecError> {
-        let settings = SrSettings::new_builder(url.trim_end_matches('/').to_string())
-            .set_timeout(REGISTRY_TIMEOUT)
-            .build()
-            .map_err(|e| CodecError::Registry {
-                detail: e.to_string(),
-            })?;
+        self.with_registry_auth(url, &RegistryAuth::None)
+    }
+
+    /// [`Codec::with_registry`] authenticating every request with `auth`.
+    ///
+    /// # Errors
+    /// As [`Codec::with_registry`].
+    pub fn with_registry_auth(self, url: &str, auth: &RegistryAuth) -> Result<Codec, CodecError> {
+        let mut builder = SrSettings::new_builder(url.trim_end_matches('/').to_string());
+        builder.set_timeout(REGISTRY_TIMEOUT);
+        match auth {
+            RegistryAuth::None => {}
+            RegistryAuth::Basic { user, password } => {
+                builder.set_basic_authorization(user, Some(password));
+            }
+            RegistryAuth::Bearer(token) => {
+                builder.set_token_authorization(token);
+            }
+        }
+        let settings = builder.build().map_err(|e| CodecError::Registry {
+            detail: e.to_string(),
+        })?;
         Ok(self.with_registry_settings(settings))
+    }
+
+    /// The embedded codec with the registry `config` names (and its credentials), if any: what
+    /// the processor and the tools decode and encode with.
+    ///
+    /// # Errors
+    /// A compiled-in schema that does not parse, or a registry client that cannot be built.
+    pub fn configured(config: &crate::config::Config) -> Result<Codec, CodecError> {
+        let codec = Codec::embedded()?;
+        match config
+            .registry()
+            .map_err(|detail| CodecError::Registry { detail })?
+        {
+            Some((url, auth)) => codec.with_registry_auth(&url, &auth),
+            None => Ok(codec),
+        }
     }
 
     /// Adds a schema registry with full settings (several URLs, auth, headers, timeout).

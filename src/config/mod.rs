@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::RegistryAuth;
 use crate::ingest::placement::Partitioner;
 
 /// Where the processor and the tools point, and how they batch.
@@ -26,8 +27,14 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Policy directory; empty: the shipped one.
     pub policy_dir: Option<PathBuf>,
-    /// Confluent-API schema registry URL; empty: Avro single-object framing for outputs.
+    /// Confluent-API schema registry URL; empty: Avro single-object framing for outputs. A
+    /// `user:password@` in it is taken as basic authentication (and never logged).
     pub schema_registry: Option<String>,
+    /// `KEY:SECRET` for the registry's HTTP basic authentication (Confluent's
+    /// `basic.auth.user.info`; on Confluent Cloud the API key and secret).
+    pub schema_registry_basic_auth_user_info: Option<String>,
+    /// A bearer token for the registry instead.
+    pub schema_registry_bearer_token: Option<String>,
     /// Partitions for topics `topics ensure` creates.
     pub partitions: i32,
     pub replication_factor: i32,
@@ -96,6 +103,8 @@ impl Default for Config {
             state_dir: PathBuf::from("target/hirestate-state"),
             policy_dir: None,
             schema_registry: None,
+            schema_registry_basic_auth_user_info: None,
+            schema_registry_bearer_token: None,
             partitions: 4,
             replication_factor: 1,
             batch_max_records: 2_000,
@@ -190,6 +199,29 @@ fn passthrough<'de, D: serde::Deserializer<'de>>(
     Ok(out)
 }
 
+/// `url` with the password of a `user:password@` in it replaced by `***` (unparsable: only
+/// what follows its last `@`).
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => match url.rsplit_once('@') {
+            Some((_, after)) => format!("…@{after}"),
+            None => url.to_owned(),
+        },
+    }
+}
+
+/// A URL's percent-encoded user name or password as text.
+fn decoded(part: &str) -> String {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// Parses `v` into `field`, or records the problem `bad()` describes.
 fn set_number<T: std::str::FromStr>(
     field: &mut T,
@@ -271,6 +303,12 @@ impl Config {
                 "HIRESTATE_POLICY_DIR" => c.policy_dir = Some(PathBuf::from(v)),
                 "HIRESTATE_SCHEMA_REGISTRY" => {
                     c.schema_registry = Some(v).filter(|s| !s.is_empty())
+                }
+                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO" => {
+                    c.schema_registry_basic_auth_user_info = Some(v).filter(|s| !s.is_empty())
+                }
+                "HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN" => {
+                    c.schema_registry_bearer_token = Some(v).filter(|s| !s.is_empty())
                 }
                 "HIRESTATE_HEALTH_ADDR" => c.health_addr = Some(v).filter(|s| !s.is_empty()),
                 "HIRESTATE_OTLP_ENDPOINT" => c.otlp_endpoint = Some(v).filter(|s| !s.is_empty()),
@@ -418,6 +456,9 @@ impl Config {
         if let Err(e) = crate::timers::clock::from_spec(&c.clock) {
             errors.push(e);
         }
+        if let Err(e) = c.registry() {
+            errors.push(e);
+        }
         errors.extend(c.refused_by_librdkafka());
         if !(0.0..=1.0).contains(&c.trace_sample_ratio) {
             errors.push(format!(
@@ -484,10 +525,80 @@ impl Config {
         errors
     }
 
-    /// The configuration as logs may show it: passthrough values whose key mentions a secret
-    /// are replaced by `***`.
+    /// The schema registry to use, if any: its URL without credentials, and how to
+    /// authenticate (basic from `schema_registry_basic_auth_user_info` or from a `user:password@`
+    /// in the URL, or a bearer token — at most one of them).
+    ///
+    /// # Errors
+    /// What is wrong, naming the settings but never showing a secret.
+    pub fn registry(&self) -> Result<Option<(String, RegistryAuth)>, String> {
+        let Some(url) = &self.schema_registry else {
+            return Ok(None);
+        };
+        let parsed = url::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or_else(|| {
+                format!(
+                    "schema_registry {:?} (HIRESTATE_SCHEMA_REGISTRY) must be an http:// or \
+                     https:// URL",
+                    redact_url(url)
+                )
+            })?;
+        let mut bare = parsed.clone();
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
+        let in_url = (!parsed.username().is_empty()).then(|| RegistryAuth::Basic {
+            user: decoded(parsed.username()),
+            password: decoded(parsed.password().unwrap_or_default()),
+        });
+        let user_info = match &self.schema_registry_basic_auth_user_info {
+            None => None,
+            Some(info) => match info.split_once(':') {
+                Some((user, password)) if !user.is_empty() => Some(RegistryAuth::Basic {
+                    user: user.to_owned(),
+                    password: password.to_owned(),
+                }),
+                _ => {
+                    return Err("schema_registry_basic_auth_user_info \
+                         (HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO) must be KEY:SECRET \
+                         (value not shown)"
+                        .to_owned())
+                }
+            },
+        };
+        let token = self
+            .schema_registry_bearer_token
+            .clone()
+            .map(RegistryAuth::Bearer);
+        let mut given: Vec<RegistryAuth> =
+            [in_url, user_info, token].into_iter().flatten().collect();
+        if given.len() > 1 {
+            return Err(
+                "the schema registry's credentials are given more than once: use one of \
+                 a user:password@ in schema_registry, schema_registry_basic_auth_user_info \
+                 (HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO) and \
+                 schema_registry_bearer_token (HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN)"
+                    .to_owned(),
+            );
+        }
+        let auth = given.pop().unwrap_or_default();
+        Ok(Some((bare.as_str().trim_end_matches('/').to_owned(), auth)))
+    }
+
+    /// The configuration as logs may show it: passthrough values whose key mentions a secret,
+    /// and the schema registry's credentials, are replaced by `***`.
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
+        c.schema_registry = c.schema_registry.as_deref().map(redact_url);
+        for secret in [
+            &mut c.schema_registry_basic_auth_user_info,
+            &mut c.schema_registry_bearer_token,
+        ] {
+            if secret.is_some() {
+                *secret = Some("***".to_owned());
+            }
+        }
         let passthrough = c
             .kafka
             .iter_mut()
@@ -637,6 +748,94 @@ mod tests {
             c.redacted().kafka.get("sasl.password").map(String::as_str),
             Some("***")
         );
+    }
+
+    /// The registry's credentials: from a setting (env or file) or from the URL, one way only,
+    /// the URL handed on without them, and none of them in what logs see.
+    #[test]
+    fn registry_credentials_are_taken_once_and_never_shown() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs), &Overrides::default());
+        let basic = |user: &str, password: &str| RegistryAuth::Basic {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        };
+        let url = ("HIRESTATE_SCHEMA_REGISTRY", "https://sr.example:8081/");
+        let c = load(&[
+            url,
+            (
+                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+                "KEY:s3cr:et",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.registry().unwrap(),
+            Some((
+                "https://sr.example:8081".to_owned(),
+                basic("KEY", "s3cr:et")
+            ))
+        );
+        let c = load(&[url, ("HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN", "t0ken")]).unwrap();
+        assert_eq!(
+            c.registry().unwrap(),
+            Some((
+                "https://sr.example:8081".to_owned(),
+                RegistryAuth::Bearer("t0ken".to_owned())
+            ))
+        );
+        let c = load(&[(
+            "HIRESTATE_SCHEMA_REGISTRY",
+            "http://KEY:p%40ss@127.0.0.1:8081",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.registry().unwrap(),
+            Some(("http://127.0.0.1:8081".to_owned(), basic("KEY", "p@ss")))
+        );
+        let shown = format!("{:?} {:?}", c.redacted(), c.registry());
+        assert!(
+            !shown.contains("p%40ss") && !shown.contains("p@ss"),
+            "{shown}"
+        );
+        let c = load(&[
+            url,
+            (
+                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+                "KEY:s3cr:et",
+            ),
+        ])
+        .unwrap();
+        let shown = format!("{:?} {:?}", c.redacted(), c.registry());
+        assert!(!shown.contains("s3cr"), "{shown}");
+        assert_eq!(load(&[]).unwrap().registry().unwrap(), None);
+
+        for (pairs, needle) in [
+            (
+                vec![
+                    url,
+                    (
+                        "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+                        "no-colon-s3cret",
+                    ),
+                ],
+                "must be KEY:SECRET",
+            ),
+            (
+                vec![
+                    ("HIRESTATE_SCHEMA_REGISTRY", "https://KEY:s3cret@sr.example"),
+                    ("HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN", "t0ken-s3cret"),
+                ],
+                "more than once",
+            ),
+            (
+                vec![("HIRESTATE_SCHEMA_REGISTRY", "sr.example:8081")],
+                "must be an http:// or https:// URL",
+            ),
+        ] {
+            let err = load(&pairs).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(!err.contains("s3cret"), "a secret in: {err}");
+        }
     }
 
     #[test]

@@ -32,10 +32,7 @@ pub async fn produce(
     framing: Framing,
     err: &mut impl Write,
 ) -> anyhow::Result<ProduceReport> {
-    let mut codec = Codec::embedded()?;
-    if let Some(url) = &config.schema_registry {
-        codec = codec.with_registry(url)?;
-    }
+    let codec = Codec::configured(config)?;
     let mut cc = config.producer_config();
     if topic == crate::topics::Topics::new(&config.topic_prefix).events {
         let setting = cc.get("partitioner");

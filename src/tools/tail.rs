@@ -77,10 +77,7 @@ pub fn tail(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<TailReport> {
-    let mut codec = Codec::embedded()?;
-    if let Some(url) = &config.schema_registry {
-        codec = codec.with_registry(url)?;
-    }
+    let codec = Codec::configured(config)?;
     // Decoding blocks on the registry through a `Handle`: a current-thread runtime would not
     // drive that I/O (see `app::run`).
     let rt = tokio::runtime::Builder::new_multi_thread()
