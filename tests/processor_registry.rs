@@ -15,6 +15,11 @@
 //!   10 s for ever — and never asked the registry again (the converter caches a permanent
 //!   error), so even a mended registry could not end it.
 //!
+//! - Credentials: a registry that requires them gets them (here from a `user:password@` in the
+//!   URL); one that refuses them (401) stops the processor, naming the settings, with nothing
+//!   dead-lettered. Before, hirestate sent no credentials at all, and a refusal was a
+//!   permanent decode error: every Confluent-framed record went to the DLQ.
+//!
 //! Before these tests, `hirestate run` (and `hirestate tail`) with a registry waited for ever on
 //! the first Confluent-framed record: the registry calls were made with `Handle::block_on` on a
 //! current-thread runtime, which nothing drove.
@@ -48,6 +53,17 @@ impl wiremock::Match for RefuseCommands {
         self.0.load(Ordering::SeqCst)
             && r.method == wiremock::http::Method::POST
             && r.url.path().contains(".commands.")
+    }
+}
+
+/// Matches a request that does not carry `hirestate:s3cret` as basic authentication.
+struct WithoutCredentials;
+
+impl wiremock::Match for WithoutCredentials {
+    fn matches(&self, r: &Request) -> bool {
+        // "hirestate:s3cret", base64.
+        r.headers.get("authorization").and_then(|v| v.to_str().ok())
+            != Some("Basic aGlyZXN0YXRlOnMzY3JldA==")
     }
 }
 
@@ -200,6 +216,63 @@ fn a_registry_refusing_an_output_schema_stops_the_processor_and_loses_nothing() 
     );
 
     refuse.store(false, Ordering::SeqCst);
+    let report = instance.run_to_idle(&setup, 2.0, &[]);
+    processor::assert_counts(&report, &expected.counts);
+    assert_confluent_outputs(&bs, &setup, &double, &expected);
+}
+
+#[test]
+fn a_registry_refusing_the_credentials_stops_the_processor_and_dead_letters_nothing() {
+    let Some(bs) = support::bootstrap(
+        "a_registry_refusing_the_credentials_stops_the_processor_and_dead_letters_nothing",
+    ) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (double, _) = registry(&rt);
+    rt.block_on(
+        Mock::given(WithoutCredentials)
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(
+                    serde_json::json!({"error_code": 401, "message": "Unauthorized"}),
+                ),
+            )
+            .with_priority(1)
+            .mount(&double.server),
+    );
+    // Every command of the setup authenticates through the URL.
+    let bare = double.url();
+    let with_credentials = bare.replacen("http://", "http://hirestate:s3cret@", 1);
+    let (setup, expected) = setup_with_registry(&bs, "credentials", with_credentials);
+
+    let instance = setup.instance("x");
+    let mut child = instance.spawn(
+        &setup,
+        5.0,
+        &[
+            ("HIRESTATE_SCHEMA_REGISTRY", bare.as_str()),
+            (
+                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+                "hirestate:wr0ng",
+            ),
+        ],
+    );
+    let last = instance.stopped_with(
+        &mut child,
+        &[
+            "401",
+            "credentials",
+            "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        ],
+    );
+    let log = std::fs::read_to_string(&instance.log).expect("the instance log");
+    assert!(
+        !log.contains("wr0ng") && !log.contains("s3cret"),
+        "a secret in the log: {last}"
+    );
+    let dlq = support::read_raw(&bs, &setup.topic("hiring.dlq.v1"), setup.partitions);
+    assert!(dlq.is_empty(), "{} records dead-lettered", dlq.len());
+
     let report = instance.run_to_idle(&setup, 2.0, &[]);
     processor::assert_counts(&report, &expected.counts);
     assert_confluent_outputs(&bs, &setup, &double, &expected);

@@ -45,6 +45,7 @@ use serde::Serialize;
 use super::outputs::{self, Outbox, Outputs};
 use crate::config::Config;
 use crate::fold::{self, Outcome};
+use crate::ingest::STOP_HINT;
 use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord, PartitionState};
 use crate::metrics::{self, Metrics, Tally};
 use crate::model::{CandidateState, Decision, Timestamp};
@@ -499,6 +500,12 @@ impl<'a> BatchFolder<'a> {
                         r.partition, r.offset
                     ));
                     break;
+                }
+                Admitted::Stop(e) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "stopping at partition {} offset {}: {STOP_HINT}",
+                        r.partition, r.offset
+                    )))
                 }
                 Admitted::Refused(why) => {
                     f.counts.consumed += 1;

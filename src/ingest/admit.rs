@@ -26,7 +26,20 @@ pub enum Admitted {
     Refused(Refused),
     /// Might work later (the schema registry is unreachable): retry, do not dead-letter.
     Retry(CodecError),
+    /// Not decodable for a reason of the configuration's, not the record's
+    /// ([`CodecError::is_configuration`]: the registry refuses hirestate's credentials): no
+    /// record can be decoded until it is mended, so stop ([`STOP_HINT`]) — dead-lettering
+    /// would send every Confluent-framed record of the log to the DLQ, and a retry would only
+    /// ask again with the same credentials.
+    Stop(CodecError),
 }
+
+/// What the processor says when it stops on [`Admitted::Stop`].
+pub const STOP_HINT: &str = "a record cannot be decoded for a reason of the configuration, not \
+    of the record, so the processor stops instead of dead-lettering every record: check the \
+    schema registry's credentials (HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, \
+    HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN, or a user:password@ in HIRESTATE_SCHEMA_REGISTRY) \
+    and rights";
 
 /// Decoding and validation of inbound records.
 #[derive(Clone)]
@@ -84,6 +97,7 @@ impl Admission {
                 Err(why) => Admitted::Refused(why),
             },
             Err(e) if e.retryable() => Admitted::Retry(e),
+            Err(e) if e.is_configuration() => Admitted::Stop(e),
             Err(e) => Admitted::Refused(Refused {
                 stage: "decode",
                 class: "hirestate::codec::CodecError",

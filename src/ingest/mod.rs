@@ -49,7 +49,7 @@ use crate::config::Config;
 use crate::metrics::{partition_lag, PartitionStats};
 use crate::model::CandidateState;
 
-pub use admit::{validate, Admission, Admitted, Refused};
+pub use admit::{validate, Admission, Admitted, Refused, STOP_HINT};
 pub use restore::{RestoreEnv, RestoreError};
 pub use source::OwnedRecord;
 

@@ -133,6 +133,12 @@ pub enum RestoreError {
         target: i64,
         secs: u64,
     },
+    /// An event that cannot be decoded because of the configuration ([`Admitted::Stop`]).
+    #[error("partition {partition}: {}: {error}", crate::ingest::STOP_HINT)]
+    Configuration {
+        partition: i32,
+        error: crate::codec::CodecError,
+    },
     /// Shutdown was asked for: nothing folded so far is written, the next start restores
     /// again from where the store stands.
     #[error("partition {partition}: restore interrupted at offset {at} by shutdown")]
@@ -274,6 +280,9 @@ pub fn restore(
                         Admitted::Retry(e) => {
                             tracing::warn!(error = %e, partition, "restore waits for the schema registry");
                             std::thread::sleep(Duration::from_secs(1));
+                        }
+                        Admitted::Stop(error) => {
+                            return Err(RestoreError::Configuration { partition, error })
                         }
                     }
                 };
