@@ -788,7 +788,8 @@ impl<'a> BatchFolder<'a> {
 const UNENCODABLE: &str = "stopping: an output record cannot be encoded, and retrying cannot \
     succeed; nothing of the batch was committed. Start again once the cause is mended: for a \
     schema registry's refusal, the subject's compatibility setting or the schemas registered \
-    under it";
+    under it (409), or the registry's credentials and rights (401/403: \
+    HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN)";
 
 /// A batch folded, its outputs encoded, waiting for its transaction.
 #[derive(Default)]
