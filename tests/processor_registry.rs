@@ -19,6 +19,9 @@
 //!   URL); one that refuses them (401) stops the processor, naming the settings, with nothing
 //!   dead-lettered. Before, hirestate sent no credentials at all, and a refusal was a
 //!   permanent decode error: every Confluent-framed record went to the DLQ.
+//! - `hirestate tail` waits out a registry outage instead of reporting the records it meets as
+//!   undecodable (and leaving them out), and stops on refused credentials instead of reporting
+//!   every record.
 //!
 //! Before these tests, `hirestate run` (and `hirestate tail`) with a registry waited for ever on
 //! the first Confluent-framed record: the registry calls were made with `Handle::block_on` on a
@@ -276,6 +279,69 @@ fn a_registry_refusing_the_credentials_stops_the_processor_and_dead_letters_noth
     let report = instance.run_to_idle(&setup, 2.0, &[]);
     processor::assert_counts(&report, &expected.counts);
     assert_confluent_outputs(&bs, &setup, &double, &expected);
+}
+
+#[test]
+fn tail_waits_out_a_registry_outage_and_stops_on_refused_credentials() {
+    let Some(bs) =
+        support::bootstrap("tail_waits_out_a_registry_outage_and_stops_on_refused_credentials")
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (double, down) = registry(&rt);
+    rt.block_on(
+        Mock::given(WithoutCredentials)
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(
+                    serde_json::json!({"error_code": 401, "message": "Unauthorized"}),
+                ),
+            )
+            .with_priority(2)
+            .mount(&double.server),
+    );
+    let bare = double.url();
+    let with_credentials = bare.replacen("http://", "http://hirestate:s3cret@", 1);
+    let (setup, expected) = setup_with_registry(&bs, "tail-registry", with_credentials);
+    let events = setup.topic("hiring.events.v1");
+    let tail = [
+        "tail",
+        "--topic",
+        events.as_str(),
+        "--from-beginning",
+        "--until-end",
+    ];
+
+    let refused = setup
+        .command(&tail, &[("HIRESTATE_SCHEMA_REGISTRY", bare.as_str())])
+        .output()
+        .expect("running tail");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "tail went on: {said}");
+    assert!(
+        said.contains("401") && said.contains("stopping") && !said.contains("undecodable"),
+        "{said}"
+    );
+
+    // Down from before the first record until 3 s in: every record is still decoded.
+    down.store(true, Ordering::SeqCst);
+    let child = setup
+        .command(&tail, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning tail");
+    std::thread::sleep(Duration::from_secs(3));
+    down.store(false, Ordering::SeqCst);
+    let out = child.wait_with_output().expect("tail's output");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("waiting for the schema registry"),
+        "no outage met: {said}"
+    );
+    let decoded = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(decoded, expected.events, "records left out: {said}");
 }
 
 /// A cold start (empty state directory) restores from snapshots the processor wrote with a

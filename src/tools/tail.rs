@@ -1,6 +1,10 @@
 //! `hirestate tail --topic T`: decodes any topic hirestate reads or writes, in any framing,
 //! back to JSON lines (read_committed). The record type follows from the topic's name; a record
-//! that does not decode is reported with its partition and offset and the tail goes on.
+//! that does not decode is reported with its partition and offset and the tail goes on — but
+//! not for a reason of the registry's: a registry out of reach is waited for (up to
+//! [`REGISTRY_WAIT`] a record), and one that refuses the credentials stops the tail, since no
+//! record could be decoded (before, both reported every record as undecodable and went on: an
+//! audit read during a registry outage silently left records out).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,7 +16,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecError};
 use crate::config::Config;
 use crate::ingest::placement::Placement;
 use crate::ingest::validate;
@@ -37,17 +41,22 @@ pub struct TailOptions {
     pub idle_exit: Option<Duration>,
 }
 
+/// How long one record waits for a schema registry out of reach before it is reported as
+/// undecodable.
+pub const REGISTRY_WAIT: Duration = Duration::from_secs(30);
+
 fn decode_as(
     codec: &Codec,
     topic: &str,
     bytes: &[u8],
     rt: &tokio::runtime::Handle,
-) -> Result<Value, String> {
-    fn to_json<R: serde::Serialize>(
-        r: Result<R, crate::codec::CodecError>,
-    ) -> Result<Value, String> {
-        r.map_err(|e| e.to_string())
-            .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
+) -> Result<Value, CodecError> {
+    fn to_json<R: serde::Serialize>(r: Result<R, CodecError>) -> Result<Value, CodecError> {
+        r.and_then(|v| {
+            serde_json::to_value(v).map_err(|e| CodecError::Json {
+                detail: e.to_string(),
+            })
+        })
     }
     let name = topic.rsplit_once(".v1").map(|(n, _)| n).unwrap_or(topic);
     if name.ends_with("hiring.events") {
@@ -66,11 +75,48 @@ fn decode_as(
     }
 }
 
+/// [`decode_as`], waiting out a registry out of reach (module doc); `Err` when the registry
+/// refuses the credentials.
+fn decode_waiting(
+    codec: &Codec,
+    m: &impl Message,
+    bytes: &[u8],
+    rt: &tokio::runtime::Handle,
+    err: &mut impl Write,
+) -> anyhow::Result<Result<Value, CodecError>> {
+    let deadline = Instant::now() + REGISTRY_WAIT;
+    loop {
+        match decode_as(codec, m.topic(), bytes, rt) {
+            Err(e) if e.is_configuration() => anyhow::bail!(
+                "{}/{}@{}: {e}; stopping, since no record can be decoded so (the credentials are \
+                 HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, \
+                 HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN or a user:password@ in \
+                 HIRESTATE_SCHEMA_REGISTRY)",
+                m.topic(),
+                m.partition(),
+                m.offset()
+            ),
+            Err(e) if e.retryable() && Instant::now() < deadline => {
+                writeln!(
+                    err,
+                    "waiting for the schema registry at {}/{}@{}: {e}",
+                    m.topic(),
+                    m.partition(),
+                    m.offset()
+                )?;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
 /// Reads `opts.topic` and writes one JSON object a line to `out`:
 /// `{topic, partition, offset, key, headers, value}`.
 ///
 /// # Errors
-/// Consumer creation or metadata failures, and I/O.
+/// Consumer creation or metadata failures, I/O, and a schema registry that refuses the
+/// credentials.
 pub fn tail(
     config: &Config,
     opts: &TailOptions,
@@ -137,7 +183,7 @@ pub fn tail(
                     .unwrap_or_default();
                 let value = match m.payload() {
                     None => Ok(Value::Null),
-                    Some(b) => decode_as(&codec, &opts.topic, b, rt.handle()),
+                    Some(b) => decode_waiting(&codec, &m, b, rt.handle(), err)?,
                 };
                 match value {
                     Ok(v) => {
