@@ -87,6 +87,42 @@ fn registry(rt: &tokio::runtime::Runtime) -> (fixtures::RegistryDouble, Arc<Atom
     (double, down)
 }
 
+/// A registry double that answers 401 to a request without `hirestate:s3cret` (while its
+/// outage switch is on, 503 comes first), and a setup whose every command authenticates
+/// through the URL, its stream produced so.
+struct Secured {
+    double: fixtures::RegistryDouble,
+    down: Arc<AtomicBool>,
+    /// The registry's URL without the credentials.
+    bare: String,
+    setup: processor::Setup,
+    expected: processor::Expected,
+}
+
+fn secured(rt: &tokio::runtime::Runtime, bs: &str, name: &str) -> Secured {
+    let (double, down) = registry(rt);
+    rt.block_on(
+        Mock::given(WithoutCredentials)
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(
+                    serde_json::json!({"error_code": 401, "message": "Unauthorized"}),
+                ),
+            )
+            .with_priority(2)
+            .mount(&double.server),
+    );
+    let bare = double.url();
+    let with_credentials = bare.replacen("http://", "http://hirestate:s3cret@", 1);
+    let (setup, expected) = setup_with_registry(bs, name, with_credentials);
+    Secured {
+        double,
+        down,
+        bare,
+        setup,
+        expected,
+    }
+}
+
 /// A setup whose every command uses the registry, and its stream produced through it.
 fn setup_with_registry(
     bs: &str,
@@ -232,21 +268,13 @@ fn a_registry_refusing_the_credentials_stops_the_processor_and_dead_letters_noth
         return;
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (double, _) = registry(&rt);
-    rt.block_on(
-        Mock::given(WithoutCredentials)
-            .respond_with(
-                ResponseTemplate::new(401).set_body_json(
-                    serde_json::json!({"error_code": 401, "message": "Unauthorized"}),
-                ),
-            )
-            .with_priority(1)
-            .mount(&double.server),
-    );
-    // Every command of the setup authenticates through the URL.
-    let bare = double.url();
-    let with_credentials = bare.replacen("http://", "http://hirestate:s3cret@", 1);
-    let (setup, expected) = setup_with_registry(&bs, "credentials", with_credentials);
+    let Secured {
+        double,
+        bare,
+        setup,
+        expected,
+        ..
+    } = secured(&rt, &bs, "credentials");
 
     let instance = setup.instance("x");
     let mut child = instance.spawn(
@@ -289,20 +317,13 @@ fn tail_waits_out_a_registry_outage_and_stops_on_refused_credentials() {
         return;
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (double, down) = registry(&rt);
-    rt.block_on(
-        Mock::given(WithoutCredentials)
-            .respond_with(
-                ResponseTemplate::new(401).set_body_json(
-                    serde_json::json!({"error_code": 401, "message": "Unauthorized"}),
-                ),
-            )
-            .with_priority(2)
-            .mount(&double.server),
-    );
-    let bare = double.url();
-    let with_credentials = bare.replacen("http://", "http://hirestate:s3cret@", 1);
-    let (setup, expected) = setup_with_registry(&bs, "tail-registry", with_credentials);
+    let Secured {
+        down,
+        bare,
+        setup,
+        expected,
+        ..
+    } = secured(&rt, &bs, "tail-registry");
     let events = setup.topic("hiring.events.v1");
     let tail = [
         "tail",
