@@ -51,6 +51,9 @@ pub use framing::{
     SINGLE_OBJECT_MARKER,
 };
 pub use record::Record;
+pub use schemas::{full_name, EMBEDDED_SOURCES, NAMESPACE, TOP_LEVEL};
+
+use schemas::{ReaderSchema, WriterSchema};
 
 /// How requests to the schema registry authenticate. Its `Debug` shows no secret.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -74,9 +77,6 @@ impl std::fmt::Debug for RegistryAuth {
         }
     }
 }
-pub use schemas::{full_name, EMBEDDED_SOURCES, NAMESPACE, TOP_LEVEL};
-
-use schemas::{ReaderSchema, WriterSchema};
 
 /// apache-avro's allocation limit for any single length-prefixed item (process-wide; apache-avro
 /// keeps the first value set). A 2 GiB length prefix fails cleanly instead of allocating.
