@@ -18,7 +18,8 @@
 //! - Credentials: a registry that requires them gets them (here from a `user:password@` in the
 //!   URL); one that refuses them (401) stops the processor, naming the settings, with nothing
 //!   dead-lettered. Before, hirestate sent no credentials at all, and a refusal was a
-//!   permanent decode error: every Confluent-framed record went to the DLQ.
+//!   permanent decode error: every Confluent-framed record went to the DLQ (and a cold start's
+//!   restore skipped every event).
 //! - `hirestate tail` waits out a registry outage instead of reporting the records it meets as
 //!   undecodable (and leaving them out), and stops on refused credentials instead of reporting
 //!   every record.
@@ -307,6 +308,54 @@ fn a_registry_refusing_the_credentials_stops_the_processor_and_dead_letters_noth
     let report = instance.run_to_idle(&setup, 2.0, &[]);
     processor::assert_counts(&report, &expected.counts);
     assert_confluent_outputs(&bs, &setup, &double, &expected);
+}
+
+/// A cold start (empty state directory, no snapshot) restores by folding the log, through the
+/// registry: refused credentials stop it there too. Before, restore skipped each refused event
+/// as one the DLQ already had, and the processor went on from an empty state.
+#[test]
+fn a_cold_start_with_refused_credentials_stops_in_restore() {
+    let Some(bs) = support::bootstrap("a_cold_start_with_refused_credentials_stops_in_restore")
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Secured {
+        bare,
+        setup,
+        expected,
+        ..
+    } = secured(&rt, &bs, "restore-credentials");
+    let no_snapshots = [("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "1000")];
+    let instance = setup.instance("x");
+    let report = instance.run_to_idle(&setup, 2.0, &no_snapshots);
+    processor::assert_counts(&report, &expected.counts);
+
+    // The same instance (a new one would wait out the first one's static membership), with
+    // an empty state directory.
+    let mut cold = setup.instance("x");
+    cold.state_dir = instance.state_dir.with_file_name("state-x-cold");
+    cold.log = instance.log.with_file_name("x-cold.log");
+    let mut child = cold.spawn(
+        &setup,
+        5.0,
+        &[
+            no_snapshots[0],
+            ("HIRESTATE_SCHEMA_REGISTRY", bare.as_str()),
+            (
+                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+                "hirestate:wr0ng",
+            ),
+        ],
+    );
+    cold.stopped_with(
+        &mut child,
+        &[
+            "partition",
+            "401",
+            "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        ],
+    );
 }
 
 #[test]
