@@ -43,7 +43,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::outputs::{self, Outbox, Outputs};
-use crate::config::Config;
+use crate::config::{Config, REGISTRY_CREDENTIALS};
 use crate::fold::{self, Outcome};
 use crate::ingest::STOP_HINT;
 use crate::ingest::{Admission, Admitted, Assignment, OwnedRecord, PartitionState};
@@ -503,7 +503,7 @@ impl<'a> BatchFolder<'a> {
                 }
                 Admitted::Stop(e) => {
                     return Err(anyhow::Error::new(e).context(format!(
-                        "stopping at partition {} offset {}: {STOP_HINT}",
+                        "stopping at partition {} offset {}: {STOP_HINT} ({REGISTRY_CREDENTIALS})",
                         r.partition, r.offset
                     )))
                 }
@@ -567,7 +567,7 @@ impl<'a> BatchFolder<'a> {
                 self.policy,
             ) {
                 if outputs::unencodable(&e) {
-                    return Err(e.context(UNENCODABLE));
+                    return Err(unencodable_stop(e));
                 }
                 f.failure = Some(e.to_string());
                 break;
@@ -674,7 +674,7 @@ impl<'a> BatchFolder<'a> {
             let end = publisher.abort(&format!("{e:#}"));
             f.discard(a);
             if outputs::unencodable(&e) {
-                return Err(e.context(UNENCODABLE));
+                return Err(unencodable_stop(e));
             }
             return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
         }
@@ -788,8 +788,12 @@ impl<'a> BatchFolder<'a> {
 const UNENCODABLE: &str = "stopping: an output record cannot be encoded, and retrying cannot \
     succeed; nothing of the batch was committed. Start again once the cause is mended: for a \
     schema registry's refusal, the subject's compatibility setting or the schemas registered \
-    under it (409), or the registry's credentials and rights (401/403: \
-    HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN)";
+    under it (409), or the registry's credentials and rights (401/403)";
+
+/// `e`, an output retrying cannot encode, as what the processor stops with.
+fn unencodable_stop(e: anyhow::Error) -> anyhow::Error {
+    e.context(format!("{UNENCODABLE}, set in {REGISTRY_CREDENTIALS}"))
+}
 
 /// A batch folded, its outputs encoded, waiting for its transaction.
 #[derive(Default)]

@@ -35,11 +35,10 @@ pub enum Admitted {
 }
 
 /// What the processor says when it stops on [`Admitted::Stop`].
+/// (Followed by where the credentials are set, [`crate::config::REGISTRY_CREDENTIALS`].)
 pub const STOP_HINT: &str = "a record cannot be decoded for a reason of the configuration, not \
     of the record, so the processor stops instead of dead-lettering every record: check the \
-    schema registry's credentials (HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, \
-    HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN, or a user:password@ in HIRESTATE_SCHEMA_REGISTRY) \
-    and rights";
+    schema registry's credentials and rights";
 
 /// Decoding and validation of inbound records.
 #[derive(Clone)]

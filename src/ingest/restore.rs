@@ -134,7 +134,11 @@ pub enum RestoreError {
         secs: u64,
     },
     /// An event that cannot be decoded because of the configuration ([`Admitted::Stop`]).
-    #[error("partition {partition}: {}: {error}", crate::ingest::STOP_HINT)]
+    #[error(
+        "partition {partition}: {} ({}): {error}",
+        crate::ingest::STOP_HINT,
+        crate::config::REGISTRY_CREDENTIALS
+    )]
     Configuration {
         partition: i32,
         error: crate::codec::CodecError,

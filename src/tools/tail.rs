@@ -17,7 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use crate::codec::{Codec, CodecError};
-use crate::config::Config;
+use crate::config::{Config, REGISTRY_CREDENTIALS};
 use crate::ingest::placement::Placement;
 use crate::ingest::validate;
 use crate::model::{Alert, CandidateState, Command, Event, Rejection};
@@ -89,9 +89,7 @@ fn decode_waiting(
         match decode_as(codec, m.topic(), bytes, rt) {
             Err(e) if e.is_configuration() => anyhow::bail!(
                 "{}/{}@{}: {e}; stopping, since no record can be decoded so (the credentials are \
-                 HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, \
-                 HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN or a user:password@ in \
-                 HIRESTATE_SCHEMA_REGISTRY)",
+                 {REGISTRY_CREDENTIALS})",
                 m.topic(),
                 m.partition(),
                 m.offset()
