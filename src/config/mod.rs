@@ -199,6 +199,10 @@ fn passthrough<'de, D: serde::Deserializer<'de>>(
     Ok(out)
 }
 
+/// Where the schema registry's credentials are set, for messages that ask to check them.
+pub const REGISTRY_CREDENTIALS: &str = "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, \
+    HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN, or a user:password@ in HIRESTATE_SCHEMA_REGISTRY";
+
 /// `url` with the password of a `user:password@` in it replaced by `***` (unparsable: only
 /// what follows its last `@`).
 fn redact_url(url: &str) -> String {
@@ -552,7 +556,11 @@ impl Config {
             user: decoded(parsed.username()),
             password: decoded(parsed.password().unwrap_or_default()),
         });
-        let user_info = match &self.schema_registry_basic_auth_user_info {
+        let user_info = match self
+            .schema_registry_basic_auth_user_info
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
             None => None,
             Some(info) => match info.split_once(':') {
                 Some((user, password)) if !user.is_empty() => Some(RegistryAuth::Basic {
@@ -567,9 +575,11 @@ impl Config {
                 }
             },
         };
+        // (Empty in the file counts as unset, as in the environment.)
         let token = self
             .schema_registry_bearer_token
             .clone()
+            .filter(|t| !t.is_empty())
             .map(RegistryAuth::Bearer);
         let mut given: Vec<RegistryAuth> =
             [in_url, user_info, token].into_iter().flatten().collect();
@@ -808,6 +818,17 @@ mod tests {
         let shown = format!("{:?} {:?}", c.redacted(), c.registry());
         assert!(!shown.contains("s3cr"), "{shown}");
         assert_eq!(load(&[]).unwrap().registry().unwrap(), None);
+        // Empty in a file (the environment filters its own) is unset, not an empty token.
+        let from_file = Config {
+            schema_registry: Some("https://sr.example".into()),
+            schema_registry_bearer_token: Some(String::new()),
+            schema_registry_basic_auth_user_info: Some(String::new()),
+            ..Config::default()
+        };
+        assert_eq!(
+            from_file.registry().unwrap(),
+            Some(("https://sr.example".to_owned(), RegistryAuth::None))
+        );
 
         for (pairs, needle) in [
             (
