@@ -407,3 +407,107 @@ async fn a_registry_requiring_credentials_gets_them_and_a_refusal_is_the_configu
         );
     }
 }
+
+/// The start-up check of a registry (`GET /subjects`): a registry that answers lists its
+/// subjects; 401 is the credentials; a URL whose path the registry does not serve (404), or a
+/// server that answers no subject list, is not a registry; a registry out of reach (no
+/// listener, 503) is not refused, since it may come back.
+#[tokio::test]
+async fn the_start_up_check_tells_a_registry_from_a_wrong_url_and_from_an_outage() {
+    use hirestate::codec::{RegistryAuth, RegistryCheck, RegistryCheckError};
+    use wiremock::matchers::{any, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    assert_eq!(
+        codec().check_registry().await,
+        Ok(RegistryCheck::NoRegistry)
+    );
+
+    let registry = RegistryDouble::start().await;
+    let e = &fixtures::events()[0];
+    let good = codec().with_registry(&registry.url()).unwrap();
+    good.encode(e, Framing::Confluent, "hiring.events.v1")
+        .await
+        .expect("registering");
+    assert_eq!(
+        good.check_registry().await,
+        Ok(RegistryCheck::Answered {
+            url: registry.url(),
+            subjects: 1
+        })
+    );
+
+    let wrong = format!("{}/registry", registry.url());
+    let check = codec()
+        .with_registry(&wrong)
+        .unwrap()
+        .check_registry()
+        .await;
+    assert!(
+        matches!(&check, Err(RegistryCheckError::NotARegistry { url, detail })
+            if *url == wrong && detail.contains("404")),
+        "{check:?}"
+    );
+    let said = check.unwrap_err().to_string();
+    assert!(
+        said.contains(&format!("GET {wrong}/subjects"))
+            && said.contains("HIRESTATE_SCHEMA_REGISTRY"),
+        "{said}"
+    );
+
+    // A web server, not a registry: 200, but no subject list.
+    let web = MockServer::start().await;
+    Mock::given(path("/subjects"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>hello</html>"))
+        .mount(&web)
+        .await;
+    let check = codec()
+        .with_registry(&web.uri())
+        .unwrap()
+        .check_registry()
+        .await;
+    assert!(
+        matches!(check, Err(RegistryCheckError::NotARegistry { .. })),
+        "{check:?}"
+    );
+
+    let denying = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"error_code": 401, "message": "Unauthorized"})),
+        )
+        .mount(&denying)
+        .await;
+    let check = codec()
+        .with_registry_auth(&denying.uri(), &RegistryAuth::Bearer("t0ken".into()))
+        .unwrap()
+        .check_registry()
+        .await;
+    let said = match check {
+        Err(e @ RegistryCheckError::Denied { .. }) => e.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        said.contains("401")
+            && said.contains("HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN")
+            && !said.contains("t0ken"),
+        "{said}"
+    );
+
+    let unavailable = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&unavailable)
+        .await;
+    let nobody = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    for url in [unavailable.uri(), nobody] {
+        let check = codec().with_registry(&url).unwrap().check_registry().await;
+        assert!(
+            matches!(&check, Ok(RegistryCheck::OutOfReach { url: u, .. }) if *u == url),
+            "{url}: {check:?}"
+        );
+    }
+}

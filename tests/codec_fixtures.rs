@@ -13,7 +13,7 @@ use hirestate::model::{
     SourceSystem, TargetSystem, TimerKind, Timestamp, VecMap,
 };
 use serde_json::json;
-use wiremock::matchers::{method, path_regex};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 pub const SAMPLES: &str = include_str!("../schemas/samples/events.jsonl");
@@ -326,8 +326,15 @@ pub struct RegistryDouble {
     schemas: Arc<Mutex<Vec<String>>>,
 }
 
-struct Register(Arc<Mutex<Vec<String>>>);
+struct Register(Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>);
 struct ById(Arc<Mutex<Vec<String>>>);
+struct Subjects(Arc<Mutex<Vec<String>>>);
+
+impl Respond for Subjects {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(json!(*self.0.lock().expect("lock")))
+    }
+}
 
 impl Respond for Register {
     fn respond(&self, request: &Request) -> ResponseTemplate {
@@ -339,6 +346,12 @@ impl Respond for Register {
             return ResponseTemplate::new(422)
                 .set_body_json(json!({"error_code": 42201, "message": "no schema"}));
         };
+        // POST /subjects/<subject>/versions
+        let subject = request.url.path().split('/').nth(2).unwrap_or_default();
+        let mut subjects = self.1.lock().expect("lock");
+        if !subjects.iter().any(|s| s == subject) {
+            subjects.push(subject.to_owned());
+        }
         let mut all = self.0.lock().expect("lock");
         let id = match all.iter().position(|s| s == schema) {
             Some(i) => i + 1,
@@ -374,9 +387,15 @@ impl RegistryDouble {
     pub async fn start() -> RegistryDouble {
         let server = MockServer::start().await;
         let schemas = Arc::new(Mutex::new(Vec::new()));
+        let subjects = Arc::new(Mutex::new(Vec::new()));
         Mock::given(method("POST"))
             .and(path_regex(r"^/subjects/[^/]+/versions$"))
-            .respond_with(Register(schemas.clone()))
+            .respond_with(Register(schemas.clone(), subjects.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/subjects"))
+            .respond_with(Subjects(subjects))
             .mount(&server)
             .await;
         Mock::given(method("GET"))

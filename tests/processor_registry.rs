@@ -71,6 +71,19 @@ impl wiremock::Match for WithoutCredentials {
     }
 }
 
+/// Matches `GET /subjects` while the switch is on: the registry lists its subjects to anyone,
+/// so the start-up check passes and refused credentials meet the processor at its first record
+/// instead (as when they are revoked while it runs).
+struct SubjectsOpen(Arc<AtomicBool>);
+
+impl wiremock::Match for SubjectsOpen {
+    fn matches(&self, r: &Request) -> bool {
+        self.0.load(Ordering::SeqCst)
+            && r.method == wiremock::http::Method::GET
+            && r.url.path() == "/subjects"
+    }
+}
+
 /// The registry double, with a switch that makes it answer 503 to everything.
 fn registry(rt: &tokio::runtime::Runtime) -> (fixtures::RegistryDouble, Arc<AtomicBool>) {
     let down = Arc::new(AtomicBool::new(false));
@@ -89,11 +102,13 @@ fn registry(rt: &tokio::runtime::Runtime) -> (fixtures::RegistryDouble, Arc<Atom
 }
 
 /// A registry double that answers 401 to a request without `hirestate:s3cret` (while its
-/// outage switch is on, 503 comes first), and a setup whose every command authenticates
-/// through the URL, its stream produced so.
+/// outage switch is on, 503 comes first; while `subjects_open` is on, `GET /subjects` answers
+/// anyone), and a setup whose every command authenticates through the URL, its stream
+/// produced so.
 struct Secured {
     double: fixtures::RegistryDouble,
     down: Arc<AtomicBool>,
+    subjects_open: Arc<AtomicBool>,
     /// The registry's URL without the credentials.
     bare: String,
     setup: processor::Setup,
@@ -112,12 +127,20 @@ fn secured(rt: &tokio::runtime::Runtime, bs: &str, name: &str) -> Secured {
             .with_priority(2)
             .mount(&double.server),
     );
+    let subjects_open = Arc::new(AtomicBool::new(false));
+    rt.block_on(
+        Mock::given(SubjectsOpen(subjects_open.clone()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([])))
+            .with_priority(1)
+            .mount(&double.server),
+    );
     let bare = double.url();
     let with_credentials = bare.replacen("http://", "http://hirestate:s3cret@", 1);
     let (setup, expected) = setup_with_registry(bs, name, with_credentials);
     Secured {
         double,
         down,
+        subjects_open,
         bare,
         setup,
         expected,
@@ -271,36 +294,77 @@ fn a_registry_refusing_the_credentials_stops_the_processor_and_dead_letters_noth
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let Secured {
         double,
+        subjects_open,
         bare,
         setup,
         expected,
         ..
     } = secured(&rt, &bs, "credentials");
+    let wrong = [
+        ("HIRESTATE_SCHEMA_REGISTRY", bare.as_str()),
+        (
+            "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+            "hirestate:wr0ng",
+        ),
+    ];
+    let instance = setup.instance("x");
+    // Refused by the start-up check, before the first record; then, with the check passing,
+    // at the first record (as when the credentials are revoked while the processor runs).
+    for (open, at) in [(false, "/subjects"), (true, "offset")] {
+        subjects_open.store(open, Ordering::SeqCst);
+        let mut child = instance.spawn(&setup, 5.0, &wrong);
+        let last = instance.stopped_with(
+            &mut child,
+            &[
+                at,
+                "401",
+                "credentials",
+                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+            ],
+        );
+        let log = std::fs::read_to_string(&instance.log).expect("the instance log");
+        assert!(
+            !log.contains("wr0ng") && !log.contains("s3cret"),
+            "a secret in the log: {last}"
+        );
+        let dlq = support::read_raw(&bs, &setup.topic("hiring.dlq.v1"), setup.partitions);
+        assert!(dlq.is_empty(), "{} records dead-lettered", dlq.len());
+    }
+
+    let report = instance.run_to_idle(&setup, 2.0, &[]);
+    processor::assert_counts(&report, &expected.counts);
+    assert_confluent_outputs(&bs, &setup, &double, &expected);
+}
+
+/// A registry URL that does not answer as a Confluent-API registry (here the right host with a
+/// wrong path: every request is a 404) is refused at start-up, before any record is read.
+/// Before, each event's schema id was "not found", a permanent decode error: the whole stream
+/// went to the DLQ and the run exited 0.
+#[test]
+fn a_registry_url_that_is_not_a_registry_is_refused_at_start_up() {
+    let Some(bs) =
+        support::bootstrap("a_registry_url_that_is_not_a_registry_is_refused_at_start_up")
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (double, _) = registry(&rt);
+    let (setup, expected) = setup_with_registry(&bs, "not-a-registry", double.url());
+    let wrong = format!("{}/registry", double.url());
 
     let instance = setup.instance("x");
     let mut child = instance.spawn(
         &setup,
         5.0,
-        &[
-            ("HIRESTATE_SCHEMA_REGISTRY", bare.as_str()),
-            (
-                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
-                "hirestate:wr0ng",
-            ),
-        ],
+        &[("HIRESTATE_SCHEMA_REGISTRY", wrong.as_str())],
     );
-    let last = instance.stopped_with(
+    instance.stopped_with(
         &mut child,
         &[
-            "401",
-            "credentials",
-            "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+            &format!("{wrong}/subjects"),
+            "404",
+            "HIRESTATE_SCHEMA_REGISTRY",
         ],
-    );
-    let log = std::fs::read_to_string(&instance.log).expect("the instance log");
-    assert!(
-        !log.contains("wr0ng") && !log.contains("s3cret"),
-        "a secret in the log: {last}"
     );
     let dlq = support::read_raw(&bs, &setup.topic("hiring.dlq.v1"), setup.partitions);
     assert!(dlq.is_empty(), "{} records dead-lettered", dlq.len());
@@ -321,11 +385,14 @@ fn a_cold_start_with_refused_credentials_stops_in_restore() {
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let Secured {
+        subjects_open,
         bare,
         setup,
         expected,
         ..
     } = secured(&rt, &bs, "restore-credentials");
+    // The start-up check passes, so the refusal meets the restore.
+    subjects_open.store(true, Ordering::SeqCst);
     let no_snapshots = [("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "1000")];
     let instance = setup.instance("x");
     let report = instance.run_to_idle(&setup, 2.0, &no_snapshots);
@@ -352,6 +419,7 @@ fn a_cold_start_with_refused_credentials_stops_in_restore() {
         &mut child,
         &[
             "partition",
+            "offset 0",
             "401",
             "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
         ],
@@ -368,6 +436,7 @@ fn tail_waits_out_a_registry_outage_and_stops_on_refused_credentials() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let Secured {
         down,
+        subjects_open,
         bare,
         setup,
         expected,
@@ -382,16 +451,21 @@ fn tail_waits_out_a_registry_outage_and_stops_on_refused_credentials() {
         "--until-end",
     ];
 
-    let refused = setup
-        .command(&tail, &[("HIRESTATE_SCHEMA_REGISTRY", bare.as_str())])
-        .output()
-        .expect("running tail");
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "tail went on: {said}");
-    assert!(
-        said.contains("401") && said.contains("stopping") && !said.contains("undecodable"),
-        "{said}"
-    );
+    // Refused by the start-up check; then, with the check passing, at the first record.
+    for (open, at) in [(false, "/subjects"), (true, "stopping")] {
+        subjects_open.store(open, Ordering::SeqCst);
+        let refused = setup
+            .command(&tail, &[("HIRESTATE_SCHEMA_REGISTRY", bare.as_str())])
+            .output()
+            .expect("running tail");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "tail went on: {said}");
+        assert!(
+            said.contains("401") && said.contains(at) && !said.contains("undecodable"),
+            "{said}"
+        );
+    }
+    subjects_open.store(false, Ordering::SeqCst);
 
     // Down from before the first record until 3 s in: every record is still decoded.
     down.store(true, Ordering::SeqCst);

@@ -211,6 +211,7 @@ pub fn run(
         .thread_name("hirestate-registry")
         .enable_all()
         .build()?;
+    runtime.block_on(codec.check_registry())?.log();
     let placement = Placement {
         partitioner: config.events_partitioner,
         partitions,

@@ -18,13 +18,21 @@
 //! 429) → [`CodecError::RegistryUnavailable`] (retryable); 401/403 →
 //! [`CodecError::RegistryDenied`] (the credentials: the processor stops); 404 on an id →
 //! [`CodecError::UnknownSchemaId`]; anything else → [`CodecError::Registry`].
+//!
+//! The start-up check ([`Registry::check`]) asks the registry for its subjects (`GET
+//! /subjects`, which every Confluent-API registry serves) before the first record: a URL that
+//! does not answer as a registry (a wrong path: 404 to everything) or credentials it refuses
+//! are reported then, by the processor and the tools alike, instead of at the first record —
+//! where a wrong URL looked like an unknown schema id in every record, a permanent decode
+//! error that sent the whole stream to the DLQ. A registry out of reach is not refused: it may
+//! come back, and what needs it waits for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use apache_avro::types::Value;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::async_impl::schema_registry::{get_all_subjects, SrSettings};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
@@ -33,11 +41,15 @@ use schema_registry_converter::schema_registry_common::{
 use super::framing::{confluent_id, CONFLUENT_HEADER_LEN, CONFLUENT_MAGIC};
 use super::schemas::{ReaderSchema, WriterSchema};
 use super::{CodecError, Framing};
+use crate::config::REGISTRY_CREDENTIALS;
 
 /// A handle on one schema registry: the converter's caches plus our prebuilt writer readers.
 /// Cheap to clone; clones share caches.
 #[derive(Clone)]
 pub(crate) struct Registry {
+    /// The registry's URL, as messages name it (without credentials).
+    url: String,
+    settings: SrSettings,
     decoder: Arc<AvroDecoder>,
     encoder: Arc<AvroEncoder>,
     /// Writer schemas by registry id, each with its datum reader built once.
@@ -45,12 +57,46 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub fn new(settings: SrSettings) -> Self {
+    pub fn new(url: &str, settings: SrSettings) -> Self {
         Registry {
+            url: url.to_owned(),
             decoder: Arc::new(AvroDecoder::new(settings.clone())),
-            encoder: Arc::new(AvroEncoder::new(settings)),
+            encoder: Arc::new(AvroEncoder::new(settings.clone())),
+            settings,
             writers: Arc::new(RwLock::new(HashMap::new())),
         }
+    }
+
+    /// The start-up check (module doc): `Ok(Answered)` when the registry lists its subjects,
+    /// `Ok(OutOfReach)` when it cannot be reached or answers that it is unavailable for now.
+    ///
+    /// # Errors
+    /// [`RegistryCheckError`]: the registry refuses the credentials, or the URL does not answer
+    /// as a Confluent-API registry.
+    pub async fn check(&self) -> Result<RegistryCheck, RegistryCheckError> {
+        let url = self.url.clone();
+        let e = match get_all_subjects(&self.settings).await {
+            Ok(subjects) => {
+                return Ok(RegistryCheck::Answered {
+                    url,
+                    subjects: subjects.len(),
+                })
+            }
+            Err(e) => e,
+        };
+        // (The converter's cause of an HTTP error is the body's `message`, or a note that the
+        // body was no registry error, which says nothing more.)
+        let detail = match &e.cause {
+            Some(cause) if !cause.contains("couldn't parse") => format!("{}: {cause}", e.error),
+            _ => e.error.clone(),
+        };
+        Err(match registry_error(&e, None) {
+            CodecError::RegistryUnavailable { .. } => {
+                return Ok(RegistryCheck::OutOfReach { url, detail })
+            }
+            CodecError::RegistryDenied { .. } => RegistryCheckError::Denied { url, detail },
+            _ => RegistryCheckError::NotARegistry { url, detail },
+        })
     }
 
     /// Decodes a Confluent payload (already detected as such) to a value of `reader`.
@@ -144,6 +190,50 @@ impl Registry {
 pub(crate) enum Content {
     Body(Vec<u8>),
     Value(Value),
+}
+
+/// What the start-up check found (see [`Registry::check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryCheck {
+    /// No registry is configured.
+    NoRegistry,
+    /// The registry answered with its subject list.
+    Answered { url: String, subjects: usize },
+    /// It could not be reached, or answered that it is unavailable for now.
+    OutOfReach { url: String, detail: String },
+}
+
+impl RegistryCheck {
+    /// Logs what the check found (nothing without a registry).
+    pub fn log(&self) {
+        match self {
+            RegistryCheck::NoRegistry => {}
+            RegistryCheck::Answered { url, subjects } => {
+                tracing::info!(url = %url, subjects, "schema registry answers");
+            }
+            RegistryCheck::OutOfReach { url, detail } => tracing::warn!(
+                url = %url,
+                error = %detail,
+                "schema registry out of reach at start-up; going on: what needs it waits for it"
+            ),
+        }
+    }
+}
+
+/// A registry the start-up check refuses: nothing could be decoded or encoded through it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryCheckError {
+    #[error(
+        "the schema registry at {url} refuses hirestate's credentials (GET {url}/subjects: \
+         {detail}): check them and their rights; they are set in {REGISTRY_CREDENTIALS}"
+    )]
+    Denied { url: String, detail: String },
+    #[error(
+        "{url} does not answer as a Confluent-API schema registry (GET {url}/subjects: \
+         {detail}): HIRESTATE_SCHEMA_REGISTRY (schema_registry in the file) must be the \
+         registry's base URL, the one its /subjects and /schemas/ids/{{id}} are under"
+    )]
+    NotARegistry { url: String, detail: String },
 }
 
 /// Classifies a converter error (see the module docs).

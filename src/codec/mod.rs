@@ -45,6 +45,7 @@ use std::time::Duration;
 
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
+pub use confluent::{RegistryCheck, RegistryCheckError};
 pub use error::{BodyProblem, CodecError};
 pub use framing::{
     detect, Framing, CONFLUENT_HEADER_LEN, CONFLUENT_MAGIC, SINGLE_OBJECT_HEADER_LEN,
@@ -181,7 +182,7 @@ impl Codec {
         let settings = builder.build().map_err(|e| CodecError::Registry {
             detail: e.to_string(),
         })?;
-        Ok(self.with_registry_settings(settings))
+        Ok(self.with_registry_settings(url, settings))
     }
 
     /// The embedded codec with the registry `config` names (and its credentials), if any: what
@@ -200,10 +201,28 @@ impl Codec {
         }
     }
 
-    /// Adds a schema registry with full settings (several URLs, auth, headers, timeout).
-    pub fn with_registry_settings(mut self, settings: SrSettings) -> Codec {
-        self.registry = Some(confluent::Registry::new(settings));
+    /// Adds a schema registry with full settings (several URLs, auth, headers, timeout); `url`
+    /// names it in messages, so it must not carry credentials.
+    pub fn with_registry_settings(mut self, url: &str, settings: SrSettings) -> Codec {
+        self.registry = Some(confluent::Registry::new(
+            url.trim_end_matches('/'),
+            settings,
+        ));
         self
+    }
+
+    /// The start-up check of the configured registry (`confluent`'s module doc): run by the
+    /// processor and the tools before their first record. [`RegistryCheck::NoRegistry`]
+    /// without one.
+    ///
+    /// # Errors
+    /// [`RegistryCheckError`]: the registry refuses the credentials, or the URL does not answer
+    /// as a Confluent-API registry.
+    pub async fn check_registry(&self) -> Result<RegistryCheck, RegistryCheckError> {
+        match &self.registry {
+            Some(r) => r.check().await,
+            None => Ok(RegistryCheck::NoRegistry),
+        }
     }
 
     /// Sets the largest payload [`Codec::decode`] accepts; larger ones fail with

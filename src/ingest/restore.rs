@@ -135,12 +135,13 @@ pub enum RestoreError {
     },
     /// An event that cannot be decoded because of the configuration ([`Admitted::Stop`]).
     #[error(
-        "partition {partition}: {} ({}): {error}",
+        "partition {partition} offset {offset}: {} ({}): {error}",
         crate::ingest::STOP_HINT,
         crate::config::REGISTRY_CREDENTIALS
     )]
     Configuration {
         partition: i32,
+        offset: i64,
         error: crate::codec::CodecError,
     },
     /// Shutdown was asked for: nothing folded so far is written, the next start restores
@@ -274,7 +275,7 @@ pub fn restore(
             partition,
             base,
             target,
-            |key, value| {
+            |offset, key, value| {
                 crate::failpoint::hit(crate::failpoint::DURING_RESTORE);
                 let event = loop {
                     match env.admission.admit(key, value, partition) {
@@ -286,7 +287,11 @@ pub fn restore(
                             std::thread::sleep(Duration::from_secs(1));
                         }
                         Admitted::Stop(error) => {
-                            return Err(RestoreError::Configuration { partition, error })
+                            return Err(RestoreError::Configuration {
+                                partition,
+                                offset,
+                                error,
+                            })
                         }
                     }
                 };
@@ -400,7 +405,7 @@ fn transient(e: &KafkaError) -> bool {
 }
 
 /// Reads `topic`/`partition` from `from` until offset `until` (exclusive) or the end, calling
-/// `each` on every value; stops early, with [`RestoreError::Interrupted`], once `shutdown` is
+/// `each` on every record's offset, key and value; stops early, with [`RestoreError::Interrupted`], once `shutdown` is
 /// set.
 fn read_range(
     (config, shutdown): (&Config, &AtomicBool),
@@ -408,7 +413,7 @@ fn read_range(
     partition: i32,
     from: i64,
     until: i64,
-    mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>) -> Result<(), RestoreError>,
+    mut each: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>) -> Result<(), RestoreError>,
 ) -> Result<(), RestoreError> {
     let c = reader(config).map_err(kafka(partition, topic))?;
     let mut tpl = TopicPartitionList::new();
@@ -431,7 +436,7 @@ fn read_range(
                 }
                 at = m.offset() + 1;
                 last_progress = Instant::now();
-                each(m.key(), m.payload())?;
+                each(m.offset(), m.key(), m.payload())?;
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) if transient(&e) => {
@@ -569,7 +574,7 @@ mod tests {
             let reading = scope.spawn(|| {
                 let mut values = Vec::new();
                 let shutdown = AtomicBool::new(false);
-                read_range((&config, &shutdown), "log", 0, 0, 50, |_, v| {
+                read_range((&config, &shutdown), "log", 0, 0, 50, |_, _, v| {
                     values.push(String::from_utf8_lossy(v.unwrap_or_default()).into_owned());
                     Ok(())
                 })

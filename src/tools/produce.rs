@@ -33,6 +33,9 @@ pub async fn produce(
     err: &mut impl Write,
 ) -> anyhow::Result<ProduceReport> {
     let codec = Codec::configured(config)?;
+    if framing == Framing::Confluent {
+        codec.check_registry().await?.log();
+    }
     let mut cc = config.producer_config();
     if topic == crate::topics::Topics::new(&config.topic_prefix).events {
         let setting = cc.get("partitioner");

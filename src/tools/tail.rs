@@ -128,6 +128,7 @@ pub fn tail(
         .worker_threads(1)
         .enable_all()
         .build()?;
+    rt.block_on(codec.check_registry())?.log();
     let c: BaseConsumer<EofReaderContext> = config
         .consumer_config()
         .set("group.id", format!("hirestate-tail-{}", std::process::id()))
