@@ -113,6 +113,10 @@ pub enum Command {
         until_end: bool,
         #[arg(long, value_enum, default_value_t = TailFormat::Jsonl)]
         format: TailFormat,
+        /// How long a record waits for a schema registry out of reach before the tail stops
+        /// (it never leaves a record out for the registry's sake).
+        #[arg(long, value_name = "SECS", default_value_t = crate::tools::tail::REGISTRY_WAIT.as_secs())]
+        registry_wait: u64,
     },
     /// Create or check every topic hirestate uses.
     Topics {
@@ -399,6 +403,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             from_beginning,
             until_end,
             format: _,
+            registry_wait,
         } => {
             let config = kafka.config()?;
             let opts = crate::tools::tail::TailOptions {
@@ -406,6 +411,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 from_beginning,
                 until_end,
                 idle_exit: None,
+                registry_wait: std::time::Duration::from_secs(registry_wait),
             };
             let stdout = io::stdout();
             let mut out = io::BufWriter::new(stdout.lock());

@@ -486,6 +486,32 @@ fn tail_waits_out_a_registry_outage_and_stops_on_refused_credentials() {
     );
     let decoded = String::from_utf8_lossy(&out.stdout).lines().count();
     assert_eq!(decoded, expected.events, "records left out: {said}");
+
+    // Down for longer than the wait: the tail stops at the first record, with nothing left out.
+    down.store(true, Ordering::SeqCst);
+    let waited = [tail.as_slice(), &["--registry-wait", "2"]].concat();
+    let mut child = setup
+        .command(&waited, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning tail");
+    // (Before, each record waited 2 s and was left out: ~1 h for this stream.)
+    let stopped = processor::wait_for(&mut child, Duration::from_secs(60));
+    down.store(false, Ordering::SeqCst);
+    let out = child.wait_with_output().expect("tail's output");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stopped.is_some_and(|s| !s.success()),
+        "tail went on: {said}"
+    );
+    assert!(
+        said.contains("still out of reach after 2 s")
+            && said.contains(&format!("{events}/"))
+            && !said.contains("undecodable:"),
+        "{said}"
+    );
+    assert_eq!(out.stdout, b"", "{said}");
 }
 
 /// A cold start (empty state directory) restores from snapshots the processor wrote with a

@@ -2,9 +2,13 @@
 //! back to JSON lines (read_committed). The record type follows from the topic's name; a record
 //! that does not decode is reported with its partition and offset and the tail goes on — but
 //! not for a reason of the registry's: a registry out of reach is waited for (up to
-//! [`REGISTRY_WAIT`] a record), and one that refuses the credentials stops the tail, since no
-//! record could be decoded (before, both reported every record as undecodable and went on: an
-//! audit read during a registry outage silently left records out).
+//! [`TailOptions::registry_wait`], [`REGISTRY_WAIT`] by default, a record), and one that
+//! refuses the credentials stops the tail, since no record could be decoded. A registry still
+//! out of reach when the wait ends stops the tail too, naming the record it stopped at: what
+//! reads through `tail` (`replay`/`kpi --bootstrap`) must not go on without records. (Before,
+//! both reported every record as undecodable and went on: an audit read during a registry
+//! outage silently left records out; then an outage longer than the wait still left each
+//! record out after its 30 s.)
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -39,10 +43,12 @@ pub struct TailOptions {
     pub until_end: bool,
     /// Stop after this long without a record (when not `until_end`).
     pub idle_exit: Option<Duration>,
+    /// How long a record waits for a schema registry out of reach before the tail stops.
+    pub registry_wait: Duration,
 }
 
-/// How long one record waits for a schema registry out of reach before it is reported as
-/// undecodable.
+/// How long one record waits, by default, for a schema registry out of reach before the tail
+/// stops.
 pub const REGISTRY_WAIT: Duration = Duration::from_secs(30);
 
 fn decode_as(
@@ -75,16 +81,16 @@ fn decode_as(
     }
 }
 
-/// [`decode_as`], waiting out a registry out of reach (module doc); `Err` when the registry
-/// refuses the credentials.
+/// [`decode_as`], waiting out a registry out of reach for up to `wait` (module doc); `Err`
+/// when the registry refuses the credentials or is still out of reach then.
 fn decode_waiting(
     codec: &Codec,
     m: &impl Message,
     bytes: &[u8],
-    rt: &tokio::runtime::Handle,
+    (rt, wait): (&tokio::runtime::Handle, Duration),
     err: &mut impl Write,
 ) -> anyhow::Result<Result<Value, CodecError>> {
-    let deadline = Instant::now() + REGISTRY_WAIT;
+    let deadline = Instant::now() + wait;
     loop {
         match decode_as(codec, m.topic(), bytes, rt) {
             Err(e) if e.is_configuration() => anyhow::bail!(
@@ -94,7 +100,15 @@ fn decode_waiting(
                 m.partition(),
                 m.offset()
             ),
-            Err(e) if e.retryable() && Instant::now() < deadline => {
+            Err(e) if e.retryable() && Instant::now() >= deadline => anyhow::bail!(
+                "{}/{}@{}: the schema registry is still out of reach after {} s: {e}; \
+                 stopping here rather than leaving records out (run again once it answers)",
+                m.topic(),
+                m.partition(),
+                m.offset(),
+                wait.as_secs()
+            ),
+            Err(e) if e.retryable() => {
                 writeln!(
                     err,
                     "waiting for the schema registry at {}/{}@{}: {e}",
@@ -182,7 +196,9 @@ pub fn tail(
                     .unwrap_or_default();
                 let value = match m.payload() {
                     None => Ok(Value::Null),
-                    Some(b) => decode_waiting(&codec, &m, b, rt.handle(), err)?,
+                    Some(b) => {
+                        decode_waiting(&codec, &m, b, (rt.handle(), opts.registry_wait), err)?
+                    }
                 };
                 match value {
                     Ok(v) => {
@@ -279,6 +295,7 @@ pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<EventLog> {
         from_beginning: true,
         until_end: true,
         idle_exit: Some(Duration::from_secs(5)),
+        registry_wait: REGISTRY_WAIT,
     };
     let mut rows = Vec::new();
     let report = tail(config, &opts, &mut rows, &mut std::io::sink())?;
