@@ -19,6 +19,9 @@ use crate::policy::{self, DiagramFormat, Policy};
 use crate::replay::{self, Format};
 use crate::topics::Topics;
 
+/// How long `produce` and `topics ensure` wait for the cluster to answer before saying so.
+const CLUSTER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hirestate",
@@ -383,6 +386,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => Framing::SingleObject,
             };
             let input = open_input(&from_file)?;
+            crate::topics::reach::check(&config, &topic, CLUSTER_WAIT)?;
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(crate::tools::produce::produce(
                 &config,
@@ -428,6 +432,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = kafka.config()?;
             let policy = load_policy(config.policy_dir.as_deref())?;
+            let events = Topics::new(&config.topic_prefix).events;
+            crate::topics::reach::check(&config, &events, CLUSTER_WAIT)?;
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(crate::topics::ensure(&config, &policy))?;
             for t in &report.created {

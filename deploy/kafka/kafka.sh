@@ -9,7 +9,8 @@
 #                    writes topics under a prefix of its own and reads nothing older, and the
 #                    topics of earlier runs, kept, made start-up slower run after run: 1.7 GB
 #                    of them once took it past the 90 s wait)
-# Everything lives under target/kafka; the broker listens on 127.0.0.1 only. A broker that does
+# Everything lives under target/kafka; the broker listens on 127.0.0.1 only: plaintext on
+# HIRESTATE_TEST_KAFKA_PORT (19092), the controller on +1, SASL/PLAIN on +2. A broker that does
 # not answer within the wait is stopped again, not left running.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ root=$(cd "$here/../.." && pwd)
 base="$root/target/kafka"
 port="${HIRESTATE_TEST_KAFKA_PORT:-19092}"
 cport=$((port + 1))
+sasl_port=$((port + 2))
 bootstrap="127.0.0.1:$port"
 pidfile="$base/broker.pid"
 wait_secs="${KAFKA_WAIT_SECS:-90}"
@@ -35,6 +37,12 @@ ping() {
   java -cp "$base/lib/*" "$here/Ping.java" "$bootstrap" >/dev/null 2>&1
 }
 
+# The SASL/PLAIN listener (tests/processor_sasl.rs) accepts connections: a broker started
+# before it was configured has none, and is restarted rather than reused.
+sasl_up() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$sasl_port") 2>/dev/null
+}
+
 running() {
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
@@ -42,16 +50,21 @@ running() {
 up() {
   local fresh="${1:-}"
   resolve
-  if running && ping; then
+  if running && ping && sasl_up; then
     echo "kafka.sh: broker already up at $bootstrap (pid $(cat "$pidfile"))" >&2
     return
+  fi
+  if running; then
+    echo "kafka.sh: the running broker has no SASL listener on $sasl_port: restarting it" >&2
+    down
   fi
   if [ "$fresh" = fresh ]; then
     down
     rm -rf "$base/data"
   fi
   mkdir -p "$base/data" "$base/logs"
-  sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@DATA@|$base/data|g" \
+  sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@SASL_PORT@|$sasl_port|g" \
+    -e "s|@DATA@|$base/data|g" \
     "$here/server.properties.in" > "$base/server.properties"
   local jvm=(-Xms256m -Xmx1g -Dkafka.logs.dir="$base/logs"
              -Dlog4j2.configurationFile="$here/log4j2.properties")
@@ -96,8 +109,9 @@ down() {
 
 with() {
   local started=0 status=0
-  if ! ping 2>/dev/null; then up fresh; started=1; fi
-  KAFKA_BOOTSTRAP="$bootstrap" "$@" || status=$?
+  if ! ping 2>/dev/null || ! sasl_up; then up fresh; started=1; fi
+  KAFKA_BOOTSTRAP="$bootstrap" HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" "$@" \
+    || status=$?
   if [ "$started" = 1 ]; then down; fi
   return "$status"
 }

@@ -143,6 +143,7 @@ pub fn tail(
         .enable_all()
         .build()?;
     rt.block_on(codec.check_registry())?.log();
+    crate::topics::reach::check(config, &opts.topic, Duration::from_secs(10))?;
     let c: BaseConsumer<EofReaderContext> = config
         .consumer_config()
         .set("group.id", format!("hirestate-tail-{}", std::process::id()))

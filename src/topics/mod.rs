@@ -1,12 +1,15 @@
 //! Topic names (DESIGN.md "Data flow"), with the configured prefix, and `hirestate topics
-//! ensure`: create what is missing, check what exists.
+//! ensure`: create what is missing, check what exists. Reaching the cluster at all (and telling
+//! refused credentials from a cluster that does not answer) is [`reach`].
+
+pub mod reach;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaRespErr;
@@ -258,13 +261,14 @@ pub fn check_for_run(
     let Described {
         topics: described,
         cluster,
-    } = describe(config, &names, timeout).map_err(|e| {
-        anyhow::anyhow!(
+    } = describe(config, &names, timeout).map_err(|e| match e {
+        refused @ reach::ReachError::Refused { .. } => anyhow::Error::new(refused),
+        reach::ReachError::Kafka(e) => anyhow::anyhow!(
             "cannot read topic metadata from the Kafka cluster at {:?} within {} ms \
              (transaction_timeout_ms): {e}; is KAFKA_BOOTSTRAP right and the cluster up?",
             config.bootstrap,
             timeout.as_millis()
-        )
+        ),
     })?;
     let mut missing = Vec::new();
     let mut problems = Vec::new();
@@ -469,13 +473,17 @@ fn topic_configs(config: &Config, topic: &str) -> anyhow::Result<[Option<String>
 ///
 /// # Errors
 /// A metadata request that fails outright (e.g. no broker answered within `timeout`).
-fn describe(config: &Config, topics: &[&str], timeout: Duration) -> anyhow::Result<Described> {
-    let c: BaseConsumer = config.consumer_config().create()?;
+fn describe(
+    config: &Config,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Described, reach::ReachError> {
+    let c = reach::Reader::new(config)?;
     let deadline = std::time::Instant::now() + timeout;
     let described = topics
         .iter()
         .map(|t| loop {
-            let described = partition_count(&c.fetch_metadata(Some(t), timeout)?);
+            let described = partition_count(&c.metadata(Some(t), deadline)?);
             // A topic just created has no leader for a moment: it exists, ask again.
             match described {
                 Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
@@ -486,9 +494,9 @@ fn describe(config: &Config, topics: &[&str], timeout: Duration) -> anyhow::Resu
                 d => return Ok(d),
             }
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_, reach::ReachError>>()?;
     // Every answer above carried the id: this reads what librdkafka already holds.
-    let cluster = c.client().fetch_cluster_id(timeout);
+    let cluster = c.cluster_id(timeout);
     Ok(Described {
         topics: described,
         cluster,

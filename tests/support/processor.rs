@@ -47,6 +47,8 @@ pub struct Setup {
     pub dir: tempfile::TempDir,
     /// `HIRESTATE_SCHEMA_REGISTRY` of every command (Confluent framing), when set.
     pub registry: Option<String>,
+    /// More environment every command gets (e.g. the cluster's security settings).
+    pub env: Vec<(String, String)>,
 }
 
 /// Topic → record key → values in log order (partition order for one key is its offset order).
@@ -55,6 +57,11 @@ pub type ByKey = BTreeMap<String, BTreeMap<String, Vec<Value>>>;
 impl Setup {
     /// A fresh prefix and group named after `name`, with every topic created (`topics ensure`).
     pub fn new(bootstrap: &str, name: &str, partitions: i32) -> Setup {
+        Setup::with_env(bootstrap, name, partitions, &[])
+    }
+
+    /// [`Setup::new`] whose every command (`topics ensure` first) also gets `env`.
+    pub fn with_env(bootstrap: &str, name: &str, partitions: i32, env: &[(&str, &str)]) -> Setup {
         let s = Setup {
             bootstrap: bootstrap.to_owned(),
             prefix: unique(name),
@@ -62,6 +69,10 @@ impl Setup {
             partitions,
             dir: tempfile::tempdir().expect("tempdir"),
             registry: None,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         s.cli_ok(&["topics", "ensure"], &[]);
         s
@@ -100,6 +111,9 @@ impl Setup {
             .env("RUST_LOG", "info");
         if let Some(url) = &self.registry {
             c.env("HIRESTATE_SCHEMA_REGISTRY", url);
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
         }
         for (k, v) in env {
             c.env(k, v);

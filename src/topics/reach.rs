@@ -1,0 +1,154 @@
+//! Reaching the cluster: the metadata request every command that talks to Kafka makes first
+//! (`run`'s start-up check, `topics ensure`, `tail`, `produce`, and `replay`/`kpi --bootstrap`
+//! through `tail`), told apart by why it fails.
+//!
+//! A cluster that refuses the client's credentials (SASL authentication, a TLS handshake)
+//! answers no request, so librdkafka reports it only as an error event and every request times
+//! out as a transport failure. Before, that reached the user after the whole wait as "is
+//! KAFKA_BOOTSTRAP right and the cluster up?" (`run`, 30 s), `OperationTimedOut` (`topics
+//! ensure`, 60 s), a metadata fetch error (`tail`, 10 s), or never (`produce` logged the refusal
+//! and waited for each record's delivery timeout). Here the request is made in short tries,
+//! serving the client's events between them: a refusal ends the wait at once, named as one,
+//! with the settings to check; a cluster that does not answer still gets the whole wait.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
+use rdkafka::ClientContext;
+use thiserror::Error;
+
+use crate::config::Config;
+
+/// Where the client's security settings are set (named in [`ReachError::Refused`]).
+pub const SECURITY_SETTINGS: &str = "HIRESTATE_KAFKA_SECURITY_PROTOCOL, \
+    HIRESTATE_KAFKA_SASL_MECHANISMS, HIRESTATE_KAFKA_SASL_USERNAME, \
+    HIRESTATE_KAFKA_SASL_PASSWORD and the HIRESTATE_KAFKA_SSL_* settings (or the [kafka] table \
+    of the file)";
+
+/// How long one metadata request waits before the client's events are served and it is made
+/// again.
+const TRY: Duration = Duration::from_millis(500);
+
+/// Why the cluster could not be read.
+#[derive(Debug, Error)]
+pub enum ReachError {
+    #[error(
+        "the Kafka cluster at {bootstrap:?} refused hirestate's credentials: {reason}; check \
+         the security settings: {SECURITY_SETTINGS}"
+    )]
+    Refused { bootstrap: String, reason: String },
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+/// A client context that keeps the first refusal of the client's credentials librdkafka
+/// reports, and logs every other error as librdkafka's default context does.
+#[derive(Debug, Default)]
+pub struct CredentialsWatch {
+    refused: Mutex<Option<String>>,
+}
+
+impl CredentialsWatch {
+    fn refused(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl ClientContext for CredentialsWatch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if refuses_credentials(&error) {
+            let mut refused = self
+                .refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            refused.get_or_insert_with(|| reason.to_owned());
+        } else {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for CredentialsWatch {}
+
+/// Whether `e` says the cluster refused the client's credentials: retrying with the same
+/// settings cannot succeed.
+fn refuses_credentials(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+    )
+}
+
+/// A metadata reader of the cluster `config` names.
+pub struct Reader {
+    bootstrap: String,
+    consumer: BaseConsumer<CredentialsWatch>,
+}
+
+impl Reader {
+    /// # Errors
+    /// When the client cannot be created from the configuration.
+    pub fn new(config: &Config) -> Result<Reader, KafkaError> {
+        Ok(Reader {
+            bootstrap: config.bootstrap.clone(),
+            consumer: config
+                .consumer_config()
+                .create_with_context(CredentialsWatch::default())?,
+        })
+    }
+
+    /// The cluster's metadata of `topic` (of every topic: `None`), asked until `deadline`.
+    ///
+    /// # Errors
+    /// [`ReachError::Refused`] as soon as the cluster refuses the credentials; the request's
+    /// last error when the deadline passes first.
+    pub fn metadata(&self, topic: Option<&str>, deadline: Instant) -> Result<Metadata, ReachError> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let failed = match self.consumer.fetch_metadata(topic, left.min(TRY)) {
+                Ok(md) => return Ok(md),
+                Err(e) => e,
+            };
+            // Serves the client's error events: a refusal arrives as one.
+            let _ = self.consumer.poll(Duration::ZERO);
+            if let Some(reason) = self.consumer.context().refused() {
+                return Err(ReachError::Refused {
+                    bootstrap: self.bootstrap.clone(),
+                    reason,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(failed.into());
+            }
+        }
+    }
+
+    /// The cluster's id, as the metadata already read carried it.
+    pub fn cluster_id(&self, timeout: Duration) -> Option<String> {
+        self.consumer.client().fetch_cluster_id(timeout)
+    }
+}
+
+/// Checks that the cluster `config` names answers a metadata request (of `topic`, which may not
+/// exist) within `timeout`.
+///
+/// # Errors
+/// As [`Reader::metadata`], the unanswered case saying what to check.
+pub fn check(config: &Config, topic: &str, timeout: Duration) -> anyhow::Result<()> {
+    match Reader::new(config)?.metadata(Some(topic), Instant::now() + timeout) {
+        Ok(_) => Ok(()),
+        Err(e @ ReachError::Refused { .. }) => Err(e.into()),
+        Err(ReachError::Kafka(e)) => anyhow::bail!(
+            "cannot read metadata from the Kafka cluster at {:?} within {} s: {e}; is \
+             KAFKA_BOOTSTRAP right and the cluster up?",
+            config.bootstrap,
+            timeout.as_secs()
+        ),
+    }
+}
