@@ -17,39 +17,12 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-const USER: &str = "hirestate";
+use support::{as_env, sasl_bootstrap, sasl_plain};
+
 const SECRET: &str = "hirestate-test-secret";
 
-/// The broker's SASL/PLAIN listener: `HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP`, or (the layout
-/// `kafka.sh` gives) the plaintext listener's port + 2.
-fn sasl_bootstrap(test: &str) -> Option<String> {
-    let plain = support::bootstrap(test)?;
-    if let Ok(b) = std::env::var("HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP") {
-        return Some(b);
-    }
-    let (host, port) = plain
-        .split(',')
-        .next()
-        .and_then(|h| h.trim().rsplit_once(':'))
-        .expect("KAFKA_BOOTSTRAP as host:port");
-    let port: u16 = port.parse().expect("a port");
-    Some(format!("{host}:{}", port + 2))
-}
-
 fn security(password: &str) -> [(&'static str, String); 4] {
-    [
-        (
-            "HIRESTATE_KAFKA_SECURITY_PROTOCOL",
-            "SASL_PLAINTEXT".to_owned(),
-        ),
-        ("HIRESTATE_KAFKA_SASL_MECHANISMS", "PLAIN".to_owned()),
-        ("HIRESTATE_KAFKA_SASL_USERNAME", USER.to_owned()),
-        ("HIRESTATE_KAFKA_SASL_PASSWORD", password.to_owned()),
-    ]
-}
-
-fn as_env<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    sasl_plain("hirestate", password)
 }
 
 #[test]

@@ -37,10 +37,13 @@ ping() {
   java -cp "$base/lib/*" "$here/Ping.java" "$bootstrap" >/dev/null 2>&1
 }
 
-# The SASL/PLAIN listener (tests/processor_sasl.rs) accepts connections: a broker started
-# before it was configured has none, and is restarted rather than reused.
-sasl_up() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$sasl_port") 2>/dev/null
+# The running broker was started from the current server.properties.in (and Acls.java): one
+# started from an older one (before the SASL listener, say) is restarted rather than reused.
+config_sum() {
+  cat "$here/server.properties.in" "$here/Acls.java" | sha256sum | cut -d' ' -f1
+}
+current() {
+  [ "$(cat "$base/config.sum" 2>/dev/null)" = "$(config_sum)" ]
 }
 
 running() {
@@ -50,12 +53,12 @@ running() {
 up() {
   local fresh="${1:-}"
   resolve
-  if running && ping && sasl_up; then
+  if running && ping && current; then
     echo "kafka.sh: broker already up at $bootstrap (pid $(cat "$pidfile"))" >&2
     return
   fi
   if running; then
-    echo "kafka.sh: the running broker has no SASL listener on $sasl_port: restarting it" >&2
+    echo "kafka.sh: the running broker's configuration changed since it started: restarting it" >&2
     down
   fi
   if [ "$fresh" = fresh ]; then
@@ -93,6 +96,9 @@ up() {
     fi
     sleep 1
   done
+  java -cp "$base/lib/*" "$here/Acls.java" "$bootstrap" || {
+    echo "kafka.sh: granting the test ACLs (Acls.java) failed" >&2; down; exit 1; }
+  config_sum > "$base/config.sum"
   echo "kafka.sh: broker up at $bootstrap (pid $(cat "$pidfile"))" >&2
 }
 
@@ -109,7 +115,7 @@ down() {
 
 with() {
   local started=0 status=0
-  if ! ping 2>/dev/null || ! sasl_up; then up fresh; started=1; fi
+  if ! ping 2>/dev/null || ! current; then up fresh; started=1; fi
   KAFKA_BOOTSTRAP="$bootstrap" HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" "$@" \
     || status=$?
   if [ "$started" = 1 ]; then down; fi

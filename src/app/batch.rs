@@ -726,8 +726,10 @@ impl<'a> BatchFolder<'a> {
             }
             let largest = f.outbox.largest();
             f.discard(a);
-            if let TxnEnd::Refused(why) = end {
-                anyhow::bail!(refused(&why, largest));
+            match end {
+                TxnEnd::Refused(why) => anyhow::bail!(refused(&why, largest)),
+                TxnEnd::Denied(why) => anyhow::bail!(why),
+                _ => {}
             }
             return Ok((BatchEnd::RolledBack(format!("{end:?}")), None));
         }

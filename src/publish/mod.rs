@@ -19,6 +19,11 @@
 //!   A record the producer refuses at once ([`SendError`]) is named the same way: once
 //!   librdkafka knows a topic is missing, its own text is "Message production error:
 //!   UnknownTopic (Local: Unknown topic)", and the batch's every retry said only that.
+//! - An operation the cluster refuses this principal (an ACL: a topic it may not write, its
+//!   transactional id, the group its offsets go to) ends the batch as [`TxnEnd::Denied`], and
+//!   a producer that cannot be recreated for that reason gives up the same way: retrying
+//!   cannot succeed until the ACLs change, so the caller stops (`topics::reach::access_hint`
+//!   says what to grant). Before, every batch aborted and recreated the producer, for ever.
 //! - All calls here block; the processor runs them on its own thread, off the async runtime.
 //! - Once a shutdown is requested ([`Publisher::stop_waiting_on`]), no call waits on the broker
 //!   for longer than [`STOPPING_WAIT`] more, and nothing is retried or recreated: a batch that
@@ -48,9 +53,19 @@ type TxProducer = ThreadedProducer<Deliveries>;
 #[derive(Default)]
 struct Deliveries {
     first_failed: Mutex<Option<String>>,
+    /// A delivery refused by the cluster's ACLs ([`crate::topics::reach::access_denied`]).
+    denied: Mutex<Option<RDKafkaErrorCode>>,
 }
 
 impl Deliveries {
+    /// The error code of a delivery the ACLs refused since the last call, and forgets it.
+    fn take_denied(&self) -> Option<RDKafkaErrorCode> {
+        self.denied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
     /// The first failed delivery since the last call, and forgets it.
     fn take_failed(&self) -> Option<String> {
         self.first_failed
@@ -67,6 +82,10 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
         if let Err((e, m)) = result {
+            if let Some(code) = crate::topics::reach::access_denied(e) {
+                let mut denied = self.denied.lock().unwrap_or_else(PoisonError::into_inner);
+                denied.get_or_insert(code);
+            }
             let mut first = self
                 .first_failed
                 .lock()
@@ -169,6 +188,10 @@ pub enum TxnEnd {
     /// Aborted because a record was refused for its size ([`refused_for_size`]): retrying
     /// the batch cannot succeed.
     Refused(String),
+    /// Aborted, or the producer could not be recreated, because the cluster refused this
+    /// principal an operation (see the module doc); the text says what to grant. Retrying
+    /// cannot succeed.
+    Denied(String),
     /// The producer was recreated; the caller must roll back and rewind.
     Recreated(String),
     /// A shutdown was requested and the transaction could not be ended in time (see the
@@ -258,6 +281,7 @@ impl Publisher {
     /// As librdkafka's `begin_transaction` (the caller recreates on error).
     pub fn begin(&mut self) -> Result<(), KafkaError> {
         self.producer.context().take_failed();
+        self.producer.context().take_denied();
         self.producer.begin_transaction()
     }
 
@@ -406,6 +430,18 @@ impl Publisher {
     }
 
     fn recover(&mut self, e: KafkaError) -> TxnEnd {
+        let denied = crate::topics::reach::access_denied(&e)
+            .or_else(|| self.producer.context().take_denied());
+        if let Some(code) = denied {
+            let why = self.with_failed_delivery(&e.to_string());
+            // Best effort: the transaction may be in a state that cannot abort any more. An
+            // open transaction is aborted by the coordinator after its timeout, or fenced by
+            // the next start's `init_transactions`.
+            if let Err(abort) = self.producer.abort_transaction(self.wait()) {
+                tracing::warn!(error = %abort, "aborting the refused batch failed");
+            }
+            return TxnEnd::Denied(self.denied(&why, code));
+        }
         match &e {
             KafkaError::Transaction(te)
                 if te.txn_requires_abort() && !te.is_fatal() && !timed_out(te.code()) =>
@@ -418,6 +454,14 @@ impl Publisher {
                 self.recreate(why)
             }
         }
+    }
+
+    /// What a batch the cluster refused with `code` ends with: `why`, and what to grant.
+    fn denied(&self, why: &str, code: RDKafkaErrorCode) -> String {
+        format!(
+            "{}: {why}",
+            crate::topics::reach::access_hint(&self.config, code)
+        )
     }
 
     /// `why`, with the transaction's first failed delivery when there was one.
@@ -449,6 +493,9 @@ impl Publisher {
                     return TxnEnd::Recreated(why);
                 }
                 Err(e) => {
+                    if let Some(code) = crate::topics::reach::access_denied(&e) {
+                        return TxnEnd::Denied(self.denied(&format!("{why}; then {e}"), code));
+                    }
                     tracing::error!(error = %e, "recreating the producer failed; retrying");
                     let until = Instant::now() + wait;
                     while Instant::now() < until && !self.stopping() {

@@ -36,6 +36,42 @@ pub fn bootstrap(test: &str) -> Option<String> {
     }
 }
 
+/// The broker's SASL/PLAIN listener: `HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP`, or (the layout
+/// `deploy/kafka/kafka.sh` gives) the plaintext listener's port + 2. `None` as
+/// [`bootstrap`].
+pub fn sasl_bootstrap(test: &str) -> Option<String> {
+    let plain = bootstrap(test)?;
+    if let Ok(b) = std::env::var("HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP") {
+        return Some(b);
+    }
+    let (host, port) = plain
+        .split(',')
+        .next()
+        .and_then(|h| h.trim().rsplit_once(':'))
+        .expect("KAFKA_BOOTSTRAP as host:port");
+    let port: u16 = port.parse().expect("a port");
+    Some(format!("{host}:{}", port + 2))
+}
+
+/// hirestate's settings for SASL/PLAIN as `user` with `password` (the test broker's users:
+/// `hirestate`, a super user, and `limited`, with the ACLs of `deploy/kafka/Acls.java`).
+pub fn sasl_plain(user: &str, password: &str) -> [(&'static str, String); 4] {
+    [
+        (
+            "HIRESTATE_KAFKA_SECURITY_PROTOCOL",
+            "SASL_PLAINTEXT".to_owned(),
+        ),
+        ("HIRESTATE_KAFKA_SASL_MECHANISMS", "PLAIN".to_owned()),
+        ("HIRESTATE_KAFKA_SASL_USERNAME", user.to_owned()),
+        ("HIRESTATE_KAFKA_SASL_PASSWORD", password.to_owned()),
+    ]
+}
+
+/// `settings` as `(key, value)` pairs of `&str`.
+pub fn as_env<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 /// A name unique to this process and call: `<prefix>-<pid>-<nanos>-<n>`.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);

@@ -1,0 +1,44 @@
+// Grants the test broker's SASL user `limited` the ACLs tests/processor_acls.rs relies on
+// (all PREFIXED, all ALLOW; adding a binding that exists already changes nothing):
+//   topics    acl-      READ, DESCRIBE, DESCRIBE_CONFIGS
+//   topics    acl-w-    WRITE
+//   groups    acl-g-    READ, DESCRIBE
+//   txn ids   acl-      WRITE, DESCRIBE
+// Run by kafka.sh once the broker answers: java Acls.java BOOTSTRAP
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclOperation;
+import org.apache.kafka.common.acl.AclPermissionType;
+import org.apache.kafka.common.resource.PatternType;
+import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourceType;
+
+public class Acls {
+    static void allow(List<AclBinding> out, ResourceType type, String prefix, AclOperation... ops) {
+        for (AclOperation op : ops) {
+            out.add(new AclBinding(
+                new ResourcePattern(type, prefix, PatternType.PREFIXED),
+                new AccessControlEntry("User:limited", "*", op, AclPermissionType.ALLOW)));
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+        List<AclBinding> acls = new ArrayList<>();
+        allow(acls, ResourceType.TOPIC, "acl-",
+            AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS);
+        allow(acls, ResourceType.TOPIC, "acl-w-", AclOperation.WRITE);
+        allow(acls, ResourceType.GROUP, "acl-g-", AclOperation.READ, AclOperation.DESCRIBE);
+        allow(acls, ResourceType.TRANSACTIONAL_ID, "acl-", AclOperation.WRITE, AclOperation.DESCRIBE);
+        try (Admin admin = Admin.create(p)) {
+            admin.createAcls(acls).all().get(30, TimeUnit.SECONDS);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The access rights (ACLs) the processor needs, against the test broker's authorizer: its
+//! SASL user `limited` has only the ACLs `deploy/kafka/Acls.java` grants (topics `acl-`: read,
+//! describe, describe configs; topics `acl-w-`: write; groups `acl-g-`; transactional ids
+//! `acl-`). Topics are created and read back as a super user (the plaintext listener).
+//!
+//! - With the ACLs README "Access rights" lists, the processor's outputs equal the replay.
+//! - Each one missing stops it at once, naming the operation refused and what to grant, with
+//!   nothing committed (`topics::reach::access_hint`). Before, a missing group ACL left it
+//!   polling, assigned nothing, for ever; a missing WRITE aborted and recreated the producer
+//!   for every batch, for ever; a missing transactional id ACL stopped it with librdkafka's
+//!   text alone.
+
+#[path = "support/processor.rs"]
+mod processor;
+mod support;
+
+use support::{as_env, sasl_bootstrap, sasl_plain, unique};
+
+/// A setup whose topics have `prefix` and whose group is `group` (both made unique), with its
+/// stream produced as a super user, and what the processor must derive from it.
+fn setup(bs: &str, prefix: &str, group: &str) -> (processor::Setup, processor::Expected) {
+    let mut setup = processor::Setup::new(bs, prefix, 2);
+    setup.group = unique(group);
+    let file = setup.generate("events.jsonl", 60, 79);
+    setup.produce(&file);
+    let expected = processor::expected(&setup, &file);
+    (setup, expected)
+}
+
+/// The environment that makes a command connect as `limited` to the SASL listener.
+fn limited(sasl: &str) -> Vec<(&'static str, String)> {
+    let mut env = vec![("KAFKA_BOOTSTRAP", sasl.to_owned())];
+    env.extend(sasl_plain("limited", "limited-test-secret"));
+    env
+}
+
+#[test]
+fn the_processor_runs_with_the_acls_the_readme_lists() {
+    let Some(sasl) = sasl_bootstrap("the_processor_runs_with_the_acls_the_readme_lists") else {
+        return;
+    };
+    let bs = support::bootstrap("plaintext").expect("the plaintext listener");
+    let (setup, expected) = setup(&bs, "acl-w-ok", "acl-g-ok");
+    let env = limited(&sasl);
+    let report = setup.instance("x").run_to_idle(&setup, 2.0, &as_env(&env));
+    processor::assert_counts(&report, &expected.counts);
+    let (actual, _) = setup.read_back(&setup.output_topics());
+    processor::assert_outputs_equal(&expected.outputs, &actual);
+}
+
+#[test]
+fn a_missing_acl_stops_the_processor_naming_what_to_grant() {
+    let Some(sasl) = sasl_bootstrap("a_missing_acl_stops_the_processor_naming_what_to_grant")
+    else {
+        return;
+    };
+    let bs = support::bootstrap("plaintext").expect("the plaintext listener");
+    let env = limited(&sasl);
+    // (topic prefix, group, what the stop must say)
+    let cases: [(&str, &str, &[&str]); 3] = [
+        // The group: no ACL on groups `acl-nog-`.
+        (
+            "acl-w-nogroup",
+            "acl-nog",
+            &[
+                "GroupAuthorizationFailed",
+                "READ and DESCRIBE on the group \"acl-nog-",
+            ],
+        ),
+        // WRITE: topics `acl-ro-` are only readable.
+        (
+            "acl-ro",
+            "acl-g-ro",
+            &[
+                "TopicAuthorizationFailed",
+                "WRITE on every topic hirestate writes",
+                "\"acl-ro-",
+            ],
+        ),
+        // The transactional id (`<group>-<instance>`): no ACL on ids `nacl-`.
+        (
+            "acl-w-notxn",
+            "nacl",
+            &[
+                "TransactionalIdAuthorizationFailed",
+                "WRITE and DESCRIBE on the transactional id \"nacl-",
+            ],
+        ),
+    ];
+    for (prefix, group, said) in cases {
+        let (setup, _) = setup(&bs, prefix, group);
+        let instance = setup.instance("x");
+        let mut child = instance.spawn(&setup, 5.0, &as_env(&env));
+        let mut needles = vec!["refused this principal an operation", "Access rights"];
+        needles.extend(said);
+        instance.stopped_with(&mut child, &needles);
+        let (committed, _) = setup.read_back(&setup.output_topics());
+        assert!(
+            committed.values().all(|by_key| by_key.is_empty()),
+            "{prefix}: outputs committed: {committed:?}"
+        );
+    }
+}
