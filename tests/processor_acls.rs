@@ -5,7 +5,10 @@
 //!
 //! - With the ACLs README "Access rights" lists, the processor's outputs equal the replay.
 //! - Each one missing stops it at once, naming the operation refused and what to grant, with
-//!   nothing committed (`topics::reach::access_hint`). Before, a missing group ACL left it
+//!   nothing committed (`topics::reach::access_hint`).
+//! - The tools say what they were refused: `tail` and `replay --bootstrap` a topic they may
+//!   not describe (before: "does not exist"), `topics ensure` topics it may not create (before,
+//!   it also said the event log and the snapshots existed but did not show in the metadata). Before, a missing group ACL left it
 //!   polling, assigned nothing, for ever; a missing WRITE aborted and recreated the producer
 //!   for every batch, for ever; a missing transactional id ACL stopped it with librdkafka's
 //!   text alone.
@@ -100,4 +103,55 @@ fn a_missing_acl_stops_the_processor_naming_what_to_grant() {
             "{prefix}: outputs committed: {committed:?}"
         );
     }
+}
+
+#[test]
+fn the_tools_say_what_the_cluster_refused_them() {
+    let Some(sasl) = sasl_bootstrap("the_tools_say_what_the_cluster_refused_them") else {
+        return;
+    };
+    let bs = support::bootstrap("plaintext").expect("the plaintext listener");
+    // Topics `noacl-` exist (created as a super user), but `limited` may not even describe them.
+    let (hidden, _) = setup(&bs, "noacl", "acl-g-hidden");
+    let env = limited(&sasl);
+    let events = hidden.topic("hiring.events.v1");
+    let tail = [
+        "tail",
+        "--topic",
+        events.as_str(),
+        "--from-beginning",
+        "--until-end",
+    ];
+    let replay = ["replay", "--bootstrap", sasl.as_str()];
+    for args in [&tail[..], &replay[..]] {
+        let out = hidden
+            .command(args, &as_env(&env))
+            .output()
+            .expect("running");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {said}");
+        assert!(
+            said.contains(&format!(
+                "topic {events}: the cluster refused this principal DESCRIBE"
+            )) && !said.contains("does not exist"),
+            "{args:?}: {said}"
+        );
+    }
+
+    // `limited` may create no topic.
+    let prefix = unique("acl-new");
+    let out = hidden
+        .command(&["topics", "ensure"], &as_env(&env))
+        .env("HIRESTATE_TOPIC_PREFIX", &prefix)
+        .output()
+        .expect("running topics ensure");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{prefix}.hiring.events.v1: TopicAuthorizationFailed"
+        )) && said.contains("grant it CREATE")
+            && !said.contains("it exists"),
+        "{said}"
+    );
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
@@ -152,12 +153,15 @@ pub fn tail(
         .set("enable.partition.eof", "true")
         .create_with_context(EofReaderContext)?;
     let md = c.fetch_metadata(Some(&opts.topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .first()
-        .filter(|t| t.error().is_none())
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-        .ok_or_else(|| anyhow::anyhow!("topic {} does not exist", opts.topic))?;
+    let partitions: Vec<i32> = match md.topics().first() {
+        Some(t) if t.error().is_none() => t.partitions().iter().map(|p| p.id()).collect(),
+        Some(t)
+            if t.error() == Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) =>
+        {
+            anyhow::bail!(crate::topics::reach::describe_refused(&opts.topic))
+        }
+        _ => anyhow::bail!("topic {} does not exist", opts.topic),
+    };
     let mut tpl = TopicPartitionList::new();
     let mut ends: BTreeMap<i32, bool> = BTreeMap::new();
     for p in &partitions {

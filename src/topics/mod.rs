@@ -187,13 +187,20 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
         match r {
             Ok(t) => report.created.push(t),
             Err((t, RDKafkaErrorCode::TopicAlreadyExists)) => report.existing.push(t),
+            Err((t, e @ RDKafkaErrorCode::TopicAuthorizationFailed)) => {
+                report.problems.push(format!(
+                    "{t}: {e}: this principal may not create it; grant it CREATE on the topics \
+                     (README \"Access rights\"), or have an administrator create them"
+                ))
+            }
             Err((t, e)) => report.problems.push(format!("{t}: {e}")),
         }
     }
     // A topic created just now has the partitions and the policy given above; the cluster's
     // metadata may not show it yet (asked at once, it answered "unknown topic" for the event
     // log once, and the partition check between it and an existing snapshot topic was lost).
-    let found = |t: &String| !report.created.contains(t);
+    // (One whose creation failed is neither: it is not checked, its problem is reported.)
+    let found = |t: &String| report.existing.contains(t);
     let found = [found(&topics.events), found(&topics.snapshots)];
     // A topic that exists may not be in the metadata yet either (one created a moment before,
     // by hand or by a test): asked at once, its count came back unknown, and both of its
@@ -218,7 +225,11 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
         }
     }
     let created = usize::try_from(config.partitions).ok();
-    let counts = [0, 1].map(|i| if found[i] { asked[i] } else { created });
+    let counts = [0, 1].map(|i| match (found[i], report.created.contains(pair[i])) {
+        (true, _) => asked[i],
+        (false, true) => created,
+        (false, false) => None,
+    });
     report
         .problems
         .extend(topic_problems(config, &topics, counts, found));
@@ -228,13 +239,22 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
 /// Partition count per topic (`None` when the topic does not exist).
 ///
 /// # Errors
-/// A metadata request that fails.
+/// A metadata request that fails, or the broker's error for a topic (other than that it does
+/// not exist): e.g. one this principal may not describe, which the broker does not say exists.
 pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<Option<usize>>> {
-    Ok(describe(config, topics, Duration::from_secs(10))?
-        .topics
-        .into_iter()
-        .map(Result::ok)
-        .collect())
+    let described = describe(config, topics, Duration::from_secs(10))?.topics;
+    topics
+        .iter()
+        .zip(described)
+        .map(|(t, d)| match d {
+            Ok(n) => Ok(Some(n)),
+            Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => Ok(None),
+            Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) => {
+                anyhow::bail!(reach::describe_refused(t))
+            }
+            Err(e) => anyhow::bail!("topic {t}: {}", RDKafkaErrorCode::from(e)),
+        })
+        .collect()
 }
 
 /// What the processor checks before it starts, every problem at once: that the cluster

@@ -150,6 +150,16 @@ pub fn access_hint(config: &Config, code: RDKafkaErrorCode) -> String {
     )
 }
 
+/// What a tool says of `topic` when the cluster refuses this principal DESCRIBE on it: the
+/// cluster then says nothing of whether it exists (before, the tools said it did not).
+pub fn describe_refused(topic: &str) -> String {
+    format!(
+        "topic {topic}: the cluster refused this principal DESCRIBE on it (so it says nothing \
+         of whether the topic exists); reading it needs READ and DESCRIBE (README \"Access \
+         rights\")"
+    )
+}
+
 /// A metadata reader of the cluster `config` names.
 pub struct Reader {
     bootstrap: String,
