@@ -228,13 +228,12 @@ pub fn run(
         shutdown: status.shutdown.clone(),
         event_partitions: partitions,
     });
-    let mut publisher =
-        Publisher::new(config).map_err(|e| match crate::topics::reach::access_denied(&e) {
-            Some(code) => {
-                anyhow::anyhow!("{}: {e}", crate::topics::reach::access_hint(config, code))
-            }
+    let mut publisher = Publisher::new(config).map_err(|e| {
+        match crate::topics::reach::access_refusal(config, &e) {
+            Some(refusal) => anyhow::anyhow!(refusal),
             None => e.into(),
-        })?;
+        }
+    })?;
     publisher.stop_waiting_on(status.shutdown.clone());
     let assignment = Arc::new(Mutex::new(Assignment::default()));
     let new_consumer =

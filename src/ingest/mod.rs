@@ -330,17 +330,18 @@ pub fn collect(
                 }
                 break;
             }
-            Some(Err(e)) => match crate::topics::reach::access_denied(&e) {
-                // Refused by the cluster's ACLs (the group, the event log): no retry can pass,
-                // and librdkafka goes on retrying without a word while nothing is assigned.
-                Some(code) => {
-                    let hint =
-                        crate::topics::reach::access_hint(&consumer.context().env.config, code);
-                    lock(assignment).fatal = Some(format!("{hint}: {e}"));
-                    break;
+            Some(Err(e)) => {
+                let config = &consumer.context().env.config;
+                match crate::topics::reach::access_refusal(config, &e) {
+                    // Refused by the cluster's ACLs (the group, the event log): no retry can
+                    // pass, and librdkafka retries without a word while nothing is assigned.
+                    Some(refusal) => {
+                        lock(assignment).fatal = Some(refusal);
+                        break;
+                    }
+                    None => tracing::warn!(error = %e, "consumer error"),
                 }
-                None => tracing::warn!(error = %e, "consumer error"),
-            },
+            }
             None => break,
         }
     }

@@ -54,7 +54,7 @@ pub enum ReachError {
 /// A client context that keeps the first refusal of the client's credentials librdkafka
 /// reports, and logs every other error as librdkafka's default context does.
 #[derive(Debug, Default)]
-pub struct CredentialsWatch {
+struct CredentialsWatch {
     refused: Mutex<Option<String>>,
 }
 
@@ -148,6 +148,12 @@ pub fn access_hint(config: &Config, code: RDKafkaErrorCode) -> String {
          (README \"Access rights\" lists them all)",
         config.bootstrap
     )
+}
+
+/// What the processor stops with when `e` is the cluster refusing it an operation
+/// ([`access_denied`]): what to grant, then the error.
+pub fn access_refusal(config: &Config, e: &KafkaError) -> Option<String> {
+    access_denied(e).map(|code| format!("{}: {e}", access_hint(config, code)))
 }
 
 /// What a tool says of `topic` when the cluster refuses this principal DESCRIBE on it: the
