@@ -405,8 +405,8 @@ fn transient(e: &KafkaError) -> bool {
 }
 
 /// Reads `topic`/`partition` from `from` until offset `until` (exclusive) or the end, calling
-/// `each` on every record's offset, key and value; stops early, with [`RestoreError::Interrupted`], once `shutdown` is
-/// set.
+/// `each` on every record's offset, key and value; stops early, with
+/// [`RestoreError::Interrupted`], once `shutdown` is set.
 fn read_range(
     (config, shutdown): (&Config, &AtomicBool),
     topic: &str,
