@@ -185,6 +185,25 @@ fn assert_confluent_outputs(
     }
 }
 
+fn assert_nothing_dead_lettered(bs: &str, setup: &processor::Setup) {
+    let dlq = support::read_raw(bs, &setup.topic("hiring.dlq.v1"), setup.partitions);
+    assert!(dlq.is_empty(), "{} records dead-lettered", dlq.len());
+}
+
+/// After a stop: the same instance, with the test's settings, runs to the end, and its
+/// outputs are exactly the replay's.
+fn then_the_run_equals_the_replay(
+    bs: &str,
+    setup: &processor::Setup,
+    instance: &processor::Instance,
+    double: &fixtures::RegistryDouble,
+    expected: &processor::Expected,
+) {
+    let report = instance.run_to_idle(setup, 2.0, &[]);
+    processor::assert_counts(&report, &expected.counts);
+    assert_confluent_outputs(bs, setup, double, expected);
+}
+
 #[test]
 fn outputs_through_a_registry_equal_the_replay() {
     let Some(bs) = support::bootstrap("outputs_through_a_registry_equal_the_replay") else {
@@ -279,9 +298,7 @@ fn a_registry_refusing_an_output_schema_stops_the_processor_and_loses_nothing() 
     );
 
     refuse.store(false, Ordering::SeqCst);
-    let report = instance.run_to_idle(&setup, 2.0, &[]);
-    processor::assert_counts(&report, &expected.counts);
-    assert_confluent_outputs(&bs, &setup, &double, &expected);
+    then_the_run_equals_the_replay(&bs, &setup, &instance, &double, &expected);
 }
 
 #[test]
@@ -327,13 +344,10 @@ fn a_registry_refusing_the_credentials_stops_the_processor_and_dead_letters_noth
             !log.contains("wr0ng") && !log.contains("s3cret"),
             "a secret in the log: {last}"
         );
-        let dlq = support::read_raw(&bs, &setup.topic("hiring.dlq.v1"), setup.partitions);
-        assert!(dlq.is_empty(), "{} records dead-lettered", dlq.len());
+        assert_nothing_dead_lettered(&bs, &setup);
     }
 
-    let report = instance.run_to_idle(&setup, 2.0, &[]);
-    processor::assert_counts(&report, &expected.counts);
-    assert_confluent_outputs(&bs, &setup, &double, &expected);
+    then_the_run_equals_the_replay(&bs, &setup, &instance, &double, &expected);
 }
 
 /// A registry URL that does not answer as a Confluent-API registry (here the right host with a
@@ -366,12 +380,9 @@ fn a_registry_url_that_is_not_a_registry_is_refused_at_start_up() {
             "HIRESTATE_SCHEMA_REGISTRY",
         ],
     );
-    let dlq = support::read_raw(&bs, &setup.topic("hiring.dlq.v1"), setup.partitions);
-    assert!(dlq.is_empty(), "{} records dead-lettered", dlq.len());
+    assert_nothing_dead_lettered(&bs, &setup);
 
-    let report = instance.run_to_idle(&setup, 2.0, &[]);
-    processor::assert_counts(&report, &expected.counts);
-    assert_confluent_outputs(&bs, &setup, &double, &expected);
+    then_the_run_equals_the_replay(&bs, &setup, &instance, &double, &expected);
 }
 
 /// A cold start (empty state directory, no snapshot) restores by folding the log, through the
