@@ -385,6 +385,63 @@ fn a_registry_url_that_is_not_a_registry_is_refused_at_start_up() {
     then_the_run_equals_the_replay(&bs, &setup, &instance, &double, &expected);
 }
 
+/// Events that need no registry (single-object), outputs that do: credentials the registry
+/// refuses when an output schema is registered (past the start-up check, as when they are
+/// revoked while the processor runs) stop the processor with nothing committed. (Checked by
+/// hand only until this test.)
+#[test]
+fn refused_credentials_at_an_output_schema_stop_the_processor_and_commit_nothing() {
+    let Some(bs) = support::bootstrap(
+        "refused_credentials_at_an_output_schema_stop_the_processor_and_commit_nothing",
+    ) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Secured {
+        double,
+        subjects_open,
+        bare,
+        ..
+    } = secured(&rt, &bs, "encode-credentials");
+    subjects_open.store(true, Ordering::SeqCst);
+    let setup = processor::Setup::new(&bs, "encode-credentials", 2);
+    let file = setup.generate("events.jsonl", 60, 83);
+    setup.produce(&file);
+
+    let registered = double.registered();
+    let instance = setup.instance("x");
+    let mut child = instance.spawn(
+        &setup,
+        5.0,
+        &[
+            ("HIRESTATE_SCHEMA_REGISTRY", bare.as_str()),
+            (
+                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+                "hirestate:wr0ng",
+            ),
+        ],
+    );
+    let last = instance.stopped_with(
+        &mut child,
+        &[
+            "an output record cannot be encoded",
+            "401",
+            "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        ],
+    );
+    assert!(!last.contains("wr0ng"), "a secret in: {last}");
+    let (committed, _) = setup.read_back(&setup.output_topics());
+    assert!(
+        committed.values().all(|by_key| by_key.is_empty()),
+        "outputs committed by a processor that could not encode its batch: {committed:?}"
+    );
+    assert_eq!(
+        double.registered(),
+        registered,
+        "a schema registered without the right credentials"
+    );
+}
+
 /// A cold start (empty state directory, no snapshot) restores by folding the log, through the
 /// registry: refused credentials stop it there too. Before, restore skipped each refused event
 /// as one the DLQ already had, and the processor went on from an empty state.
