@@ -185,6 +185,25 @@ fn assert_confluent_outputs(
     }
 }
 
+/// The registry at `bare` with a password it refuses.
+fn wrong_credentials(bare: &str) -> [(&'static str, &str); 2] {
+    [
+        ("HIRESTATE_SCHEMA_REGISTRY", bare),
+        (
+            "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+            "hirestate:wr0ng",
+        ),
+    ]
+}
+
+fn assert_nothing_committed(setup: &processor::Setup) {
+    let (committed, _) = setup.read_back(&setup.output_topics());
+    assert!(
+        committed.values().all(|by_key| by_key.is_empty()),
+        "outputs committed by a processor that could not encode its batch: {committed:?}"
+    );
+}
+
 fn assert_nothing_dead_lettered(bs: &str, setup: &processor::Setup) {
     let dlq = support::read_raw(bs, &setup.topic("hiring.dlq.v1"), setup.partitions);
     assert!(dlq.is_empty(), "{} records dead-lettered", dlq.len());
@@ -291,11 +310,7 @@ fn a_registry_refusing_an_output_schema_stops_the_processor_and_loses_nothing() 
             "compatibility",
         ],
     );
-    let (committed, _) = setup.read_back(&setup.output_topics());
-    assert!(
-        committed.values().all(|by_key| by_key.is_empty()),
-        "outputs committed by a processor that could not encode its batch: {committed:?}"
-    );
+    assert_nothing_committed(&setup);
 
     refuse.store(false, Ordering::SeqCst);
     then_the_run_equals_the_replay(&bs, &setup, &instance, &double, &expected);
@@ -317,13 +332,7 @@ fn a_registry_refusing_the_credentials_stops_the_processor_and_dead_letters_noth
         expected,
         ..
     } = secured(&rt, &bs, "credentials");
-    let wrong = [
-        ("HIRESTATE_SCHEMA_REGISTRY", bare.as_str()),
-        (
-            "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
-            "hirestate:wr0ng",
-        ),
-    ];
+    let wrong = wrong_credentials(&bare);
     let instance = setup.instance("x");
     // Refused by the start-up check, before the first record; then, with the check passing,
     // at the first record (as when the credentials are revoked while the processor runs).
@@ -410,17 +419,7 @@ fn refused_credentials_at_an_output_schema_stop_the_processor_and_commit_nothing
 
     let registered = double.registered();
     let instance = setup.instance("x");
-    let mut child = instance.spawn(
-        &setup,
-        5.0,
-        &[
-            ("HIRESTATE_SCHEMA_REGISTRY", bare.as_str()),
-            (
-                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
-                "hirestate:wr0ng",
-            ),
-        ],
-    );
+    let mut child = instance.spawn(&setup, 5.0, &wrong_credentials(&bare));
     let last = instance.stopped_with(
         &mut child,
         &[
@@ -430,11 +429,7 @@ fn refused_credentials_at_an_output_schema_stop_the_processor_and_commit_nothing
         ],
     );
     assert!(!last.contains("wr0ng"), "a secret in: {last}");
-    let (committed, _) = setup.read_back(&setup.output_topics());
-    assert!(
-        committed.values().all(|by_key| by_key.is_empty()),
-        "outputs committed by a processor that could not encode its batch: {committed:?}"
-    );
+    assert_nothing_committed(&setup);
     assert_eq!(
         double.registered(),
         registered,
@@ -471,18 +466,8 @@ fn a_cold_start_with_refused_credentials_stops_in_restore() {
     let mut cold = setup.instance("x");
     cold.state_dir = instance.state_dir.with_file_name("state-x-cold");
     cold.log = instance.log.with_file_name("x-cold.log");
-    let mut child = cold.spawn(
-        &setup,
-        5.0,
-        &[
-            no_snapshots[0],
-            ("HIRESTATE_SCHEMA_REGISTRY", bare.as_str()),
-            (
-                "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
-                "hirestate:wr0ng",
-            ),
-        ],
-    );
+    let [registry, user_info] = wrong_credentials(&bare);
+    let mut child = cold.spawn(&setup, 5.0, &[no_snapshots[0], registry, user_info]);
     cold.stopped_with(
         &mut child,
         &[
