@@ -386,7 +386,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => Framing::SingleObject,
             };
             let input = open_input(&from_file)?;
-            crate::topics::reach::check(&config, &topic, CLUSTER_WAIT)?;
+            crate::topics::reach::metadata(&config, &topic, CLUSTER_WAIT)?;
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(crate::tools::produce::produce(
                 &config,
@@ -433,7 +433,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = kafka.config()?;
             let policy = load_policy(config.policy_dir.as_deref())?;
             let events = Topics::new(&config.topic_prefix).events;
-            crate::topics::reach::check(&config, &events, CLUSTER_WAIT)?;
+            crate::topics::reach::metadata(&config, &events, CLUSTER_WAIT)?;
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(crate::topics::ensure(&config, &policy))?;
             for t in &report.created {

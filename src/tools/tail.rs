@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
-use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
@@ -144,7 +143,12 @@ pub fn tail(
         .enable_all()
         .build()?;
     rt.block_on(codec.check_registry())?.log();
-    crate::topics::reach::check(config, &opts.topic, Duration::from_secs(10))?;
+    // Read first with the credentials watched (`topics::reach`): refused ones are said so.
+    let md = crate::topics::reach::metadata(config, &opts.topic, Duration::from_secs(10))?;
+    let partitions: Vec<i32> = match crate::topics::partition_count(&md) {
+        Ok(n) => (0..i32::try_from(n)?).collect(),
+        Err(e) => return Err(crate::topics::reach::topic_error(&opts.topic, e)),
+    };
     let c: BaseConsumer<EofReaderContext> = config
         .consumer_config()
         .set("group.id", format!("hirestate-tail-{}", std::process::id()))
@@ -152,16 +156,6 @@ pub fn tail(
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .create_with_context(EofReaderContext)?;
-    let md = c.fetch_metadata(Some(&opts.topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = match md.topics().first() {
-        Some(t) if t.error().is_none() => t.partitions().iter().map(|p| p.id()).collect(),
-        Some(t)
-            if t.error() == Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) =>
-        {
-            anyhow::bail!(crate::topics::reach::describe_refused(&opts.topic))
-        }
-        _ => anyhow::bail!("topic {} does not exist", opts.topic),
-    };
     let mut tpl = TopicPartitionList::new();
     let mut ends: BTreeMap<i32, bool> = BTreeMap::new();
     for p in &partitions {

@@ -249,16 +249,14 @@ pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<
         .map(|(t, d)| match d {
             Ok(n) => Ok(Some(n)),
             Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => Ok(None),
-            Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) => {
-                anyhow::bail!(reach::describe_refused(t))
-            }
-            Err(e) => anyhow::bail!("topic {t}: {}", RDKafkaErrorCode::from(e)),
+            Err(e) => Err(reach::topic_error(t, e)),
         })
         .collect()
 }
 
 /// What the processor checks before it starts, every problem at once: that the cluster
-/// answers within the transaction timeout (the longest any of its calls waits), and that every
+/// answers within the transaction timeout (the longest any of its calls waits; a cluster that
+/// does not, or that refuses the credentials, is [`reach::ReachError`]), and that every
 /// topic it reads or writes exists — the event log and the snapshots with one partition count,
 /// the event log not compacted and the snapshots compacted (unless `describe_configs` is
 /// false: a cluster that answers no `DescribeConfigs`, such as librdkafka's mock).
@@ -281,15 +279,7 @@ pub fn check_for_run(
     let Described {
         topics: described,
         cluster,
-    } = describe(config, &names, timeout).map_err(|e| match e {
-        refused @ reach::ReachError::Refused { .. } => anyhow::Error::new(refused),
-        reach::ReachError::Kafka(e) => anyhow::anyhow!(
-            "cannot read topic metadata from the Kafka cluster at {:?} within {} ms \
-             (transaction_timeout_ms): {e}; is KAFKA_BOOTSTRAP right and the cluster up?",
-            config.bootstrap,
-            timeout.as_millis()
-        ),
-    })?;
+    } = describe(config, &names, timeout)?;
     let mut missing = Vec::new();
     let mut problems = Vec::new();
     for (name, d) in names.iter().zip(&described) {
@@ -498,17 +488,14 @@ fn describe(
     topics: &[&str],
     timeout: Duration,
 ) -> Result<Described, reach::ReachError> {
-    let c = reach::Reader::new(config)?;
-    let deadline = std::time::Instant::now() + timeout;
+    let c = reach::Reader::new(config, timeout)?;
     let described = topics
         .iter()
         .map(|t| loop {
-            let described = partition_count(&c.metadata(Some(t), deadline)?);
+            let described = partition_count(&c.metadata(Some(t))?);
             // A topic just created has no leader for a moment: it exists, ask again.
             match described {
-                Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
-                    if std::time::Instant::now() < deadline =>
-                {
+                Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) if !c.expired() => {
                     std::thread::sleep(Duration::from_millis(100))
                 }
                 d => return Ok(d),

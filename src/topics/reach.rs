@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use thiserror::Error;
 
@@ -47,6 +48,16 @@ pub enum ReachError {
          the security settings: {SECURITY_SETTINGS}"
     )]
     Refused { bootstrap: String, reason: String },
+    #[error(
+        "cannot read topic metadata from the Kafka cluster at {bootstrap:?} within {ms} ms: \
+         {error}; is KAFKA_BOOTSTRAP right and the cluster up?"
+    )]
+    Unanswered {
+        bootstrap: String,
+        ms: u128,
+        error: KafkaError,
+    },
+    /// The client could not be created from the configuration.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
 }
@@ -156,42 +167,44 @@ pub fn access_refusal(config: &Config, e: &KafkaError) -> Option<String> {
     access_denied(e).map(|code| format!("{}: {e}", access_hint(config, code)))
 }
 
-/// What a tool says of `topic` when the cluster refuses this principal DESCRIBE on it: the
-/// cluster then says nothing of whether it exists (before, the tools said it did not).
-pub fn describe_refused(topic: &str) -> String {
-    format!(
-        "topic {topic}: the cluster refused this principal DESCRIBE on it (so it says nothing \
-         of whether the topic exists); reading it needs READ and DESCRIBE (README \"Access \
-         rights\")"
-    )
-}
-
-/// A metadata reader of the cluster `config` names.
+/// A metadata reader of the cluster `config` names, whose requests all end by one deadline.
 pub struct Reader {
     bootstrap: String,
     consumer: BaseConsumer<CredentialsWatch>,
+    timeout: Duration,
+    deadline: Instant,
 }
 
 impl Reader {
+    /// A reader whose requests end `timeout` from now.
+    ///
     /// # Errors
     /// When the client cannot be created from the configuration.
-    pub fn new(config: &Config) -> Result<Reader, KafkaError> {
+    pub fn new(config: &Config, timeout: Duration) -> Result<Reader, KafkaError> {
         Ok(Reader {
             bootstrap: config.bootstrap.clone(),
             consumer: config
                 .consumer_config()
                 .create_with_context(CredentialsWatch::default())?,
+            timeout,
+            deadline: Instant::now() + timeout,
         })
     }
 
-    /// The cluster's metadata of `topic` (of every topic: `None`), asked until `deadline`.
+    /// Whether the reader's deadline has passed.
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// The cluster's metadata of `topic` (of every topic: `None`), asked until the deadline.
     ///
     /// # Errors
-    /// [`ReachError::Refused`] as soon as the cluster refuses the credentials; the request's
-    /// last error when the deadline passes first.
-    pub fn metadata(&self, topic: Option<&str>, deadline: Instant) -> Result<Metadata, ReachError> {
+    /// [`ReachError::Refused`] as soon as the cluster refuses the credentials;
+    /// [`ReachError::Unanswered`], with the request's last error, when the deadline passes
+    /// first.
+    pub fn metadata(&self, topic: Option<&str>) -> Result<Metadata, ReachError> {
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = self.deadline.saturating_duration_since(Instant::now());
             let failed = match self.consumer.fetch_metadata(topic, left.min(TRY)) {
                 Ok(md) => return Ok(md),
                 Err(e) => e,
@@ -204,8 +217,12 @@ impl Reader {
                     reason,
                 });
             }
-            if Instant::now() >= deadline {
-                return Err(failed.into());
+            if self.expired() {
+                return Err(ReachError::Unanswered {
+                    bootstrap: self.bootstrap.clone(),
+                    ms: self.timeout.as_millis(),
+                    error: failed,
+                });
             }
         }
     }
@@ -216,20 +233,28 @@ impl Reader {
     }
 }
 
-/// Checks that the cluster `config` names answers a metadata request (of `topic`, which may not
-/// exist) within `timeout`.
+/// The cluster's metadata of `topic` (which may not exist: the metadata then says so), read
+/// within `timeout`: what a tool reads first.
 ///
 /// # Errors
-/// As [`Reader::metadata`], the unanswered case saying what to check.
-pub fn check(config: &Config, topic: &str, timeout: Duration) -> anyhow::Result<()> {
-    match Reader::new(config)?.metadata(Some(topic), Instant::now() + timeout) {
-        Ok(_) => Ok(()),
-        Err(e @ ReachError::Refused { .. }) => Err(e.into()),
-        Err(ReachError::Kafka(e)) => anyhow::bail!(
-            "cannot read metadata from the Kafka cluster at {:?} within {} s: {e}; is \
-             KAFKA_BOOTSTRAP right and the cluster up?",
-            config.bootstrap,
-            timeout.as_secs()
+/// As [`Reader::metadata`].
+pub fn metadata(config: &Config, topic: &str, timeout: Duration) -> Result<Metadata, ReachError> {
+    Reader::new(config, timeout)?.metadata(Some(topic))
+}
+
+/// The broker's error `e` for `topic` in a metadata answer, as a tool reports it. A topic this
+/// principal may not describe is named as refused: the cluster then says nothing of whether it
+/// exists (before, the tools said it did not).
+pub fn topic_error(topic: &str, e: RDKafkaRespErr) -> anyhow::Error {
+    match e {
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED => anyhow::anyhow!(
+            "topic {topic}: the cluster refused this principal DESCRIBE on it (so it says \
+             nothing of whether the topic exists); reading it needs READ and DESCRIBE (README \
+             \"Access rights\")"
         ),
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART => {
+            anyhow::anyhow!("topic {topic} does not exist")
+        }
+        e => anyhow::anyhow!("topic {topic}: {}", RDKafkaErrorCode::from(e)),
     }
 }

@@ -16,14 +16,7 @@ use rdkafka::config::ClientConfig;
 /// failure, never a silent skip. Run alone with `cargo test`, the test says it was skipped.
 pub fn bootstrap(test: &str) -> Option<String> {
     match std::env::var("KAFKA_BOOTSTRAP") {
-        Ok(b) if !b.trim().is_empty() => {
-            assert!(
-                b.split(',')
-                    .all(|h| h.trim().starts_with("127.") || h.trim().starts_with("localhost")),
-                "KAFKA_BOOTSTRAP={b} is not on the loopback range; tests never leave 127.0.0.0/8"
-            );
-            Some(b)
-        }
+        Ok(b) if !b.trim().is_empty() => Some(on_loopback("KAFKA_BOOTSTRAP", b)),
         _ if std::env::var("HIRESTATE_REQUIRE_KAFKA").as_deref() == Ok("1") => {
             panic!("{test}: KAFKA_BOOTSTRAP is not set but HIRESTATE_REQUIRE_KAFKA=1 (run `make test`)")
         }
@@ -36,13 +29,24 @@ pub fn bootstrap(test: &str) -> Option<String> {
     }
 }
 
+/// `b`, a bootstrap list from the environment variable `var`, once checked to stay on the
+/// loopback range: tests never leave 127.0.0.0/8.
+fn on_loopback(var: &str, b: String) -> String {
+    assert!(
+        b.split(',')
+            .all(|h| h.trim().starts_with("127.") || h.trim().starts_with("localhost")),
+        "{var}={b} is not on the loopback range; tests never leave 127.0.0.0/8"
+    );
+    b
+}
+
 /// The broker's SASL/PLAIN listener: `HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP`, or (the layout
 /// `deploy/kafka/kafka.sh` gives) the plaintext listener's port + 2. `None` as
 /// [`bootstrap`].
 pub fn sasl_bootstrap(test: &str) -> Option<String> {
     let plain = bootstrap(test)?;
     if let Ok(b) = std::env::var("HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP") {
-        return Some(b);
+        return Some(on_loopback("HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP", b));
     }
     let (host, port) = plain
         .split(',')
