@@ -540,6 +540,18 @@ fn tail_waits_out_a_registry_outage_and_stops_on_refused_credentials() {
     let decoded = String::from_utf8_lossy(&out.stdout).lines().count();
     assert_eq!(decoded, expected.events, "records left out: {said}");
 
+    // A wait longer than a clock can hold is taken as "for ever" (it overflowed: a panic).
+    let max = u64::MAX.to_string();
+    let for_ever = [tail.as_slice(), &["--registry-wait", &max]].concat();
+    let out = setup
+        .command(&for_ever, &[])
+        .output()
+        .expect("running tail");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let decoded = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(decoded, expected.events, "{said}");
+
     // Down for longer than the wait: the tail stops at the first record, with nothing left out.
     down.store(true, Ordering::SeqCst);
     let waited = [tail.as_slice(), &["--registry-wait", "2"]].concat();

@@ -90,7 +90,9 @@ fn decode_waiting(
     (rt, wait): (&tokio::runtime::Handle, Duration),
     err: &mut impl Write,
 ) -> anyhow::Result<Result<Value, CodecError>> {
-    let deadline = Instant::now() + wait;
+    // (A wait past what an `Instant` can hold, e.g. `--registry-wait` of u64::MAX seconds,
+    // waits for ever instead of overflowing.)
+    let deadline = Instant::now().checked_add(wait);
     loop {
         match decode_as(codec, m.topic(), bytes, rt) {
             Err(e) if e.is_configuration() => anyhow::bail!(
@@ -100,14 +102,16 @@ fn decode_waiting(
                 m.partition(),
                 m.offset()
             ),
-            Err(e) if e.retryable() && Instant::now() >= deadline => anyhow::bail!(
-                "{}/{}@{}: the schema registry is still out of reach after {} s: {e}; \
+            Err(e) if e.retryable() && deadline.is_some_and(|d| Instant::now() >= d) => {
+                anyhow::bail!(
+                    "{}/{}@{}: the schema registry is still out of reach after {} s: {e}; \
                  stopping here rather than leaving records out (run again once it answers)",
-                m.topic(),
-                m.partition(),
-                m.offset(),
-                wait.as_secs()
-            ),
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    wait.as_secs()
+                )
+            }
             Err(e) if e.retryable() => {
                 writeln!(
                     err,
