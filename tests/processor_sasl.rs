@@ -14,9 +14,6 @@
 mod processor;
 mod support;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use support::{as_env, sasl_bootstrap, sasl_plain};
 
 const SECRET: &str = "hirestate-test-secret";
@@ -54,57 +51,15 @@ fn refused_credentials_stop_every_command_at_once_naming_the_settings() {
     else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let events = dir.path().join("events.jsonl");
-    std::fs::write(
-        &events,
-        processor::bare_command(&["generate", "--candidates", "3"])
-            .output()
-            .expect("generate")
-            .stdout,
-    )
-    .expect("events file");
-    let events = events.to_str().expect("a UTF-8 path");
-    let prefix = support::unique("sasl-refused");
-    let topic = format!("{prefix}.hiring.events.v1");
-    let state = dir.path().join("state");
     let wrong = security("wr0ng-secret");
-    let commands: [&[&str]; 5] = [
-        &["run", "--exit-when-idle", "2"],
-        &["topics", "ensure"],
-        &["produce", "--from-file", events, "--topic", &topic],
-        &["tail", "--topic", &topic, "--from-beginning", "--until-end"],
-        &["replay", "--bootstrap", &bs],
-    ];
-    for args in commands {
-        let mut child = processor::bare_command(args)
-            .env("KAFKA_BOOTSTRAP", &bs)
-            .env("HIRESTATE_TOPIC_PREFIX", &prefix)
-            .env("HIRESTATE_GROUP_ID", &prefix)
-            .env("HIRESTATE_STATE_DIR", &state)
-            .envs(as_env(&wrong))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning hirestate");
-        // A guard against waiting for ever (before, `produce` did), not a measure of speed.
-        let status = processor::wait_for(&mut child, Duration::from_secs(120));
-        let out = child.wait_with_output().expect("its stderr");
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            status.is_some_and(|s| !s.success()),
-            "{args:?}: {status:?}\n{said}"
-        );
-        let last = said.lines().last().unwrap_or_default();
-        assert!(
-            last.contains("refused hirestate's credentials")
-                && last.contains("Authentication failed")
-                && last.contains("HIRESTATE_KAFKA_SASL_PASSWORD"),
-            "{args:?}: {last}"
-        );
-        assert!(
-            !said.contains("wr0ng-secret"),
-            "{args:?}: the password in: {said}"
-        );
-    }
+    processor::assert_every_command_stops(
+        &bs,
+        &as_env(&wrong),
+        "sasl-refused",
+        &[
+            "refused hirestate's credentials",
+            "Authentication failed",
+            "HIRESTATE_KAFKA_SASL_PASSWORD",
+        ],
+    );
 }

@@ -10,8 +10,10 @@
 #                    topics of earlier runs, kept, made start-up slower run after run: 1.7 GB
 #                    of them once took it past the 90 s wait)
 # Everything lives under target/kafka; the broker listens on 127.0.0.1 only: plaintext on
-# HIRESTATE_TEST_KAFKA_PORT (19092), the controller on +1, SASL/PLAIN on +2. A broker that does
-# not answer within the wait is stopped again, not left running.
+# HIRESTATE_TEST_KAFKA_PORT (19092), the controller on +1, SASL/PLAIN on +2, TLS on +3, SASL/PLAIN over TLS on +4 (with a
+# self-signed test certificate for 127.0.0.1 made with the JDK's keytool under target/kafka/tls:
+# ca.pem is the one clients trust, other-ca.pem an unrelated one). A broker that does not answer
+# within the wait is stopped again, not left running.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +22,9 @@ base="$root/target/kafka"
 port="${HIRESTATE_TEST_KAFKA_PORT:-19092}"
 cport=$((port + 1))
 sasl_port=$((port + 2))
+ssl_port=$((port + 3))
+sasl_ssl_port=$((port + 4))
+tls="$base/tls"
 bootstrap="127.0.0.1:$port"
 pidfile="$base/broker.pid"
 wait_secs="${KAFKA_WAIT_SECS:-90}"
@@ -37,10 +42,36 @@ ping() {
   java -cp "$base/lib/*" "$here/Ping.java" "$bootstrap" >/dev/null 2>&1
 }
 
-# The running broker was started from the current server.properties.in (and Acls.java): one
-# started from an older one (before the SASL listener, say) is restarted rather than reused.
+# The TLS listener's key and certificate (kept until target/ is cleaned), and a second,
+# unrelated certificate: a client trusting only that one must refuse the broker.
+certificates() {
+  if [ -f "$tls/broker.p12" ] && [ -f "$tls/ca.pem" ] && [ -f "$tls/other-ca.pem" ]; then return; fi
+  rm -rf "$tls.new"
+  mkdir -p "$tls.new"
+  local alias
+  for alias in broker other; do
+    { keytool -genkeypair -alias "$alias" -keyalg RSA -keysize 2048 -validity 3650 \
+        -dname "CN=127.0.0.1, O=hirestate tests ($alias)" -ext "SAN=IP:127.0.0.1,DNS:localhost" \
+        -keystore "$tls.new/$alias.p12" -storetype PKCS12 \
+        -storepass hirestate-test-tls -keypass hirestate-test-tls &&
+      keytool -exportcert -rfc -alias "$alias" -keystore "$tls.new/$alias.p12" \
+        -storepass hirestate-test-tls -file "$tls.new/$alias.pem"; } > "$tls.new/keytool.log" 2>&1 || {
+      echo "kafka.sh: making the test TLS certificate with keytool failed:" >&2
+      cat "$tls.new/keytool.log" >&2; exit 1; }
+  done
+  rm -f "$tls.new/keytool.log"
+  mv "$tls.new/broker.pem" "$tls.new/ca.pem"
+  mv "$tls.new/other.pem" "$tls.new/other-ca.pem"
+  rm -f "$tls.new/other.p12"
+  rm -rf "$tls"
+  mv "$tls.new" "$tls"
+}
+
+# The running broker was started from the current server.properties.in, Acls.java and
+# certificate: one started from older ones (before the SASL listener, say) is restarted rather
+# than reused.
 config_sum() {
-  cat "$here/server.properties.in" "$here/Acls.java" | sha256sum | cut -d' ' -f1
+  cat "$here/server.properties.in" "$here/Acls.java" "$tls/ca.pem" | sha256sum | cut -d' ' -f1
 }
 current() {
   [ "$(cat "$base/config.sum" 2>/dev/null)" = "$(config_sum)" ]
@@ -53,6 +84,7 @@ running() {
 up() {
   local fresh="${1:-}"
   resolve
+  certificates
   if running && ping && current; then
     echo "kafka.sh: broker already up at $bootstrap (pid $(cat "$pidfile"))" >&2
     return
@@ -67,7 +99,8 @@ up() {
   fi
   mkdir -p "$base/data" "$base/logs"
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@SASL_PORT@|$sasl_port|g" \
-    -e "s|@DATA@|$base/data|g" \
+    -e "s|@SSL_PORT@|$ssl_port|g" \
+    -e "s|@SASL_SSL_PORT@|$sasl_ssl_port|g" -e "s|@TLS@|$tls|g" -e "s|@DATA@|$base/data|g" \
     "$here/server.properties.in" > "$base/server.properties"
   local jvm=(-Xms256m -Xmx1g -Dkafka.logs.dir="$base/logs"
              -Dlog4j2.configurationFile="$here/log4j2.properties")
@@ -115,9 +148,12 @@ down() {
 
 with() {
   local started=0 status=0
+  certificates
   if ! ping 2>/dev/null || ! current; then up fresh; started=1; fi
-  KAFKA_BOOTSTRAP="$bootstrap" HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" "$@" \
-    || status=$?
+  KAFKA_BOOTSTRAP="$bootstrap" HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" \
+    HIRESTATE_TEST_KAFKA_SSL_BOOTSTRAP="127.0.0.1:$ssl_port" \
+    HIRESTATE_TEST_KAFKA_SASL_SSL_BOOTSTRAP="127.0.0.1:$sasl_ssl_port" \
+    HIRESTATE_TEST_KAFKA_TLS_DIR="$tls" "$@" || status=$?
   if [ "$started" = 1 ]; then down; fi
   return "$status"
 }

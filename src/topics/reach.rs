@@ -2,14 +2,19 @@
 //! (`run`'s start-up check, `topics ensure`, `tail`, `produce`, and `replay`/`kpi --bootstrap`
 //! through `tail`), told apart by why it fails.
 //!
-//! A cluster that refuses the client's credentials (SASL authentication, a TLS handshake)
+//! A cluster that refuses the client's credentials (SASL authentication), or whose TLS
+//! handshake fails (a broker certificate not trusted, a TLS client at a plaintext listener),
 //! answers no request, so librdkafka reports it only as an error event and every request times
 //! out as a transport failure. Before, that reached the user after the whole wait as "is
 //! KAFKA_BOOTSTRAP right and the cluster up?" (`run`, 30 s), `OperationTimedOut` (`topics
 //! ensure`, 60 s), a metadata fetch error (`tail`, 10 s), or never (`produce` logged the refusal
 //! and waited for each record's delivery timeout). Here the request is made in short tries,
-//! serving the client's events between them: a refusal ends the wait at once, named as one,
-//! with the settings to check; a cluster that does not answer still gets the whole wait.
+//! serving the client's events between them: a refusal or a failed handshake ends the wait at
+//! once, named as such, with the settings to check; a cluster that does not answer still gets
+//! the whole wait. When that wait ends, a TCP connection to each bootstrap address tells
+//! "nothing listens there" (check the address) from "something accepts connections but answered
+//! no Kafka request" (a plaintext client at a TLS or SASL listener, which the broker just drops:
+//! check the security protocol).
 //!
 //! An operation the cluster refuses this principal (an ACL: `*_AUTHORIZATION_FAILED`) cannot
 //! succeed on a retry either: [`access_denied`] tells such errors apart wherever they arrive (the
@@ -18,6 +23,7 @@
 //! for ever, and a missing WRITE on an output topic aborted and recreated the producer for
 //! every batch, for ever (by hand: 15 times in 100 s, no event folded).
 
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -49,28 +55,53 @@ pub enum ReachError {
     )]
     Refused { bootstrap: String, reason: String },
     #[error(
+        "the TLS handshake with the Kafka cluster at {bootstrap:?} failed: {reason}; check \
+         HIRESTATE_KAFKA_SECURITY_PROTOCOL (now {protocol:?}; SSL and SASL_SSL speak TLS, which \
+         only a TLS listener answers) and HIRESTATE_KAFKA_SSL_CA_LOCATION (the CA certificate, \
+         PEM, that signed the brokers' certificates), among the HIRESTATE_KAFKA_SSL_* settings \
+         (or the [kafka] table of the file)"
+    )]
+    Handshake {
+        bootstrap: String,
+        protocol: String,
+        reason: String,
+    },
+    #[error(
         "cannot read topic metadata from the Kafka cluster at {bootstrap:?} within {ms} ms: \
-         {error}; is KAFKA_BOOTSTRAP right and the cluster up?"
+         {error}; {heard}"
     )]
     Unanswered {
         bootstrap: String,
         ms: u128,
-        error: KafkaError,
+        /// The last request's error, as librdkafka words it.
+        error: String,
+        /// What a TCP connection to the bootstrap addresses found ([`heard`]).
+        heard: String,
     },
     /// The client could not be created from the configuration.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
 }
 
-/// A client context that keeps the first refusal of the client's credentials librdkafka
-/// reports, and logs every other error as librdkafka's default context does.
+/// Why the cluster cannot be talked to with these settings: retrying with them cannot succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// The cluster refused the SASL credentials.
+    Credentials(String),
+    /// The TLS handshake failed: the broker's certificate was not trusted, or the listener does
+    /// not speak TLS.
+    Handshake(String),
+}
+
+/// A client context that keeps the first [`Refusal`] librdkafka reports, and logs every other
+/// error as librdkafka's default context does.
 #[derive(Debug, Default)]
 struct CredentialsWatch {
-    refused: Mutex<Option<String>>,
+    refused: Mutex<Option<Refusal>>,
 }
 
 impl CredentialsWatch {
-    fn refused(&self) -> Option<String> {
+    fn refused(&self) -> Option<Refusal> {
         self.refused
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -80,12 +111,12 @@ impl CredentialsWatch {
 
 impl ClientContext for CredentialsWatch {
     fn error(&self, error: KafkaError, reason: &str) {
-        if refuses_credentials(&error) {
+        if let Some(refusal) = refusal(&error, reason) {
             let mut refused = self
                 .refused
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            refused.get_or_insert_with(|| reason.to_owned());
+            refused.get_or_insert(refusal);
         } else {
             tracing::error!("librdkafka: {error}: {reason}");
         }
@@ -94,13 +125,42 @@ impl ClientContext for CredentialsWatch {
 
 impl ConsumerContext for CredentialsWatch {}
 
-/// Whether `e` says the cluster refused the client's credentials: retrying with the same
-/// settings cannot succeed.
-fn refuses_credentials(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
-    )
+/// The refusal `e` (with librdkafka's `reason`) is, if it is one. A TLS client at a plaintext
+/// listener is reported as a transport failure whose reason says the handshake failed
+/// ("SSL handshake failed: … connecting to a PLAINTEXT broker listener?"), not as an `SSL`
+/// error.
+fn refusal(e: &KafkaError, reason: &str) -> Option<Refusal> {
+    match e.rdkafka_error_code()? {
+        RDKafkaErrorCode::Authentication => Some(Refusal::Credentials(reason.to_owned())),
+        RDKafkaErrorCode::SSL => Some(Refusal::Handshake(reason.to_owned())),
+        RDKafkaErrorCode::BrokerTransportFailure if reason.contains("SSL handshake failed") => {
+            Some(Refusal::Handshake(reason.to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// What a TCP connection to each address of `bootstrap` finds, said as what to check: nothing
+/// listening (the address), or something listening that answered no Kafka request over
+/// `protocol` (the security protocol; or it is not a Kafka broker).
+fn heard(bootstrap: &str, protocol: &str) -> String {
+    let listening = bootstrap.split(',').map(str::trim).find(|address| {
+        address.to_socket_addrs().is_ok_and(|mut resolved| {
+            resolved.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+        })
+    });
+    match listening {
+        Some(address) => format!(
+            "{address} accepts connections but answered no Kafka request: does \
+             HIRESTATE_KAFKA_SECURITY_PROTOCOL (now {protocol:?}) match the listener at that port \
+             (SSL or SASL_SSL for a TLS one, SASL_PLAINTEXT or SASL_SSL for a SASL one), and is \
+             it a Kafka broker?"
+        ),
+        None => format!(
+            "nothing accepted a connection at {bootstrap:?}: is KAFKA_BOOTSTRAP right and the \
+             cluster up?"
+        ),
+    }
 }
 
 /// The error code of `e` when it is the cluster refusing this principal an operation (an ACL).
@@ -170,6 +230,8 @@ pub fn access_refusal(config: &Config, e: &KafkaError) -> Option<String> {
 /// A metadata reader of the cluster `config` names, whose requests all end by one deadline.
 pub struct Reader {
     bootstrap: String,
+    /// `security.protocol` as configured (librdkafka's default: `plaintext`).
+    protocol: String,
     consumer: BaseConsumer<CredentialsWatch>,
     timeout: Duration,
     deadline: Instant,
@@ -181,8 +243,10 @@ impl Reader {
     /// # Errors
     /// When the client cannot be created from the configuration.
     pub fn new(config: &Config, timeout: Duration) -> Result<Reader, KafkaError> {
+        let protocol = config.kafka.get("security.protocol").map(String::as_str);
         Ok(Reader {
             bootstrap: config.bootstrap.clone(),
+            protocol: protocol.unwrap_or("plaintext").to_owned(),
             consumer: config
                 .consumer_config()
                 .create_with_context(CredentialsWatch::default())?,
@@ -199,9 +263,10 @@ impl Reader {
     /// The cluster's metadata of `topic` (of every topic: `None`), asked until the deadline.
     ///
     /// # Errors
-    /// [`ReachError::Refused`] as soon as the cluster refuses the credentials;
-    /// [`ReachError::Unanswered`], with the request's last error, when the deadline passes
-    /// first.
+    /// [`ReachError::Refused`] as soon as the cluster refuses the credentials,
+    /// [`ReachError::Handshake`] as soon as a TLS handshake fails;
+    /// [`ReachError::Unanswered`], with the request's last error and what a TCP connection
+    /// found, when the deadline passes first.
     pub fn metadata(&self, topic: Option<&str>) -> Result<Metadata, ReachError> {
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
@@ -211,18 +276,27 @@ impl Reader {
             };
             // Serves the client's error events: a refusal arrives as one.
             let _ = self.consumer.poll(Duration::ZERO);
-            if let Some(reason) = self.consumer.context().refused() {
-                return Err(ReachError::Refused {
-                    bootstrap: self.bootstrap.clone(),
-                    reason,
-                });
-            }
-            if self.expired() {
-                return Err(ReachError::Unanswered {
-                    bootstrap: self.bootstrap.clone(),
-                    ms: self.timeout.as_millis(),
-                    error: failed,
-                });
+            let bootstrap = self.bootstrap.clone();
+            match self.consumer.context().refused() {
+                Some(Refusal::Credentials(reason)) => {
+                    return Err(ReachError::Refused { bootstrap, reason })
+                }
+                Some(Refusal::Handshake(reason)) => {
+                    return Err(ReachError::Handshake {
+                        bootstrap,
+                        protocol: self.protocol.clone(),
+                        reason,
+                    })
+                }
+                None if self.expired() => {
+                    return Err(ReachError::Unanswered {
+                        heard: heard(&bootstrap, &self.protocol),
+                        bootstrap,
+                        ms: self.timeout.as_millis(),
+                        error: failed.to_string(),
+                    })
+                }
+                None => {}
             }
         }
     }

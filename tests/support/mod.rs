@@ -48,13 +48,59 @@ pub fn sasl_bootstrap(test: &str) -> Option<String> {
     if let Ok(b) = std::env::var("HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP") {
         return Some(on_loopback("HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP", b));
     }
+    Some(listener(&plain, 2))
+}
+
+/// The broker's TLS listener and the directory of its test certificates:
+/// `HIRESTATE_TEST_KAFKA_SSL_BOOTSTRAP` and `HIRESTATE_TEST_KAFKA_TLS_DIR`, or (the layout
+/// `deploy/kafka/kafka.sh` gives) the plaintext listener's port + 3 and `target/kafka/tls`.
+/// `ca.pem` there is the broker's certificate, `other-ca.pem` an unrelated one. `None` as
+/// [`bootstrap`].
+pub fn tls_bootstrap(test: &str) -> Option<(String, std::path::PathBuf)> {
+    secured_listener(test, "HIRESTATE_TEST_KAFKA_SSL_BOOTSTRAP", 3)
+}
+
+/// The broker's SASL/PLAIN over TLS listener (`HIRESTATE_TEST_KAFKA_SASL_SSL_BOOTSTRAP`, or
+/// port + 4) and the directory of its test certificates, as [`tls_bootstrap`].
+pub fn sasl_ssl_bootstrap(test: &str) -> Option<(String, std::path::PathBuf)> {
+    secured_listener(test, "HIRESTATE_TEST_KAFKA_SASL_SSL_BOOTSTRAP", 4)
+}
+
+/// The listener `var` names, or the one `offset` ports above the plaintext one, and the test
+/// certificates' directory.
+fn secured_listener(test: &str, var: &str, offset: u16) -> Option<(String, std::path::PathBuf)> {
+    let plain = bootstrap(test)?;
+    let dir = std::env::var_os("HIRESTATE_TEST_KAFKA_TLS_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kafka/tls"),
+        std::path::PathBuf::from,
+    );
+    let listener = match std::env::var(var) {
+        Ok(b) => on_loopback(var, b),
+        Err(_) => listener(&plain, offset),
+    };
+    Some((listener, dir))
+}
+
+/// The listener `offset` ports above the first of the `plain` bootstrap list.
+fn listener(plain: &str, offset: u16) -> String {
     let (host, port) = plain
         .split(',')
         .next()
         .and_then(|h| h.trim().rsplit_once(':'))
         .expect("KAFKA_BOOTSTRAP as host:port");
     let port: u16 = port.parse().expect("a port");
-    Some(format!("{host}:{}", port + 2))
+    format!("{host}:{}", port + offset)
+}
+
+/// hirestate's settings for TLS trusting the certificate in `ca` (PEM).
+pub fn tls_trusting(ca: &std::path::Path) -> [(&'static str, String); 2] {
+    [
+        ("HIRESTATE_KAFKA_SECURITY_PROTOCOL", "SSL".to_owned()),
+        (
+            "HIRESTATE_KAFKA_SSL_CA_LOCATION",
+            ca.to_str().expect("a UTF-8 path").to_owned(),
+        ),
+    ]
 }
 
 /// hirestate's settings for SASL/PLAIN as `user` with `password` (the test broker's users:

@@ -805,3 +805,69 @@ pub fn seed(test: &str) -> u64 {
     eprintln!("{test}: seed {s} (rerun with HIRESTATE_TEST_SEED={s})");
     s
 }
+
+/// Runs every command that talks to Kafka (`run`, `topics ensure`, `produce`, `tail`, `replay
+/// --bootstrap`) against `bootstrap` with `env` (security settings), on topics under a prefix
+/// made of `name`, and asserts that each stops, failed, with a last line holding every one of
+/// `needles`, and that no `*PASSWORD` value of `env` shows in what it said. Each command gets
+/// 120 s: a guard against waiting for ever (before the `topics::reach` checks, `produce` did),
+/// not a measure of speed.
+pub fn assert_every_command_stops(
+    bootstrap: &str,
+    env: &[(&str, &str)],
+    name: &str,
+    needles: &[&str],
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        bare_command(&["generate", "--candidates", "3"])
+            .output()
+            .expect("generate")
+            .stdout,
+    )
+    .expect("events file");
+    let events = events.to_str().expect("a UTF-8 path");
+    let prefix = unique(name);
+    let topic = format!("{prefix}.hiring.events.v1");
+    let state = dir.path().join("state");
+    let commands: [&[&str]; 5] = [
+        &["run", "--exit-when-idle", "2"],
+        &["topics", "ensure"],
+        &["produce", "--from-file", events, "--topic", &topic],
+        &["tail", "--topic", &topic, "--from-beginning", "--until-end"],
+        &["replay", "--bootstrap", bootstrap],
+    ];
+    let secrets: Vec<&str> = env
+        .iter()
+        .filter(|(k, _)| k.ends_with("PASSWORD"))
+        .map(|(_, v)| *v)
+        .collect();
+    for args in commands {
+        let mut child = bare_command(args)
+            .env("KAFKA_BOOTSTRAP", bootstrap)
+            .env("HIRESTATE_TOPIC_PREFIX", &prefix)
+            .env("HIRESTATE_GROUP_ID", &prefix)
+            .env("HIRESTATE_STATE_DIR", &state)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning hirestate");
+        let status = wait_for(&mut child, Duration::from_secs(120));
+        let out = child.wait_with_output().expect("its stderr");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{args:?}: {status:?}\n{said}"
+        );
+        let last = said.lines().last().unwrap_or_default();
+        for needle in needles {
+            assert!(last.contains(needle), "{args:?}: {needle:?} not in: {last}");
+        }
+        for secret in &secrets {
+            assert!(!said.contains(secret), "{args:?}: a password in: {said}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The cluster over TLS, against a broker that speaks it: the test broker's TLS listener
+//! (`deploy/kafka/server.properties.in`; `kafka.sh` makes its self-signed certificate).
+//!
+//! - Trusting the broker's certificate (`ssl.ca.location`), every command works over TLS, and
+//!   with SASL/PLAIN over TLS (`SASL_SSL`, how most managed clusters are reached); the
+//!   processor's outputs equal the offline replay.
+//! - Trusting another certificate, every command stops at once, saying the TLS handshake
+//!   failed and why, and naming the settings (`topics::reach`).
+//! - A security protocol that does not match the listener: a TLS client at a plaintext
+//!   listener stops at once the same way (before, every command waited its whole wait and then
+//!   asked "is KAFKA_BOOTSTRAP right and the cluster up?"); a plaintext client at a TLS
+//!   listener, whose requests the broker just drops, still waits, and is then told that
+//!   something accepts connections there but answered no Kafka request over its protocol;
+//!   while a port where nothing listens is told so.
+
+#[path = "support/processor.rs"]
+mod processor;
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{as_env, sasl_plain, sasl_ssl_bootstrap, tls_bootstrap, tls_trusting};
+
+/// Produces a generated stream over `bootstrap` with `env`, runs the processor to the end, and
+/// asserts that its outputs, read back the same way, equal the offline replay.
+fn outputs_equal_the_replay(bootstrap: &str, env: &[(&str, &str)], name: &str, seed: u64) {
+    let setup = processor::Setup::with_env(bootstrap, name, 2, env);
+    let file = setup.generate("events.jsonl", 150, seed);
+    setup.produce(&file);
+    let expected = processor::expected(&setup, &file);
+
+    let instance = setup.instance("x");
+    let report = instance.run_to_idle(&setup, 2.0, &[]);
+    processor::assert_counts(&report, &expected.counts);
+    let (actual, _) = setup.read_back(&setup.output_topics());
+    processor::assert_outputs_equal(&expected.outputs, &actual);
+}
+
+#[test]
+fn every_command_verifies_the_broker_over_tls_and_the_outputs_equal_the_replay() {
+    let Some((bs, tls)) = tls_bootstrap(
+        "every_command_verifies_the_broker_over_tls_and_the_outputs_equal_the_replay",
+    ) else {
+        return;
+    };
+    let settings = tls_trusting(&tls.join("ca.pem"));
+    outputs_equal_the_replay(&bs, &as_env(&settings), "tls", 79);
+}
+
+#[test]
+fn every_command_works_with_sasl_over_tls_and_the_outputs_equal_the_replay() {
+    let Some((bs, tls)) = sasl_ssl_bootstrap(
+        "every_command_works_with_sasl_over_tls_and_the_outputs_equal_the_replay",
+    ) else {
+        return;
+    };
+    let [_, mechanisms, user, password] = sasl_plain("hirestate", "hirestate-test-secret");
+    let [_, ca] = tls_trusting(&tls.join("ca.pem"));
+    let settings = [
+        ("HIRESTATE_KAFKA_SECURITY_PROTOCOL", "SASL_SSL".to_owned()),
+        mechanisms,
+        user,
+        password,
+        ca,
+    ];
+    outputs_equal_the_replay(&bs, &as_env(&settings), "sasl-ssl", 83);
+}
+
+#[test]
+fn a_broker_certificate_not_trusted_stops_every_command_at_once_naming_the_settings() {
+    let Some((bs, tls)) = tls_bootstrap(
+        "a_broker_certificate_not_trusted_stops_every_command_at_once_naming_the_settings",
+    ) else {
+        return;
+    };
+    let settings = tls_trusting(&tls.join("other-ca.pem"));
+    processor::assert_every_command_stops(
+        &bs,
+        &as_env(&settings),
+        "tls-untrusted",
+        &[
+            "the TLS handshake with the Kafka cluster",
+            "certificate verify failed",
+            "HIRESTATE_KAFKA_SSL_CA_LOCATION",
+        ],
+    );
+}
+
+#[test]
+fn a_tls_client_at_a_plaintext_listener_stops_at_once_naming_the_protocol() {
+    let Some((_, tls)) =
+        tls_bootstrap("a_tls_client_at_a_plaintext_listener_stops_at_once_naming_the_protocol")
+    else {
+        return;
+    };
+    let plain = support::bootstrap("plaintext listener").expect("KAFKA_BOOTSTRAP");
+    let settings = tls_trusting(&tls.join("ca.pem"));
+    processor::assert_every_command_stops(
+        &plain,
+        &as_env(&settings),
+        "tls-at-plaintext",
+        &[
+            "the TLS handshake with the Kafka cluster",
+            "HIRESTATE_KAFKA_SECURITY_PROTOCOL (now \"SSL\"",
+        ],
+    );
+}
+
+/// `run` against `bootstrap` with `env`, waiting 4 s for the cluster: its last line.
+fn run_unanswered(bootstrap: &str, env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = support::unique("tls-unanswered");
+    let mut child = processor::bare_command(&["run", "--exit-when-idle", "2"])
+        .env("KAFKA_BOOTSTRAP", bootstrap)
+        .env("HIRESTATE_TOPIC_PREFIX", &prefix)
+        .env("HIRESTATE_GROUP_ID", &prefix)
+        .env("HIRESTATE_STATE_DIR", dir.path().join("state"))
+        .env("HIRESTATE_TRANSACTION_TIMEOUT_MS", "4000")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning hirestate");
+    let status = processor::wait_for(&mut child, Duration::from_secs(120));
+    let out = child.wait_with_output().expect("its stderr");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(status.is_some_and(|s| !s.success()), "{status:?}\n{said}");
+    said.lines().last().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_plaintext_client_at_a_tls_listener_is_told_to_check_the_protocol_not_the_address() {
+    let Some((bs, _)) = tls_bootstrap(
+        "a_plaintext_client_at_a_tls_listener_is_told_to_check_the_protocol_not_the_address",
+    ) else {
+        return;
+    };
+    let last = run_unanswered(&bs, &[]);
+    for needle in [
+        "accepts connections but answered no Kafka request",
+        "HIRESTATE_KAFKA_SECURITY_PROTOCOL (now \"plaintext\")",
+        "within 4000 ms",
+    ] {
+        assert!(last.contains(needle), "{needle:?} not in: {last}");
+    }
+    assert!(!last.contains("is KAFKA_BOOTSTRAP right"), "{last}");
+
+    // Where nothing listens (a port just freed), the address is what to check.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let last = run_unanswered(&free.to_string(), &[]);
+    for needle in ["nothing accepted a connection", "is KAFKA_BOOTSTRAP right"] {
+        assert!(last.contains(needle), "{needle:?} not in: {last}");
+    }
+}
