@@ -12,10 +12,16 @@
 //!   polling, assigned nothing, for ever; a missing WRITE aborted and recreated the producer
 //!   for every batch, for ever; a missing transactional id ACL stopped it with librdkafka's
 //!   text alone.
+//! - An access right taken away while the processor runs (a DENY added on one topic) stops it
+//!   the same way, at its next write or fetch; once the right is back, the next run's outputs
+//!   equal the replay (nothing lost, nothing twice).
 
 #[path = "support/processor.rs"]
 mod processor;
 mod support;
+
+use std::path::Path;
+use std::process::Command;
 
 use support::{as_env, sasl_bootstrap, sasl_plain, unique};
 
@@ -154,4 +160,83 @@ fn the_tools_say_what_the_cluster_refused_them() {
             && !said.contains("it exists"),
         "{said}"
     );
+}
+
+/// Adds (`deny`) or removes (`undeny`) a DENY of `operation` on `topic` for `limited`, through
+/// `deploy/kafka/Acls.java` as a super user of the plaintext listener `bs`.
+fn deny(bs: &str, action: &str, operation: &str, topic: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(root.join("target/kafka/lib/*"))
+        .arg(root.join("deploy/kafka/Acls.java"))
+        .args([bs, action, operation, topic])
+        .output()
+        .expect("running java deploy/kafka/Acls.java");
+    assert!(
+        out.status.success(),
+        "Acls.java {action} {operation} {topic}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_acl_taken_away_while_running_stops_the_processor_and_nothing_is_lost() {
+    let Some(sasl) =
+        sasl_bootstrap("an_acl_taken_away_while_running_stops_the_processor_and_nothing_is_lost")
+    else {
+        return;
+    };
+    let bs = support::bootstrap("plaintext").expect("the plaintext listener");
+    let mut setup = processor::Setup::new(&bs, "acl-w-revoked", 2);
+    setup.group = unique("acl-g-revoked");
+    let file = setup.generate("events.jsonl", 90, 61);
+    let expected = processor::expected(&setup, &file);
+    let lines = processor::read_lines(&file).len();
+    let thirds = [
+        setup.slice(&file, 0, lines / 3, "1.jsonl"),
+        setup.slice(&file, lines / 3, 2 * lines / 3, "2.jsonl"),
+        setup.slice(&file, 2 * lines / 3, lines, "3.jsonl"),
+    ];
+    let env = limited(&sasl);
+    let instance = setup.instance("x");
+    let outputs = setup.output_topics();
+    // (the DENY, the third produced once it is in place, what the stop must say)
+    let commands = setup.topic("ats.commands.greenhouse.v1");
+    let events = setup.topic("hiring.events.v1");
+    let revoked = [
+        (
+            "WRITE",
+            &commands,
+            &thirds[1],
+            "WRITE on every topic hirestate writes",
+        ),
+        ("READ", &events, &thirds[2], "READ and DESCRIBE on"),
+    ];
+    setup.produce(&thirds[0]);
+    for (operation, topic, next, said) in revoked {
+        let mut child = instance.spawn(&setup, 120.0, &as_env(&env));
+        instance.await_log(
+            &mut child,
+            "assigned and restored",
+            instance.log_count("assigned and restored"),
+            "the processor never got its partitions",
+        );
+        setup.await_outputs_settled(&outputs);
+        deny(&bs, "deny", operation, topic);
+        setup.produce(next);
+        let stop = instance.stopped_with(
+            &mut child,
+            &[
+                "refused this principal an operation",
+                "TopicAuthorizationFailed",
+                said,
+            ],
+        );
+        deny(&bs, "undeny", operation, topic);
+        eprintln!("{operation} on {topic} taken away: {stop}");
+    }
+    instance.run_to_idle(&setup, 3.0, &as_env(&env));
+    let (actual, _) = setup.read_back(&outputs);
+    processor::assert_outputs_equal(&expected.outputs, &actual);
 }

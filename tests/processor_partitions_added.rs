@@ -21,7 +21,6 @@ mod processor;
 mod support;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use rdkafka::admin::NewPartitions;
 
@@ -108,15 +107,7 @@ fn partitions_added_while_running_stop_the_processor_before_it_reads_them() {
         "the processor never got its partitions",
     );
     // The head folded and committed: its outputs stop changing.
-    let mut before = setup.read_back(&outputs).0;
-    loop {
-        std::thread::sleep(Duration::from_secs(2));
-        let now = setup.read_back(&outputs).0;
-        if now == before && !before.is_empty() {
-            break;
-        }
-        before = now;
-    }
+    let before = setup.await_outputs_settled(&outputs);
 
     add_partitions(&bs, &[&setup.topic("hiring.events.v1")], 4);
     setup.produce(&tail);

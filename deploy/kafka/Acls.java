@@ -5,6 +5,9 @@
 //   groups    acl-g-    READ, DESCRIBE
 //   txn ids   acl-      WRITE, DESCRIBE
 // Run by kafka.sh once the broker answers: java Acls.java BOOTSTRAP
+// Tests that take an access right away while the processor runs add and remove a DENY on one
+// topic (LITERAL, so no other test's topics are touched):
+//   java Acls.java BOOTSTRAP deny|undeny READ|WRITE TOPIC
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
@@ -12,11 +15,14 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.common.acl.AccessControlEntry;
+import org.apache.kafka.common.acl.AccessControlEntryFilter;
 import org.apache.kafka.common.acl.AclBinding;
+import org.apache.kafka.common.acl.AclBindingFilter;
 import org.apache.kafka.common.acl.AclOperation;
 import org.apache.kafka.common.acl.AclPermissionType;
 import org.apache.kafka.common.resource.PatternType;
 import org.apache.kafka.common.resource.ResourcePattern;
+import org.apache.kafka.common.resource.ResourcePatternFilter;
 import org.apache.kafka.common.resource.ResourceType;
 
 public class Acls {
@@ -31,6 +37,24 @@ public class Acls {
     public static void main(String[] args) throws Exception {
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+        if (args.length == 4) {
+            AclOperation op = AclOperation.fromString(args[2]);
+            ResourcePattern topic = new ResourcePattern(ResourceType.TOPIC, args[3], PatternType.LITERAL);
+            AccessControlEntry deny = new AccessControlEntry("User:limited", "*", op, AclPermissionType.DENY);
+            try (Admin admin = Admin.create(p)) {
+                if (args[1].equals("deny")) {
+                    admin.createAcls(List.of(new AclBinding(topic, deny))).all().get(30, TimeUnit.SECONDS);
+                } else if (args[1].equals("undeny")) {
+                    AclBindingFilter f = new AclBindingFilter(
+                        new ResourcePatternFilter(ResourceType.TOPIC, args[3], PatternType.LITERAL),
+                        new AccessControlEntryFilter("User:limited", "*", op, AclPermissionType.DENY));
+                    admin.deleteAcls(List.of(f)).all().get(30, TimeUnit.SECONDS);
+                } else {
+                    throw new IllegalArgumentException("deny or undeny, not " + args[1]);
+                }
+            }
+            return;
+        }
         List<AclBinding> acls = new ArrayList<>();
         allow(acls, ResourceType.TOPIC, "acl-",
             AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS);

@@ -220,6 +220,21 @@ impl Setup {
         )
     }
 
+    /// Waits until what read_committed consumers see on `topics` is not empty and stops
+    /// changing (two reads 2 s apart agree): a running processor has folded and committed what
+    /// it was given. Returns what they hold then.
+    pub fn await_outputs_settled(&self, topics: &[String]) -> ByKey {
+        let mut before = self.read_back(topics).0;
+        loop {
+            std::thread::sleep(Duration::from_secs(2));
+            let now = self.read_back(topics).0;
+            if now == before && now.values().any(|by_key| !by_key.is_empty()) {
+                return now;
+            }
+            before = now;
+        }
+    }
+
     /// Writes lines `[from, to)` of `file` to a new file named `name`.
     pub fn slice(&self, file: &Path, from: usize, to: usize, name: &str) -> PathBuf {
         let lines = read_lines(file);
