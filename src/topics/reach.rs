@@ -332,3 +332,53 @@ pub fn topic_error(topic: &str, e: RDKafkaRespErr) -> anyhow::Error {
         e => anyhow::anyhow!("topic {topic}: {}", RDKafkaErrorCode::from(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn heard_tells_a_listening_address_from_one_where_nothing_listens() {
+        let open = TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let listening = open.local_addr().expect("its address").to_string();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a port just freed")
+            .to_string();
+
+        let both = heard(&format!("{closed}, {listening}"), "SSL");
+        assert!(
+            both.starts_with(&format!("{listening} accepts connections"))
+                && both.contains("HIRESTATE_KAFKA_SECURITY_PROTOCOL (now \"SSL\")"),
+            "{both}"
+        );
+        let none = heard(&closed, "plaintext");
+        assert!(
+            none.starts_with("nothing accepted a connection")
+                && none.contains(&closed)
+                && none.contains("is KAFKA_BOOTSTRAP right"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn a_tls_client_at_a_plaintext_listener_is_a_failed_handshake_not_an_outage() {
+        let transport = KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure);
+        let at_plaintext = "ssl://127.0.0.1:9092/bootstrap: SSL handshake failed: Disconnected: \
+                            SSL connection closed by peer: connecting to a PLAINTEXT broker \
+                            listener? (after 1ms in state SSL_HANDSHAKE)";
+        assert_eq!(
+            refusal(&transport, at_plaintext),
+            Some(Refusal::Handshake(at_plaintext.to_owned()))
+        );
+        let down = "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection \
+                    refused (after 0ms in state CONNECT)";
+        assert_eq!(refusal(&transport, down), None);
+        let sasl = KafkaError::MetadataFetch(RDKafkaErrorCode::Authentication);
+        assert_eq!(
+            refusal(&sasl, "Authentication failed"),
+            Some(Refusal::Credentials("Authentication failed".to_owned()))
+        );
+    }
+}
