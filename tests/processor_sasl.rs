@@ -30,17 +30,7 @@ fn every_command_authenticates_with_sasl_and_the_outputs_equal_the_replay() {
         return;
     };
     let settings = security(SECRET);
-    let setup = processor::Setup::with_env(&bs, "sasl", 2, &as_env(&settings));
-    let file = setup.generate("events.jsonl", 150, 73);
-    setup.produce(&file);
-    let expected = processor::expected(&setup, &file);
-
-    let instance = setup.instance("x");
-    let report = instance.run_to_idle(&setup, 2.0, &[]);
-    processor::assert_counts(&report, &expected.counts);
-    let (actual, _) = setup.read_back(&setup.output_topics());
-    processor::assert_outputs_equal(&expected.outputs, &actual);
-    let log = std::fs::read_to_string(&instance.log).expect("the instance log");
+    let log = processor::outputs_equal_the_replay(&bs, &as_env(&settings), "sasl", 73);
     assert!(!log.contains(SECRET), "the SASL password is in the log");
 }
 

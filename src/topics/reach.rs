@@ -126,14 +126,19 @@ impl ClientContext for CredentialsWatch {
 impl ConsumerContext for CredentialsWatch {}
 
 /// The refusal `e` (with librdkafka's `reason`) is, if it is one. A TLS client at a plaintext
-/// listener is reported as a transport failure whose reason says the handshake failed
-/// ("SSL handshake failed: … connecting to a PLAINTEXT broker listener?"), not as an `SSL`
-/// error.
+/// listener is reported as a transport failure during the handshake, not as an `SSL` error:
+/// "SSL handshake failed: Disconnected: SSL connection closed by peer: connecting to a
+/// PLAINTEXT broker listener? (after 1ms in state SSL_HANDSHAKE)", or, as often, without the
+/// first words and the question. (A TLS broker going down during a handshake would read the
+/// same; only the start-up checks watch for this, and they would stop on it.)
 fn refusal(e: &KafkaError, reason: &str) -> Option<Refusal> {
     match e.rdkafka_error_code()? {
         RDKafkaErrorCode::Authentication => Some(Refusal::Credentials(reason.to_owned())),
         RDKafkaErrorCode::SSL => Some(Refusal::Handshake(reason.to_owned())),
-        RDKafkaErrorCode::BrokerTransportFailure if reason.contains("SSL handshake failed") => {
+        RDKafkaErrorCode::BrokerTransportFailure
+            if reason.contains("SSL handshake failed")
+                || reason.contains("in state SSL_HANDSHAKE") =>
+        {
             Some(Refusal::Handshake(reason.to_owned()))
         }
         _ => None,
@@ -371,6 +376,12 @@ mod tests {
         assert_eq!(
             refusal(&transport, at_plaintext),
             Some(Refusal::Handshake(at_plaintext.to_owned()))
+        );
+        let closed = "ssl://127.0.0.1:9092/bootstrap: Disconnected: SSL connection closed by \
+                      peer (after 0ms in state SSL_HANDSHAKE)";
+        assert_eq!(
+            refusal(&transport, closed),
+            Some(Refusal::Handshake(closed.to_owned()))
         );
         let down = "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection \
                     refused (after 0ms in state CONNECT)";

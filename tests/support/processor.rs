@@ -886,3 +886,25 @@ pub fn assert_every_command_stops(
         }
     }
 }
+
+/// Produces a generated stream (150 candidates, `seed`) over `bootstrap` with `env` (security
+/// settings), runs the processor to the end, and asserts that its outputs, read back the same
+/// way, equal the offline replay. Returns what the processor logged.
+pub fn outputs_equal_the_replay(
+    bootstrap: &str,
+    env: &[(&str, &str)],
+    name: &str,
+    seed: u64,
+) -> String {
+    let setup = Setup::with_env(bootstrap, name, 2, env);
+    let file = setup.generate("events.jsonl", 150, seed);
+    setup.produce(&file);
+    let expected = expected(&setup, &file);
+
+    let instance = setup.instance("x");
+    let report = instance.run_to_idle(&setup, 2.0, &[]);
+    assert_counts(&report, &expected.counts);
+    let (actual, _) = setup.read_back(&setup.output_topics());
+    assert_outputs_equal(&expected.outputs, &actual);
+    fs::read_to_string(&instance.log).expect("the instance log")
+}
