@@ -27,6 +27,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
@@ -109,17 +111,37 @@ impl CredentialsWatch {
     }
 }
 
+impl CredentialsWatch {
+    fn keep(&self, refusal: Refusal) {
+        let mut refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        refused.get_or_insert(refusal);
+    }
+}
+
 impl ClientContext for CredentialsWatch {
     fn error(&self, error: KafkaError, reason: &str) {
         if let Some(refusal) = refusal(&error, reason) {
-            let mut refused = self
-                .refused
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            refused.get_or_insert(refusal);
+            self.keep(refusal);
         } else {
             tracing::error!("librdkafka: {error}: {reason}");
         }
+    }
+
+    /// A failed handshake is not always also an error event (seen: a TLS client at a plaintext
+    /// listener, none in 6 s of tries), but each try logs it (`FAIL`).
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "FAIL" && failed_handshake(log_message) {
+            // "[thrd:ssl://host:port/bootstrap]: ssl://host:port/bootstrap: SSL handshake …"
+            let reason = log_message
+                .strip_prefix("[thrd:")
+                .and_then(|rest| rest.split_once("]: "))
+                .map_or(log_message, |(_, reason)| reason);
+            self.keep(Refusal::Handshake(reason.to_owned()));
+        }
+        DefaultClientContext.log(level, fac, log_message);
     }
 }
 
@@ -135,14 +157,16 @@ fn refusal(e: &KafkaError, reason: &str) -> Option<Refusal> {
     match e.rdkafka_error_code()? {
         RDKafkaErrorCode::Authentication => Some(Refusal::Credentials(reason.to_owned())),
         RDKafkaErrorCode::SSL => Some(Refusal::Handshake(reason.to_owned())),
-        RDKafkaErrorCode::BrokerTransportFailure
-            if reason.contains("SSL handshake failed")
-                || reason.contains("in state SSL_HANDSHAKE") =>
-        {
+        RDKafkaErrorCode::BrokerTransportFailure if failed_handshake(reason) => {
             Some(Refusal::Handshake(reason.to_owned()))
         }
         _ => None,
     }
+}
+
+/// Whether librdkafka's `reason` for a connection failure says it failed in the TLS handshake.
+fn failed_handshake(reason: &str) -> bool {
+    reason.contains("SSL handshake failed") || reason.contains("in state SSL_HANDSHAKE")
 }
 
 /// What a TCP connection to each address of `bootstrap` finds, said as what to check: nothing
