@@ -505,6 +505,20 @@ impl Config {
             for (k, v) in settings {
                 let mut one = rdkafka::ClientConfig::new();
                 one.set(k, v);
+                let named = || {
+                    let env = format!("{env}{}", k.to_ascii_uppercase().replace('.', "_"));
+                    (env, shown.get(k).cloned().unwrap_or_default())
+                };
+                if let Some(why) = unreadable_file(k, v) {
+                    // librdkafka reads these files only when a client is created, and then
+                    // says, say, "ssl.key.location failed: error:05880002:x509 certificate
+                    // routines::system lib".
+                    let (env, shown) = named();
+                    errors.push(format!(
+                        "librdkafka setting {k} = {shown:?} ([{table}] in the file, or {env}): \
+                         cannot read it: {why}"
+                    ));
+                }
                 if let Err(e) = one.create_native_config() {
                     // librdkafka's own text repeats the value, which may be a secret; the
                     // value is shown (redacted) only when it is what was refused.
@@ -515,10 +529,11 @@ impl Config {
                         ),
                         other => (true, other.to_string()),
                     };
-                    let env = format!("{env}{}", k.to_ascii_uppercase().replace('.', "_"));
-                    let value = match shown.get(k) {
-                        Some(v) if !unknown => format!(" = {v:?}"),
-                        _ => String::new(),
+                    let (env, shown) = named();
+                    let value = if unknown {
+                        String::new()
+                    } else {
+                        format!(" = {shown:?}")
                     };
                     errors.push(format!(
                         "librdkafka setting {k}{value} ([{table}] in the file, or {env}): {why}"
@@ -673,6 +688,33 @@ impl Config {
     pub fn transactional_id(&self) -> String {
         format!("{}-{}", self.group_id, self.instance_id)
     }
+}
+
+/// librdkafka settings that name a file (or, for the CA, a directory) it reads when a client is
+/// created.
+const FILE_SETTINGS: [&str; 6] = [
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.keystore.location",
+    "ssl.crl.location",
+    "sasl.kerberos.keytab",
+];
+
+/// Why the file the librdkafka setting `key` names as `value` cannot be read, if it names one
+/// (`ssl.ca.location = probe` asks for the system's certificates instead).
+fn unreadable_file(key: &str, value: &str) -> Option<std::io::Error> {
+    if !FILE_SETTINGS.contains(&key) || (key == "ssl.ca.location" && value == "probe") {
+        return None;
+    }
+    let readable = std::fs::metadata(value).and_then(|m| {
+        if m.is_dir() {
+            std::fs::read_dir(value).map(drop)
+        } else {
+            std::fs::File::open(value).map(drop)
+        }
+    });
+    readable.err()
 }
 
 #[cfg(test)]
@@ -1016,6 +1058,51 @@ mod tests {
         assert!(!err.contains("fetch.max.bytes"), "{err}");
         // A misspelt secret: its value is not known to be secret, and is not shown.
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_certificate_or_key_file_that_cannot_be_read_is_named_with_its_setting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not checked here").expect("a CA file");
+        let missing = dir.path().join("client.pem");
+        let (ca, missing) = (ca.display().to_string(), missing.display().to_string());
+        let err = Config::load(
+            None,
+            env(&[
+                ("HIRESTATE_KAFKA_SSL_CA_LOCATION", &ca),
+                (
+                    "HIRESTATE_KAFKA_PRODUCER_SSL_CERTIFICATE_LOCATION",
+                    &missing,
+                ),
+                ("HIRESTATE_KAFKA_SSL_KEY_LOCATION", "/run/secrets/nope.key"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        let expected = format!(
+            "librdkafka setting ssl.certificate.location = {missing:?} ([kafka_producer] in the \
+             file, or HIRESTATE_KAFKA_PRODUCER_SSL_CERTIFICATE_LOCATION): cannot read it: No such \
+             file or directory"
+        );
+        assert!(err.contains(&expected), "{expected:?} not in {err}");
+        // A setting whose name says it may hold a secret keeps its value hidden.
+        let expected = "librdkafka setting ssl.key.location = \"***\" ([kafka] in the file, or \
+                        HIRESTATE_KAFKA_SSL_KEY_LOCATION): cannot read it: No such file";
+        assert!(err.contains(expected), "{expected:?} not in {err}");
+        assert!(!err.contains("nope.key"), "{err}");
+        // A file that can be read is left to librdkafka.
+        assert!(!err.contains("ssl.ca.location"), "{err}");
+        // So are a directory of CA certificates and `probe` (the system's), which it takes.
+        for ca in [dir.path().display().to_string(), "probe".to_owned()] {
+            Config::load(
+                None,
+                env(&[("HIRESTATE_KAFKA_SSL_CA_LOCATION", &ca)]),
+                &Overrides::default(),
+            )
+            .expect("a CA directory, or probe");
+        }
     }
 
     #[test]
