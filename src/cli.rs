@@ -565,6 +565,26 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
         .worker_threads(1)
         .enable_all()
         .build()?;
+    // Signals are watched from here on, before anything waits (the start-up check waits up to
+    // `transaction_timeout_ms` for the cluster) and before the health endpoints answer: a
+    // SIGTERM from now on asks for a shutdown instead of killing the process.
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _runtime = rt.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
+    let s = status.clone();
+    rt.spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutdown requested: finishing the batch");
+        s.shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
     if let Some(addr) = &config.health_addr {
         let listener = rt.block_on(crate::health::bind(addr))?;
         let (s, addr) = (status.clone(), addr.clone());
@@ -574,20 +594,6 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
             }
         });
     }
-    let s = status.clone();
-    rt.spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => return,
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-        tracing::info!("shutdown requested: finishing the batch");
-        s.shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
     let opts = RunOptions {
         exit_when_idle: exit_when_idle.map(std::time::Duration::from_secs_f64),
         mock_cluster: false,

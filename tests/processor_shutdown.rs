@@ -168,3 +168,49 @@ fn sigterm_during_a_restore_stops_it_and_the_next_start_restores_in_full() {
     assert_eq!(again["counts"]["consumed"].as_u64(), Some(0), "{again}");
     processor::assert_states_equal(&inst.state_dump(&setup), &processor::clean_states(&[&file]));
 }
+
+/// A free port on the loopback: bound, then released.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_cluster_ends_the_wait_and_exits_0() {
+    // No broker is needed: the cluster is a port nothing listens on, and the start-up check
+    // would wait 60 s for it. Before, SIGTERM was served only once that wait had ended (by
+    // hand: 28 s after the signal, at the default 30 s).
+    let addr = format!("127.0.0.1:{}", free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = processor::bare_command(&["run"])
+        .env("KAFKA_BOOTSTRAP", format!("127.0.0.1:{}", free_port()))
+        .env("HIRESTATE_POLICY_DIR", support::policy_dir())
+        .env("HIRESTATE_STATE_DIR", dir.path().join("state"))
+        .env("HIRESTATE_HEALTH_ADDR", &addr)
+        .env("HIRESTATE_TRANSACTION_TIMEOUT_MS", "60000")
+        .env("HIRESTATE_SESSION_TIMEOUT_MS", "90000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning hirestate run");
+    // The endpoints answer once the signals are watched.
+    assert!(
+        wait_status(&addr, "/healthz", 200, Duration::from_secs(30)),
+        "/healthz never answered 200"
+    );
+    sigterm(&child);
+    // Well before the 60 s wait could end on its own.
+    let status = wait_for(&mut child, Duration::from_secs(40));
+    let out = child.wait_with_output().expect("its output");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?} after SIGTERM during the start-up wait:\n{said}"
+    );
+    assert!(
+        said.contains("shutdown requested while waiting for the Kafka cluster"),
+        "{said}"
+    );
+}

@@ -173,7 +173,18 @@ pub fn run(
             config.state_dir.display()
         )
     })?;
-    let target = crate::topics::check_for_run(config, &policy, !opts.mock_cluster)?;
+    let target =
+        match crate::topics::check_for_run(config, &policy, !opts.mock_cluster, &status.shutdown) {
+            Ok(target) => target,
+            Err(e) => match e.downcast_ref::<crate::topics::reach::ReachError>() {
+                // Nothing was started, so there is nothing to finish: a shutdown, not a failure.
+                Some(stopped @ crate::topics::reach::ReachError::Stopped { .. }) => {
+                    tracing::warn!("{stopped}");
+                    return Ok(RunReport::default());
+                }
+                _ => return Err(e),
+            },
+        };
     let topics = Topics::new(&config.topic_prefix);
     let codec = Codec::configured(config)?;
     let dir = config.state_dir.join("projection");

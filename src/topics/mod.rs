@@ -5,6 +5,8 @@
 pub mod reach;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -242,7 +244,7 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
 /// A metadata request that fails, or the broker's error for a topic (other than that it does
 /// not exist): e.g. one this principal may not describe, which the broker does not say exists.
 pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<Option<usize>>> {
-    let described = describe(config, topics, Duration::from_secs(10))?.topics;
+    let described = describe(config, topics, Duration::from_secs(10), None)?.topics;
     topics
         .iter()
         .zip(described)
@@ -271,6 +273,7 @@ pub fn check_for_run(
     config: &Config,
     policy: &Policy,
     describe_configs: bool,
+    stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<RunTarget> {
     let topics = Topics::new(&config.topic_prefix);
     let wanted = topics.all(policy);
@@ -279,7 +282,7 @@ pub fn check_for_run(
     let Described {
         topics: described,
         cluster,
-    } = describe(config, &names, timeout)?;
+    } = describe(config, &names, timeout, Some(stop.clone()))?;
     let mut missing = Vec::new();
     let mut problems = Vec::new();
     for (name, d) in names.iter().zip(&described) {
@@ -487,8 +490,9 @@ fn describe(
     config: &Config,
     topics: &[&str],
     timeout: Duration,
+    stop: Option<Arc<AtomicBool>>,
 ) -> Result<Described, reach::ReachError> {
-    let c = reach::Reader::new(config, timeout)?;
+    let c = reach::Reader::new(config, timeout)?.stopping_on(stop);
     let described = topics
         .iter()
         .map(|t| loop {

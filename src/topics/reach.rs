@@ -24,7 +24,8 @@
 //! every batch, for ever (by hand: 15 times in 100 s, no event folded).
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::DefaultClientContext;
@@ -80,6 +81,12 @@ pub enum ReachError {
         /// What a TCP connection to the bootstrap addresses found ([`heard`]).
         heard: String,
     },
+    /// A shutdown was asked for (SIGTERM, SIGINT) before the cluster answered.
+    #[error(
+        "shutdown requested while waiting for the Kafka cluster at {bootstrap:?}: nothing was \
+         started"
+    )]
+    Stopped { bootstrap: String },
     /// The client could not be created from the configuration.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
@@ -264,6 +271,8 @@ pub struct Reader {
     consumer: BaseConsumer<CredentialsWatch>,
     timeout: Duration,
     deadline: Instant,
+    /// Set when a shutdown is asked for: the wait ends at the next try.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Reader {
@@ -281,7 +290,15 @@ impl Reader {
                 .create_with_context(CredentialsWatch::default())?,
             timeout,
             deadline: Instant::now() + timeout,
+            stop: None,
         })
+    }
+
+    /// This reader, its wait ended ([`ReachError::Stopped`]) once `stop` is set.
+    #[must_use]
+    pub fn stopping_on(mut self, stop: Option<Arc<AtomicBool>>) -> Reader {
+        self.stop = stop;
+        self
     }
 
     /// Whether the reader's deadline has passed.
@@ -295,7 +312,8 @@ impl Reader {
     /// [`ReachError::Refused`] as soon as the cluster refuses the credentials,
     /// [`ReachError::Handshake`] as soon as a TLS handshake fails;
     /// [`ReachError::Unanswered`], with the request's last error and what a TCP connection
-    /// found, when the deadline passes first.
+    /// found, when the deadline passes first; [`ReachError::Stopped`] when a shutdown is asked
+    /// for first ([`Reader::stopping_on`]).
     pub fn metadata(&self, topic: Option<&str>) -> Result<Metadata, ReachError> {
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
@@ -316,6 +334,13 @@ impl Reader {
                         protocol: self.protocol.clone(),
                         reason,
                     })
+                }
+                None if self
+                    .stop
+                    .as_ref()
+                    .is_some_and(|s| s.load(Ordering::Relaxed)) =>
+                {
+                    return Err(ReachError::Stopped { bootstrap })
                 }
                 None if self.expired() => {
                     return Err(ReachError::Unanswered {
