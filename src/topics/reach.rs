@@ -116,9 +116,7 @@ impl CredentialsWatch {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
-}
 
-impl CredentialsWatch {
     fn keep(&self, refusal: Refusal) {
         let mut refused = self
             .refused
