@@ -279,13 +279,13 @@ impl Reader {
     /// # Errors
     /// When the client cannot be created from the configuration.
     pub fn new(config: &Config, timeout: Duration) -> Result<Reader, KafkaError> {
-        let protocol = config.kafka.get("security.protocol").map(String::as_str);
+        let client = config.consumer_config();
+        // As this client has it: a consumer-only setting counts too.
+        let protocol = client.get("security.protocol").unwrap_or("plaintext");
         Ok(Reader {
             bootstrap: config.bootstrap.clone(),
-            protocol: protocol.unwrap_or("plaintext").to_owned(),
-            consumer: config
-                .consumer_config()
-                .create_with_context(CredentialsWatch::default())?,
+            protocol: protocol.to_owned(),
+            consumer: client.create_with_context(CredentialsWatch::default())?,
             timeout,
             deadline: Instant::now() + timeout,
             stop: None,
