@@ -516,7 +516,7 @@ impl Config {
                     let (env, shown) = named();
                     errors.push(format!(
                         "librdkafka setting {k} = {shown:?} ([{table}] in the file, or {env}): \
-                         cannot read it: {why}"
+                         cannot use it: {why}"
                     ));
                 }
                 if let Err(e) = one.create_native_config() {
@@ -701,20 +701,38 @@ const FILE_SETTINGS: [&str; 6] = [
     "sasl.kerberos.keytab",
 ];
 
-/// Why the file the librdkafka setting `key` names as `value` cannot be read, if it names one
-/// (`ssl.ca.location = probe` asks for the system's certificates instead).
-fn unreadable_file(key: &str, value: &str) -> Option<std::io::Error> {
+/// Of [`FILE_SETTINGS`], those librdkafka reads as PEM only.
+const PEM_SETTINGS: [&str; 4] = [
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.crl.location",
+];
+
+/// Why the file the librdkafka setting `key` names as `value` cannot be used, if it names one
+/// (`ssl.ca.location = probe` asks for the system's certificates instead): it cannot be read,
+/// or, for a setting read as PEM, it holds no PEM block at all.
+fn unreadable_file(key: &str, value: &str) -> Option<String> {
     if !FILE_SETTINGS.contains(&key) || (key == "ssl.ca.location" && value == "probe") {
         return None;
     }
-    let readable = std::fs::metadata(value).and_then(|m| {
-        if m.is_dir() {
-            std::fs::read_dir(value).map(drop)
-        } else {
-            std::fs::File::open(value).map(drop)
-        }
-    });
-    readable.err()
+    let problem = match std::fs::metadata(value) {
+        Err(e) => e.to_string(),
+        Ok(m) if m.is_dir() => std::fs::read_dir(value).err()?.to_string(),
+        Ok(_) => match std::fs::read(value) {
+            Err(e) => e.to_string(),
+            Ok(bytes) if PEM_SETTINGS.contains(&key) && !contains(&bytes, b"-----BEGIN ") => {
+                "it holds no PEM block (-----BEGIN …-----), which librdkafka needs here".into()
+            }
+            Ok(_) => return None,
+        },
+    };
+    Some(problem)
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -1064,7 +1082,10 @@ mod tests {
     fn a_certificate_or_key_file_that_cannot_be_read_is_named_with_its_setting() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, "not checked here").expect("a CA file");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nnot checked here\n").expect("a CA file");
+        let not_pem = dir.path().join("events.jsonl");
+        std::fs::write(&not_pem, "{}\n").expect("a file that is no PEM");
+        let not_pem = not_pem.display().to_string();
         let missing = dir.path().join("client.pem");
         let (ca, missing) = (ca.display().to_string(), missing.display().to_string());
         let err = Config::load(
@@ -1076,6 +1097,7 @@ mod tests {
                     &missing,
                 ),
                 ("HIRESTATE_KAFKA_SSL_KEY_LOCATION", "/run/secrets/nope.key"),
+                ("HIRESTATE_KAFKA_CONSUMER_SSL_CRL_LOCATION", &not_pem),
             ]),
             &Overrides::default(),
         )
@@ -1083,16 +1105,21 @@ mod tests {
         .to_string();
         let expected = format!(
             "librdkafka setting ssl.certificate.location = {missing:?} ([kafka_producer] in the \
-             file, or HIRESTATE_KAFKA_PRODUCER_SSL_CERTIFICATE_LOCATION): cannot read it: No such \
+             file, or HIRESTATE_KAFKA_PRODUCER_SSL_CERTIFICATE_LOCATION): cannot use it: No such \
              file or directory"
         );
         assert!(err.contains(&expected), "{expected:?} not in {err}");
         // A setting whose name says it may hold a secret keeps its value hidden.
         let expected = "librdkafka setting ssl.key.location = \"***\" ([kafka] in the file, or \
-                        HIRESTATE_KAFKA_SSL_KEY_LOCATION): cannot read it: No such file";
+                        HIRESTATE_KAFKA_SSL_KEY_LOCATION): cannot use it: No such file";
         assert!(err.contains(expected), "{expected:?} not in {err}");
         assert!(!err.contains("nope.key"), "{err}");
-        // A file that can be read is left to librdkafka.
+        let expected = format!(
+            "librdkafka setting ssl.crl.location = {not_pem:?} ([kafka_consumer] in the file, or \
+             HIRESTATE_KAFKA_CONSUMER_SSL_CRL_LOCATION): cannot use it: it holds no PEM block"
+        );
+        assert!(err.contains(&expected), "{expected:?} not in {err}");
+        // A PEM file that can be read is left to librdkafka.
         assert!(!err.contains("ssl.ca.location"), "{err}");
         // So are a directory of CA certificates and `probe` (the system's), which it takes.
         for ca in [dir.path().display().to_string(), "probe".to_owned()] {
