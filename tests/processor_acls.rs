@@ -103,11 +103,7 @@ fn a_missing_acl_stops_the_processor_naming_what_to_grant() {
         let mut needles = vec!["refused this principal an operation", "Access rights"];
         needles.extend(said);
         instance.stopped_with(&mut child, &needles);
-        let (committed, _) = setup.read_back(&setup.output_topics());
-        assert!(
-            committed.values().all(|by_key| by_key.is_empty()),
-            "{prefix}: outputs committed: {committed:?}"
-        );
+        setup.assert_nothing_committed(prefix);
     }
 }
 

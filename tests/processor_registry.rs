@@ -196,14 +196,6 @@ fn wrong_credentials(bare: &str) -> [(&'static str, &str); 2] {
     ]
 }
 
-fn assert_nothing_committed(setup: &processor::Setup) {
-    let (committed, _) = setup.read_back(&setup.output_topics());
-    assert!(
-        committed.values().all(|by_key| by_key.is_empty()),
-        "outputs committed by a processor that could not encode its batch: {committed:?}"
-    );
-}
-
 fn assert_nothing_dead_lettered(bs: &str, setup: &processor::Setup) {
     let dlq = support::read_raw(bs, &setup.topic("hiring.dlq.v1"), setup.partitions);
     assert!(dlq.is_empty(), "{} records dead-lettered", dlq.len());
@@ -310,7 +302,7 @@ fn a_registry_refusing_an_output_schema_stops_the_processor_and_loses_nothing() 
             "compatibility",
         ],
     );
-    assert_nothing_committed(&setup);
+    setup.assert_nothing_committed("a processor that could not encode its batch");
 
     refuse.store(false, Ordering::SeqCst);
     then_the_run_equals_the_replay(&bs, &setup, &instance, &double, &expected);
@@ -429,7 +421,7 @@ fn refused_credentials_at_an_output_schema_stop_the_processor_and_commit_nothing
         ],
     );
     assert!(!last.contains("wr0ng"), "a secret in: {last}");
-    assert_nothing_committed(&setup);
+    setup.assert_nothing_committed("a processor that could not encode its batch");
     assert_eq!(
         double.registered(),
         registered,

@@ -9,40 +9,7 @@
 mod processor;
 mod support;
 
-use std::process::Output;
-use std::time::Duration;
-
-use processor::bare_command;
-
-/// `hirestate run` with `env` over a clean `HIRESTATE_*` environment; fails the test if it
-/// has not exited within a minute.
-fn run(state: &std::path::Path, env: &[(&str, &str)]) -> Output {
-    let mut child = bare_command(&["run", "--exit-when-idle", "5"])
-        .env("HIRESTATE_POLICY_DIR", support::policy_dir())
-        .env("HIRESTATE_STATE_DIR", state)
-        .env("HIRESTATE_HEALTH_ADDR", "")
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawning hirestate run");
-    if processor::wait_for(&mut child, Duration::from_secs(60)).is_none() {
-        panic!("hirestate run was still running after 60 s");
-    }
-    child.wait_with_output().expect("hirestate run's output")
-}
-
-/// The last line of stderr: what the binary stopped with.
-fn stopped_with(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "hirestate run exited {}; stdout {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.lines().last().unwrap_or_default().to_owned()
-}
+use processor::{bare_command, run_bare as run, stopped_with_output as stopped_with};
 
 #[test]
 fn no_broker_answering_is_refused_naming_the_bootstrap_address() {

@@ -17,9 +17,6 @@
 mod processor;
 mod support;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use support::{as_env, sasl_plain, sasl_ssl_bootstrap, tls_bootstrap, tls_trusting};
 
 #[test]
@@ -96,26 +93,16 @@ fn a_tls_client_at_a_plaintext_listener_stops_at_once_naming_the_protocol() {
     );
 }
 
-/// `run` against `bootstrap` with `env`, waiting 4 s for the cluster: its last line.
-fn run_unanswered(bootstrap: &str, env: &[(&str, &str)]) -> String {
+/// `run` against `bootstrap`, waiting 4 s for the cluster: the line it stopped with.
+fn run_unanswered(bootstrap: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    let prefix = support::unique("tls-unanswered");
-    let mut child = processor::bare_command(&["run", "--exit-when-idle", "2"])
-        .env("KAFKA_BOOTSTRAP", bootstrap)
-        .env("HIRESTATE_TOPIC_PREFIX", &prefix)
-        .env("HIRESTATE_GROUP_ID", &prefix)
-        .env("HIRESTATE_STATE_DIR", dir.path().join("state"))
-        .env("HIRESTATE_TRANSACTION_TIMEOUT_MS", "4000")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning hirestate");
-    let status = processor::wait_for(&mut child, Duration::from_secs(120));
-    let out = child.wait_with_output().expect("its stderr");
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(status.is_some_and(|s| !s.success()), "{status:?}\n{said}");
-    said.lines().last().unwrap_or_default().to_owned()
+    processor::stopped_with_output(&processor::run_bare(
+        dir.path(),
+        &[
+            ("KAFKA_BOOTSTRAP", bootstrap),
+            ("HIRESTATE_TRANSACTION_TIMEOUT_MS", "4000"),
+        ],
+    ))
 }
 
 #[test]
@@ -125,7 +112,7 @@ fn a_plaintext_client_at_a_tls_listener_is_told_to_check_the_protocol_not_the_ad
     ) else {
         return;
     };
-    let last = run_unanswered(&bs, &[]);
+    let last = run_unanswered(&bs);
     for needle in [
         "accepts connections but answered no Kafka request",
         "HIRESTATE_KAFKA_SECURITY_PROTOCOL (now \"plaintext\")",
@@ -139,7 +126,7 @@ fn a_plaintext_client_at_a_tls_listener_is_told_to_check_the_protocol_not_the_ad
     let free = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
-    let last = run_unanswered(&free.to_string(), &[]);
+    let last = run_unanswered(&free.to_string());
     for needle in ["nothing accepted a connection", "is KAFKA_BOOTSTRAP right"] {
         assert!(last.contains(needle), "{needle:?} not in: {last}");
     }

@@ -105,7 +105,7 @@ fn decode_waiting(
             Err(e) if e.retryable() && deadline.is_some_and(|d| Instant::now() >= d) => {
                 anyhow::bail!(
                     "{}/{}@{}: the schema registry is still out of reach after {} s: {e}; \
-                 stopping here rather than leaving records out (run again once it answers)",
+                     stopping here rather than leaving records out (run again once it answers)",
                     m.topic(),
                     m.partition(),
                     m.offset(),

@@ -235,6 +235,16 @@ impl Setup {
         }
     }
 
+    /// Asserts that read_committed consumers see nothing on the output topics: a processor
+    /// that stopped (`what`) committed nothing.
+    pub fn assert_nothing_committed(&self, what: &str) {
+        let (committed, _) = self.read_back(&self.output_topics());
+        assert!(
+            committed.values().all(|by_key| by_key.is_empty()),
+            "{what}: outputs committed: {committed:?}"
+        );
+    }
+
     /// Writes lines `[from, to)` of `file` to a new file named `name`.
     pub fn slice(&self, file: &Path, from: usize, to: usize, name: &str) -> PathBuf {
         let lines = read_lines(file);
@@ -907,4 +917,36 @@ pub fn outputs_equal_the_replay(
     let (actual, _) = setup.read_back(&setup.output_topics());
     assert_outputs_equal(&expected.outputs, &actual);
     fs::read_to_string(&instance.log).expect("the instance log")
+}
+
+/// `hirestate run --exit-when-idle 5` with `env` over a clean `HIRESTATE_*` environment (the
+/// test policy, the state directory `state`, no health endpoints); fails the test if it has not
+/// exited within a minute.
+pub fn run_bare(state: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut child = bare_command(&["run", "--exit-when-idle", "5"])
+        .env("HIRESTATE_POLICY_DIR", crate::support::policy_dir())
+        .env("HIRESTATE_STATE_DIR", state)
+        .env("HIRESTATE_HEALTH_ADDR", "")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning hirestate run");
+    if wait_for(&mut child, Duration::from_secs(60)).is_none() {
+        panic!("hirestate run was still running after 60 s");
+    }
+    child.wait_with_output().expect("hirestate run's output")
+}
+
+/// The last line of `out`'s stderr, what the binary stopped with; fails the test unless it
+/// exited on an error.
+pub fn stopped_with_output(out: &std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "hirestate run exited {}; stdout {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.lines().last().unwrap_or_default().to_owned()
 }
