@@ -12,12 +12,20 @@
 //!   listener, whose requests the broker just drops, still waits, and is then told that
 //!   something accepts connections there but answered no Kafka request over its protocol;
 //!   while a port where nothing listens is told so.
+//! - At the listener that requires a client certificate (mutual TLS), every command works
+//!   presenting the one it trusts, as PEM files and as a PKCS#12 keystore; with none, or with
+//!   one it does not trust, every command stops at once, saying the cluster refused the client
+//!   certificate and naming the settings (before, each waited its whole wait and was then asked
+//!   whether its security protocol matched the listener).
 
 #[path = "support/processor.rs"]
 mod processor;
 mod support;
 
-use support::{as_env, sasl_plain, sasl_ssl_bootstrap, tls_bootstrap, tls_trusting};
+use support::{
+    as_env, client_certificate, mtls_bootstrap, sasl_plain, sasl_ssl_bootstrap, tls_bootstrap,
+    tls_trusting,
+};
 
 #[test]
 fn every_command_verifies_the_broker_over_tls_and_the_outputs_equal_the_replay() {
@@ -130,4 +138,83 @@ fn a_plaintext_client_at_a_tls_listener_is_told_to_check_the_protocol_not_the_ad
     for needle in ["nothing accepted a connection", "is KAFKA_BOOTSTRAP right"] {
         assert!(last.contains(needle), "{needle:?} not in: {last}");
     }
+}
+
+#[test]
+fn every_command_presents_a_client_certificate_over_mutual_tls_and_the_outputs_equal_the_replay() {
+    let Some((bs, tls)) = mtls_bootstrap(
+        "every_command_presents_a_client_certificate_over_mutual_tls_and_the_outputs_equal_the_replay",
+    ) else {
+        return;
+    };
+    let settings: Vec<_> = tls_trusting(&tls.join("ca.pem"))
+        .into_iter()
+        .chain(client_certificate(&tls, "client"))
+        .collect();
+    processor::outputs_equal_the_replay(&bs, &as_env(&settings), "mtls-pem", 89);
+
+    // The same certificate and key in a PKCS#12 keystore.
+    let keystore = tls.join("client.p12");
+    let settings: Vec<_> = tls_trusting(&tls.join("ca.pem"))
+        .into_iter()
+        .chain([
+            (
+                "HIRESTATE_KAFKA_SSL_KEYSTORE_LOCATION",
+                keystore.to_str().expect("a UTF-8 path").to_owned(),
+            ),
+            (
+                "HIRESTATE_KAFKA_SSL_KEYSTORE_PASSWORD",
+                "hirestate-test-tls".to_owned(),
+            ),
+        ])
+        .collect();
+    let log = processor::outputs_equal_the_replay(&bs, &as_env(&settings), "mtls-p12", 97);
+    assert!(
+        !log.contains("hirestate-test-tls"),
+        "the keystore password is in the log"
+    );
+}
+
+#[test]
+fn no_client_certificate_at_a_mutual_tls_listener_stops_every_command_at_once_naming_the_settings()
+{
+    let Some((bs, tls)) = mtls_bootstrap(
+        "no_client_certificate_at_a_mutual_tls_listener_stops_every_command_at_once_naming_the_settings",
+    ) else {
+        return;
+    };
+    let settings = tls_trusting(&tls.join("ca.pem"));
+    processor::assert_every_command_stops(
+        &bs,
+        &as_env(&settings),
+        "mtls-none",
+        &[
+            "refused hirestate's TLS client certificate",
+            "alert bad certificate",
+            "no client certificate is configured",
+            "HIRESTATE_KAFKA_SSL_CERTIFICATE_LOCATION",
+            "HIRESTATE_KAFKA_SSL_KEYSTORE_LOCATION",
+        ],
+    );
+
+    // A certificate the listener does not trust.
+    let settings: Vec<_> = tls_trusting(&tls.join("ca.pem"))
+        .into_iter()
+        .chain(client_certificate(&tls, "stranger"))
+        .collect();
+    let stranger = tls.join("stranger.pem");
+    let configured = format!(
+        "ssl.certificate.location = {:?}",
+        stranger.to_str().expect("a UTF-8 path")
+    );
+    processor::assert_every_command_stops(
+        &bs,
+        &as_env(&settings),
+        "mtls-stranger",
+        &[
+            "refused hirestate's TLS client certificate",
+            &configured,
+            "HIRESTATE_KAFKA_SSL_CERTIFICATE_LOCATION",
+        ],
+    );
 }

@@ -10,10 +10,13 @@
 #                    topics of earlier runs, kept, made start-up slower run after run: 1.7 GB
 #                    of them once took it past the 90 s wait)
 # Everything lives under target/kafka; the broker listens on 127.0.0.1 only: plaintext on
-# HIRESTATE_TEST_KAFKA_PORT (19092), the controller on +1, SASL/PLAIN on +2, TLS on +3, SASL/PLAIN over TLS on +4 (with a
-# self-signed test certificate for 127.0.0.1 made with the JDK's keytool under target/kafka/tls:
-# ca.pem is the one clients trust, other-ca.pem an unrelated one). A broker that does not answer
-# within the wait is stopped again, not left running.
+# HIRESTATE_TEST_KAFKA_PORT (19092), the controller on +1, SASL/PLAIN on +2, TLS on +3, SASL/PLAIN
+# over TLS on +4, and TLS requiring a client certificate (mutual TLS) on +5, with self-signed test
+# certificates made with the JDK's keytool under target/kafka/tls: ca.pem is the broker's, the one
+# clients trust, other-ca.pem an unrelated one; client.pem / client-key.pem (and client.p12) the
+# client certificate the mutual-TLS listener trusts, whose CN "hirestate" is mapped to that
+# principal, stranger.pem / stranger-key.pem one it does not. A broker that does not answer within
+# the wait is stopped again, not left running.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +27,7 @@ cport=$((port + 1))
 sasl_port=$((port + 2))
 ssl_port=$((port + 3))
 sasl_ssl_port=$((port + 4))
+mtls_port=$((port + 5))
 tls="$base/tls"
 bootstrap="127.0.0.1:$port"
 pidfile="$base/broker.pid"
@@ -42,24 +46,37 @@ ping() {
   java -cp "$base/lib/*" "$here/Ping.java" "$bootstrap" >/dev/null 2>&1
 }
 
-# The TLS listener's key and certificate (kept until target/ is cleaned), and a second,
-# unrelated certificate: a client trusting only that one must refuse the broker.
+# The TLS listeners' key and certificate (kept until target/ is cleaned), a second, unrelated
+# certificate (a client trusting only that one must refuse the broker), and two client
+# certificates: one the mutual-TLS listener trusts, one it does not.
 certificates() {
-  if [ -f "$tls/broker.p12" ] && [ -f "$tls/ca.pem" ] && [ -f "$tls/other-ca.pem" ]; then return; fi
+  local f missing=
+  for f in broker.p12 ca.pem other-ca.pem clients-trust.p12 client.p12 client.pem client-key.pem \
+           stranger.pem stranger-key.pem; do
+    [ -f "$tls/$f" ] || missing=1
+  done
+  [ -n "$missing" ] || return 0
   rm -rf "$tls.new"
   mkdir -p "$tls.new"
-  local alias
-  for alias in broker other; do
+  local alias cn pass=hirestate-test-tls
+  for alias in broker other client stranger; do
+    case "$alias" in client) cn=hirestate ;; stranger) cn=stranger ;; *) cn=127.0.0.1 ;; esac
     { keytool -genkeypair -alias "$alias" -keyalg RSA -keysize 2048 -validity 3650 \
-        -dname "CN=127.0.0.1, O=hirestate tests ($alias)" -ext "SAN=IP:127.0.0.1,DNS:localhost" \
-        -keystore "$tls.new/$alias.p12" -storetype PKCS12 \
-        -storepass hirestate-test-tls -keypass hirestate-test-tls &&
+        -dname "CN=$cn, O=hirestate tests ($alias)" -ext "SAN=IP:127.0.0.1,DNS:localhost" \
+        -keystore "$tls.new/$alias.p12" -storetype PKCS12 -storepass "$pass" -keypass "$pass" &&
       keytool -exportcert -rfc -alias "$alias" -keystore "$tls.new/$alias.p12" \
-        -storepass hirestate-test-tls -file "$tls.new/$alias.pem"; } > "$tls.new/keytool.log" 2>&1 || {
+        -storepass "$pass" -file "$tls.new/$alias.pem"; } > "$tls.new/keytool.log" 2>&1 || {
       echo "kafka.sh: making the test TLS certificate with keytool failed:" >&2
       cat "$tls.new/keytool.log" >&2; exit 1; }
   done
-  rm -f "$tls.new/keytool.log"
+  { keytool -importcert -noprompt -alias client -file "$tls.new/client.pem" \
+      -keystore "$tls.new/clients-trust.p12" -storetype PKCS12 -storepass "$pass" &&
+    java "$here/KeyPem.java" "$tls.new/client.p12" client "$pass" "$tls.new/client-key.pem" &&
+    java "$here/KeyPem.java" "$tls.new/stranger.p12" stranger "$pass" "$tls.new/stranger-key.pem"
+  } > "$tls.new/keytool.log" 2>&1 || {
+    echo "kafka.sh: making the test client certificates failed:" >&2
+    cat "$tls.new/keytool.log" >&2; exit 1; }
+  rm -f "$tls.new/keytool.log" "$tls.new/stranger.p12"
   mv "$tls.new/broker.pem" "$tls.new/ca.pem"
   mv "$tls.new/other.pem" "$tls.new/other-ca.pem"
   rm -f "$tls.new/other.p12"
@@ -71,7 +88,8 @@ certificates() {
 # certificate: one started from older ones (before the SASL listener, say) is restarted rather
 # than reused.
 config_sum() {
-  cat "$here/server.properties.in" "$here/Acls.java" "$tls/ca.pem" | sha256sum | cut -d' ' -f1
+  cat "$here/server.properties.in" "$here/Acls.java" "$tls/ca.pem" "$tls/client.pem" |
+    sha256sum | cut -d' ' -f1
 }
 current() {
   [ "$(cat "$base/config.sum" 2>/dev/null)" = "$(config_sum)" ]
@@ -100,7 +118,8 @@ up() {
   mkdir -p "$base/data" "$base/logs"
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@SASL_PORT@|$sasl_port|g" \
     -e "s|@SSL_PORT@|$ssl_port|g" \
-    -e "s|@SASL_SSL_PORT@|$sasl_ssl_port|g" -e "s|@TLS@|$tls|g" -e "s|@DATA@|$base/data|g" \
+    -e "s|@SASL_SSL_PORT@|$sasl_ssl_port|g" -e "s|@MTLS_PORT@|$mtls_port|g" \
+    -e "s|@TLS@|$tls|g" -e "s|@DATA@|$base/data|g" \
     "$here/server.properties.in" > "$base/server.properties"
   local jvm=(-Xms256m -Xmx1g -Dkafka.logs.dir="$base/logs"
              -Dlog4j2.configurationFile="$here/log4j2.properties")
@@ -153,6 +172,7 @@ with() {
   KAFKA_BOOTSTRAP="$bootstrap" HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" \
     HIRESTATE_TEST_KAFKA_SSL_BOOTSTRAP="127.0.0.1:$ssl_port" \
     HIRESTATE_TEST_KAFKA_SASL_SSL_BOOTSTRAP="127.0.0.1:$sasl_ssl_port" \
+    HIRESTATE_TEST_KAFKA_MTLS_BOOTSTRAP="127.0.0.1:$mtls_port" \
     HIRESTATE_TEST_KAFKA_TLS_DIR="$tls" "$@" || status=$?
   if [ "$started" = 1 ]; then down; fi
   return "$status"

@@ -2,9 +2,9 @@
 //! (`run`'s start-up check, `topics ensure`, `tail`, `produce`, and `replay`/`kpi --bootstrap`
 //! through `tail`), told apart by why it fails.
 //!
-//! A cluster that refuses the client's credentials (SASL authentication), or whose TLS
-//! handshake fails (a broker certificate not trusted, a TLS client at a plaintext listener),
-//! answers no request, so librdkafka reports it only as an error event and every request times
+//! A cluster that refuses the client's credentials (SASL authentication) or its TLS client
+//! certificate (a listener requiring one: mutual TLS), or whose TLS handshake fails (a broker
+//! certificate not trusted, a TLS client at a plaintext listener), answers no request, so librdkafka reports it only as an error event and every request times
 //! out as a transport failure. Before, that reached the user after the whole wait as "is
 //! KAFKA_BOOTSTRAP right and the cluster up?" (`run`, 30 s), `OperationTimedOut` (`topics
 //! ensure`, 60 s), a metadata fetch error (`tail`, 10 s), or never (`produce` logged the refusal
@@ -70,6 +70,20 @@ pub enum ReachError {
         reason: String,
     },
     #[error(
+        "the Kafka cluster at {bootstrap:?} refused hirestate's TLS client certificate: \
+         {reason}; {sent}. A listener that requires client certificates (mutual TLS) takes one \
+         signed by a CA it trusts: set HIRESTATE_KAFKA_SSL_CERTIFICATE_LOCATION and \
+         HIRESTATE_KAFKA_SSL_KEY_LOCATION (PEM files), or HIRESTATE_KAFKA_SSL_KEYSTORE_LOCATION \
+         and HIRESTATE_KAFKA_SSL_KEYSTORE_PASSWORD (PKCS#12), among the HIRESTATE_KAFKA_SSL_* \
+         settings (or the [kafka] table of the file)"
+    )]
+    ClientCertificate {
+        bootstrap: String,
+        reason: String,
+        /// Which client certificate was configured ([`client_certificate`]).
+        sent: String,
+    },
+    #[error(
         "cannot read topic metadata from the Kafka cluster at {bootstrap:?} within {ms} ms: \
          {error}; {heard}"
     )]
@@ -100,6 +114,8 @@ enum Refusal {
     /// The TLS handshake failed: the broker's certificate was not trusted, or the listener does
     /// not speak TLS.
     Handshake(String),
+    /// The broker refused the client certificate sent, or that none was sent, with a TLS alert.
+    ClientCertificate(String),
 }
 
 /// A client context that keeps the first [`Refusal`] librdkafka reports, and logs every other
@@ -138,13 +154,15 @@ impl ClientContext for CredentialsWatch {
     /// A failed handshake is not always also an error event (seen: a TLS client at a plaintext
     /// listener, none in 6 s of tries), but each try logs it (`FAIL`).
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        if fac == "FAIL" && failed_handshake(log_message) {
+        if fac == "FAIL" {
             // "[thrd:ssl://host:port/bootstrap]: ssl://host:port/bootstrap: SSL handshake …"
             let reason = log_message
                 .strip_prefix("[thrd:")
                 .and_then(|rest| rest.split_once("]: "))
                 .map_or(log_message, |(_, reason)| reason);
-            self.keep(Refusal::Handshake(reason.to_owned()));
+            if let Some(refusal) = tls_refusal(reason) {
+                self.keep(refusal);
+            }
         }
         DefaultClientContext.log(level, fac, log_message);
     }
@@ -161,17 +179,69 @@ impl ConsumerContext for CredentialsWatch {}
 fn refusal(e: &KafkaError, reason: &str) -> Option<Refusal> {
     match e.rdkafka_error_code()? {
         RDKafkaErrorCode::Authentication => Some(Refusal::Credentials(reason.to_owned())),
-        RDKafkaErrorCode::SSL => Some(Refusal::Handshake(reason.to_owned())),
-        RDKafkaErrorCode::BrokerTransportFailure if failed_handshake(reason) => {
-            Some(Refusal::Handshake(reason.to_owned()))
+        RDKafkaErrorCode::SSL => {
+            tls_refusal(reason).or_else(|| Some(Refusal::Handshake(reason.to_owned())))
         }
+        RDKafkaErrorCode::BrokerTransportFailure => tls_refusal(reason),
         _ => None,
     }
 }
 
-/// Whether librdkafka's `reason` for a connection failure says it failed in the TLS handshake.
-fn failed_handshake(reason: &str) -> bool {
-    reason.contains("SSL handshake failed") || reason.contains("in state SSL_HANDSHAKE")
+/// The TLS refusal librdkafka's `reason` for a connection failure says, if it says one: a TLS
+/// alert the broker sent about the client's certificate, or a failure in the TLS handshake.
+///
+/// In TLS 1.3 a client finishes its side of the handshake before the broker checks the client
+/// certificate, so a listener requiring one (mutual TLS) refuses it with an alert that arrives
+/// on the next read: "Receive failed: error:0A000412:SSL routines::sslv3 alert bad
+/// certificate: SSL alert number 42 (after 1ms in state APIVERSION_QUERY)" (the test broker,
+/// sent no certificate or one it does not trust). The alerts about a certificate (RFC 8446
+/// 6.2) are bad_certificate 42, unsupported_certificate 43, certificate_revoked 44,
+/// certificate_expired 45, certificate_unknown 46, unknown_ca 48 and certificate_required 116;
+/// any other alert the broker sends ends the handshake too.
+fn tls_refusal(reason: &str) -> Option<Refusal> {
+    let alert = reason
+        .split_once("SSL alert number ")
+        .and_then(|(_, rest)| {
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            rest[..digits].parse::<u16>().ok()
+        });
+    match alert {
+        Some(42..=46 | 48 | 116) => Some(Refusal::ClientCertificate(reason.to_owned())),
+        Some(_) => Some(Refusal::Handshake(reason.to_owned())),
+        None if reason.contains("SSL handshake failed")
+            || reason.contains("in state SSL_HANDSHAKE") =>
+        {
+            Some(Refusal::Handshake(reason.to_owned()))
+        }
+        None => None,
+    }
+}
+
+/// Which client certificate the client `config` builds presents, said for
+/// [`ReachError::ClientCertificate`].
+fn client_certificate(config: &rdkafka::ClientConfig) -> String {
+    let configured = [
+        "ssl.certificate.location",
+        "ssl.keystore.location",
+        "ssl.certificate.pem",
+    ]
+    .into_iter()
+    .find_map(|key| config.get(key).map(|value| (key, value)));
+    match configured {
+        None => "no client certificate is configured".to_owned(),
+        // An inline PEM is a certificate, not a secret, but it is long: named, not quoted.
+        Some(("ssl.certificate.pem", _)) => {
+            "the one configured (ssl.certificate.pem) is not one the cluster accepts (not \
+             signed by a CA it trusts, expired or revoked)"
+                .to_owned()
+        }
+        Some((key, value)) => format!(
+            "the one configured ({key} = {value:?}) is not one the cluster accepts (not signed \
+             by a CA it trusts, expired or revoked)"
+        ),
+    }
 }
 
 /// What a TCP connection to each address of `bootstrap` finds, said as what to check: nothing
@@ -266,6 +336,8 @@ pub struct Reader {
     bootstrap: String,
     /// `security.protocol` as configured (librdkafka's default: `plaintext`).
     protocol: String,
+    /// The client certificate configured ([`client_certificate`]).
+    certificate: String,
     consumer: BaseConsumer<CredentialsWatch>,
     timeout: Duration,
     deadline: Instant,
@@ -285,6 +357,7 @@ impl Reader {
         Ok(Reader {
             bootstrap: config.bootstrap.clone(),
             protocol: protocol.to_owned(),
+            certificate: client_certificate(&client),
             consumer: client.create_with_context(CredentialsWatch::default())?,
             timeout,
             deadline: Instant::now() + timeout,
@@ -308,7 +381,8 @@ impl Reader {
     ///
     /// # Errors
     /// [`ReachError::Refused`] as soon as the cluster refuses the credentials,
-    /// [`ReachError::Handshake`] as soon as a TLS handshake fails;
+    /// [`ReachError::Handshake`] as soon as a TLS handshake fails,
+    /// [`ReachError::ClientCertificate`] as soon as the cluster refuses the client certificate;
     /// [`ReachError::Unanswered`], with the request's last error and what a TCP connection
     /// found, when the deadline passes first; [`ReachError::Stopped`] when a shutdown is asked
     /// for first ([`Reader::stopping_on`]).
@@ -331,6 +405,13 @@ impl Reader {
                         bootstrap,
                         protocol: self.protocol.clone(),
                         reason,
+                    })
+                }
+                Some(Refusal::ClientCertificate(reason)) => {
+                    return Err(ReachError::ClientCertificate {
+                        bootstrap,
+                        reason,
+                        sent: self.certificate.clone(),
                     })
                 }
                 None if self
@@ -415,6 +496,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_client_certificate_is_said_with_the_one_configured() {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("security.protocol", "SSL");
+        assert_eq!(
+            client_certificate(&config),
+            "no client certificate is configured"
+        );
+        config.set("ssl.keystore.location", "/etc/kafka/client.p12");
+        let said = client_certificate(&config);
+        assert!(
+            said.contains("ssl.keystore.location = \"/etc/kafka/client.p12\""),
+            "{said}"
+        );
+        config.set("ssl.certificate.location", "/etc/kafka/client.pem");
+        let said = client_certificate(&config);
+        assert!(
+            said.contains("ssl.certificate.location = \"/etc/kafka/client.pem\""),
+            "{said}"
+        );
+    }
+
+    #[test]
     fn a_tls_client_at_a_plaintext_listener_is_a_failed_handshake_not_an_outage() {
         let transport = KafkaError::MetadataFetch(RDKafkaErrorCode::BrokerTransportFailure);
         let at_plaintext = "ssl://127.0.0.1:9092/bootstrap: SSL handshake failed: Disconnected: \
@@ -433,6 +536,25 @@ mod tests {
         let down = "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection \
                     refused (after 0ms in state CONNECT)";
         assert_eq!(refusal(&transport, down), None);
+        // A listener requiring a client certificate, sent none or one it does not trust (the
+        // test broker's words, TLS 1.3), or one expired; and an alert about something else.
+        let certificate = "ssl://127.0.0.1:19097/bootstrap: Receive failed: error:0A000412:SSL \
+                           routines::sslv3 alert bad certificate: SSL alert number 42 (after \
+                           1ms in state APIVERSION_QUERY)";
+        let required = "ssl://b:9093/bootstrap: SSL handshake failed: error:0A00045C:SSL \
+                        routines::tlsv13 alert certificate required: SSL alert number 116";
+        for reason in [certificate, required] {
+            assert_eq!(
+                refusal(&transport, reason),
+                Some(Refusal::ClientCertificate(reason.to_owned()))
+            );
+        }
+        let version = "ssl://b:9093/bootstrap: SSL handshake failed: error:0A00042E:SSL \
+                       routines::tlsv1 alert protocol version: SSL alert number 70";
+        assert_eq!(
+            refusal(&transport, version),
+            Some(Refusal::Handshake(version.to_owned()))
+        );
         let sasl = KafkaError::MetadataFetch(RDKafkaErrorCode::Authentication);
         assert_eq!(
             refusal(&sasl, "Authentication failed"),

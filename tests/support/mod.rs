@@ -66,6 +66,13 @@ pub fn sasl_ssl_bootstrap(test: &str) -> Option<(String, std::path::PathBuf)> {
     secured_listener(test, "HIRESTATE_TEST_KAFKA_SASL_SSL_BOOTSTRAP", 4)
 }
 
+/// The broker's TLS listener that requires a client certificate (mutual TLS;
+/// `HIRESTATE_TEST_KAFKA_MTLS_BOOTSTRAP`, or port + 5) and the directory of its test
+/// certificates, as [`tls_bootstrap`].
+pub fn mtls_bootstrap(test: &str) -> Option<(String, std::path::PathBuf)> {
+    secured_listener(test, "HIRESTATE_TEST_KAFKA_MTLS_BOOTSTRAP", 5)
+}
+
 /// The listener `var` names, or the one `offset` ports above the plaintext one, and the test
 /// certificates' directory.
 fn secured_listener(test: &str, var: &str, offset: u16) -> Option<(String, std::path::PathBuf)> {
@@ -99,6 +106,22 @@ pub fn tls_trusting(ca: &std::path::Path) -> [(&'static str, String); 2] {
         (
             "HIRESTATE_KAFKA_SSL_CA_LOCATION",
             ca.to_str().expect("a UTF-8 path").to_owned(),
+        ),
+    ]
+}
+
+/// hirestate's settings for presenting the client certificate `<name>.pem` of the test
+/// certificates' directory `tls`, with its key `<name>-key.pem` (both PEM).
+pub fn client_certificate(tls: &std::path::Path, name: &str) -> [(&'static str, String); 2] {
+    let path = |file: String| tls.join(file).to_str().expect("a UTF-8 path").to_owned();
+    [
+        (
+            "HIRESTATE_KAFKA_SSL_CERTIFICATE_LOCATION",
+            path(format!("{name}.pem")),
+        ),
+        (
+            "HIRESTATE_KAFKA_SSL_KEY_LOCATION",
+            path(format!("{name}-key.pem")),
         ),
     ]
 }
