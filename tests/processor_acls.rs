@@ -20,9 +20,6 @@
 mod processor;
 mod support;
 
-use std::path::Path;
-use std::process::Command;
-
 use support::{as_env, sasl_bootstrap, sasl_plain, unique};
 
 /// A setup whose topics have `prefix` and whose group is `group` (both made unique), with its
@@ -161,19 +158,7 @@ fn the_tools_say_what_the_cluster_refused_them() {
 /// Adds (`deny`) or removes (`undeny`) a DENY of `operation` on `topic` for `limited`, through
 /// `deploy/kafka/Acls.java` as a super user of the plaintext listener `bs`.
 fn deny(bs: &str, action: &str, operation: &str, topic: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("java")
-        .arg("-cp")
-        .arg(root.join("target/kafka/lib/*"))
-        .arg(root.join("deploy/kafka/Acls.java"))
-        .args([bs, action, operation, topic])
-        .output()
-        .expect("running java deploy/kafka/Acls.java");
-    assert!(
-        out.status.success(),
-        "Acls.java {action} {operation} {topic}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::acls_java(bs, &[action, operation, topic]);
 }
 
 #[test]

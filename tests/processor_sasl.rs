@@ -9,12 +9,18 @@
 //!   asked "is KAFKA_BOOTSTRAP right and the cluster up?", `topics ensure` waited 60 s for
 //!   `OperationTimedOut`, `tail` and `replay --bootstrap` failed on a metadata fetch error, and
 //!   `produce` never ended (each record waited for its delivery timeout).
+//! - Credentials revoked while the processor runs (a SCRAM user deleted; the test broker makes
+//!   SCRAM sessions re-authenticate every 5 s) stop it once they have been refused for its
+//!   wait on the cluster (`HIRESTATE_TRANSACTION_TIMEOUT_MS`), saying so and naming the
+//!   settings; with new credentials, the next run's outputs equal the replay (nothing lost,
+//!   nothing twice). Before, it logged the refusal once, then "AllBrokersDown" every 10 s, for
+//!   ever, folding nothing.
 
 #[path = "support/processor.rs"]
 mod processor;
 mod support;
 
-use support::{as_env, sasl_bootstrap, sasl_plain};
+use support::{acls_java, as_env, sasl_bootstrap, sasl_plain};
 
 const SECRET: &str = "hirestate-test-secret";
 
@@ -52,4 +58,75 @@ fn refused_credentials_stop_every_command_at_once_naming_the_settings() {
             "HIRESTATE_KAFKA_SASL_PASSWORD",
         ],
     );
+}
+
+/// The settings that make a command connect to the SASL listener `sasl` as the SCRAM user
+/// `rotating` with `password`, waiting `wait_ms` on the cluster.
+fn scram(sasl: &str, password: &str, wait_ms: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAFKA_BOOTSTRAP", sasl.to_owned()),
+        (
+            "HIRESTATE_KAFKA_SECURITY_PROTOCOL",
+            "SASL_PLAINTEXT".to_owned(),
+        ),
+        (
+            "HIRESTATE_KAFKA_SASL_MECHANISMS",
+            "SCRAM-SHA-256".to_owned(),
+        ),
+        ("HIRESTATE_KAFKA_SASL_USERNAME", "rotating".to_owned()),
+        ("HIRESTATE_KAFKA_SASL_PASSWORD", password.to_owned()),
+        ("HIRESTATE_TRANSACTION_TIMEOUT_MS", wait_ms.to_owned()),
+    ]
+}
+
+#[test]
+fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
+    let Some(sasl) =
+        sasl_bootstrap("credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost")
+    else {
+        return;
+    };
+    let bs = support::bootstrap("plaintext").expect("the plaintext listener");
+    let setup = processor::Setup::new(&bs, "scram-revoked", 2);
+    let file = setup.generate("events.jsonl", 60, 67);
+    let expected = processor::expected(&setup, &file);
+    let lines = processor::read_lines(&file).len();
+    let first = setup.slice(&file, 0, lines / 2, "1.jsonl");
+    let second = setup.slice(&file, lines / 2, lines, "2.jsonl");
+    let outputs = setup.output_topics();
+
+    acls_java(&bs, &["scram", "rotating", "first-secret"]);
+    let env = scram(&sasl, "first-secret", "10000");
+    let instance = setup.instance("x");
+    setup.produce(&first);
+    let mut child = instance.spawn(&setup, 120.0, &as_env(&env));
+    instance.await_log(
+        &mut child,
+        "assigned and restored",
+        0,
+        "the processor never got its partitions",
+    );
+    setup.await_outputs_settled(&outputs);
+    acls_java(&bs, &["unscram", "rotating"]);
+    setup.produce(&second);
+    let stop = instance.stopped_with(
+        &mut child,
+        &[
+            "refused hirestate's credentials while it ran",
+            "Authentication failed",
+            "HIRESTATE_KAFKA_SASL_PASSWORD",
+        ],
+    );
+    eprintln!("credentials revoked: {stop}");
+
+    // Rotated: the user back with a new password, which the next run is given.
+    acls_java(&bs, &["scram", "rotating", "second-secret"]);
+    let env = scram(&sasl, "second-secret", "10000");
+    instance.run_to_idle(&setup, 3.0, &as_env(&env));
+    let (actual, _) = setup.read_back(&outputs);
+    processor::assert_outputs_equal(&expected.outputs, &actual);
+    let log = std::fs::read_to_string(&instance.log).expect("the instance log");
+    for secret in ["first-secret", "second-secret"] {
+        assert!(!log.contains(secret), "a SCRAM password is in the log");
+    }
 }

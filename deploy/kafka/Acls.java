@@ -8,12 +8,20 @@
 // Tests that take an access right away while the processor runs add and remove a DENY on one
 // topic (LITERAL, so no other test's topics are touched):
 //   java Acls.java BOOTSTRAP deny|undeny READ|WRITE TOPIC
+// Tests that revoke credentials while the processor runs make and delete a SCRAM-SHA-256 user
+// (the user `rotating` is a super user, server.properties.in):
+//   java Acls.java BOOTSTRAP scram USER PASSWORD | unscram USER
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialAlteration;
+import org.apache.kafka.clients.admin.UserScramCredentialDeletion;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
 import org.apache.kafka.common.acl.AccessControlEntry;
 import org.apache.kafka.common.acl.AccessControlEntryFilter;
 import org.apache.kafka.common.acl.AclBinding;
@@ -37,6 +45,16 @@ public class Acls {
     public static void main(String[] args) throws Exception {
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
+        if (args.length >= 3 && (args[1].equals("scram") || args[1].equals("unscram"))) {
+            UserScramCredentialAlteration change = args[1].equals("scram")
+                ? new UserScramCredentialUpsertion(args[2],
+                    new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), args[3])
+                : new UserScramCredentialDeletion(args[2], ScramMechanism.SCRAM_SHA_256);
+            try (Admin admin = Admin.create(p)) {
+                admin.alterUserScramCredentials(List.of(change)).all().get(30, TimeUnit.SECONDS);
+            }
+            return;
+        }
         if (args.length == 4) {
             AclOperation op = AclOperation.fromString(args[2]);
             ResourcePattern topic = new ResourcePattern(ResourceType.TOPIC, args[3], PatternType.LITERAL);

@@ -159,7 +159,9 @@ fn count_stored_commands(store: &dyn Store, metrics: &Metrics) -> anyhow::Result
 /// Start-up failures (the cluster or a topic not there: [`crate::topics::check_for_run`];
 /// store, producer, consumer), a restore that cannot complete (e.g. a retention gap, a log
 /// recreated behind the store), a fatal consumer error (e.g. fenced by an instance started
-/// with the same instance id), a store write that fails after a commit.
+/// with the same instance id), an operation the cluster's ACLs refuse, credentials the cluster
+/// has refused for the transaction timeout ([`crate::topics::reach::Refusals`]), a store write
+/// that fails after a commit.
 pub fn run(
     config: &Config,
     policy: Arc<Policy>,
@@ -239,7 +241,9 @@ pub fn run(
         shutdown: status.shutdown.clone(),
         event_partitions: partitions,
     });
-    let mut publisher = Publisher::new(config).map_err(|e| {
+    // Refusals of the credentials, noted by the consumer's and the producer's contexts.
+    let refusals = Arc::new(crate::topics::reach::Refusals::default());
+    let mut publisher = Publisher::noting_refusals(config, refusals.clone()).map_err(|e| {
         match crate::topics::reach::access_refusal(config, &e) {
             Some(refusal) => anyhow::anyhow!(refusal),
             None => e.into(),
@@ -247,8 +251,12 @@ pub fn run(
     })?;
     publisher.stop_waiting_on(status.shutdown.clone());
     let assignment = Arc::new(Mutex::new(Assignment::default()));
-    let new_consumer =
-        || ingest::consumer(config, IngestContext::new(assignment.clone(), env.clone()));
+    let new_consumer = || {
+        ingest::consumer(
+            config,
+            IngestContext::new(assignment.clone(), env.clone(), refusals.clone()),
+        )
+    };
     let mut consumer = new_consumer()?;
     let mut folder = batch::BatchFolder::new(
         &policy,
@@ -281,6 +289,14 @@ pub fn run(
             let mut a = lock(&assignment);
             if let Some(fatal) = a.fatal.take() {
                 anyhow::bail!("{fatal}");
+            }
+            let cluster_wait = Duration::from_millis(config.transaction_timeout_ms);
+            if let Some(reason) = refusals.refused_for(cluster_wait) {
+                anyhow::bail!(crate::topics::reach::credentials_revoked(
+                    &config.bootstrap,
+                    cluster_wait,
+                    &reason
+                ));
             }
             if std::mem::take(&mut a.rejoin) {
                 // Fenced after it lost its assignment (`ingest::collect`): the partitions are
@@ -366,6 +382,8 @@ pub fn run(
                 store.as_ref(),
             )? {
                 (batch::BatchEnd::Committed, next) => {
+                    // The cluster took the credentials: any refusal before was not the last word.
+                    refusals.clear();
                     report.batches += 1;
                     retry_wait = Duration::ZERO;
                     ahead = next.filter(|f| !f.is_empty());

@@ -48,6 +48,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::config::Config;
 use crate::metrics::{partition_lag, PartitionStats};
 use crate::model::CandidateState;
+use crate::topics::reach::Refusals;
 
 pub use admit::{validate, Admission, Admitted, Refused, STOP_HINT};
 pub use restore::{RestoreEnv, RestoreError};
@@ -109,14 +110,21 @@ pub struct IngestContext {
     /// the coordinator no longer knew the member), until a fence that follows it is answered by
     /// a rejoin ([`collect`]).
     session_lost: Mutex<Option<Instant>>,
+    /// Where refusals of the credentials are noted (the processor stops on them).
+    refusals: Arc<Refusals>,
 }
 
 impl IngestContext {
-    pub fn new(assignment: Arc<Mutex<Assignment>>, env: Arc<RestoreEnv>) -> IngestContext {
+    pub fn new(
+        assignment: Arc<Mutex<Assignment>>,
+        env: Arc<RestoreEnv>,
+        refusals: Arc<Refusals>,
+    ) -> IngestContext {
         IngestContext {
             assignment,
             env,
             session_lost: Mutex::new(None),
+            refusals,
         }
     }
 
@@ -131,6 +139,13 @@ impl IngestContext {
 }
 
 impl ClientContext for IngestContext {
+    /// Logs librdkafka's error as its default context does, noting a refusal of the
+    /// credentials.
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.refusals.note(&error, reason);
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+
     /// Lag per assigned partition of the event log, measured from the offset the committed
     /// state reflects ([`crate::metrics::partition_lag`]). Called inside `poll`; skips a round
     /// rather than wait when the assignment is locked (a resync holds it across Kafka calls).

@@ -46,6 +46,7 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::Config;
+use crate::topics::reach::Refusals;
 
 type TxProducer = ThreadedProducer<Deliveries>;
 
@@ -55,6 +56,8 @@ struct Deliveries {
     first_failed: Mutex<Option<String>>,
     /// A delivery refused by the cluster's ACLs ([`crate::topics::reach::access_denied`]).
     denied: Mutex<Option<RDKafkaErrorCode>>,
+    /// Where refusals of the credentials are noted (the processor stops on them).
+    refusals: Arc<Refusals>,
 }
 
 impl Deliveries {
@@ -75,7 +78,14 @@ impl Deliveries {
     }
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    /// Logs librdkafka's error as its default context does, noting a refusal of the
+    /// credentials.
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.refusals.note(&error, reason);
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -189,7 +199,8 @@ pub enum TxnEnd {
     /// the batch cannot succeed.
     Refused(String),
     /// Aborted, or the producer could not be recreated, because the cluster refused this
-    /// principal an operation (see the module doc); the text says what to grant. Retrying
+    /// principal an operation (see the module doc), or has refused its credentials for the
+    /// transaction timeout ([`Refusals`]); the text says what to grant or to check. Retrying
     /// cannot succeed.
     Denied(String),
     /// The producer was recreated; the caller must roll back and rewind.
@@ -210,6 +221,8 @@ pub struct Publisher {
     recreated: u64,
     /// Set when the processor is asked to stop (see the module doc).
     shutdown: Arc<AtomicBool>,
+    /// Refusals of the credentials its producers' contexts note.
+    refusals: Arc<Refusals>,
 }
 
 /// The transactional producer's settings: the configured ones over [`PRODUCER_DEFAULTS`], and
@@ -231,8 +244,16 @@ fn producer_config(config: &Config) -> rdkafka::ClientConfig {
 }
 
 /// A transactional producer whose `init_transactions` has succeeded within `init`.
-fn create(config: &Config, init: Duration) -> Result<TxProducer, KafkaError> {
-    let producer: TxProducer = producer_config(config).create_with_context(Deliveries::default())?;
+fn create(
+    config: &Config,
+    init: Duration,
+    refusals: &Arc<Refusals>,
+) -> Result<TxProducer, KafkaError> {
+    let deliveries = Deliveries {
+        refusals: refusals.clone(),
+        ..Deliveries::default()
+    };
+    let producer: TxProducer = producer_config(config).create_with_context(deliveries)?;
     producer.init_transactions(init)?;
     Ok(producer)
 }
@@ -243,12 +264,24 @@ impl Publisher {
     /// # Errors
     /// When the producer cannot be created or `init_transactions` fails.
     pub fn new(config: &Config) -> Result<Publisher, KafkaError> {
+        Publisher::noting_refusals(config, Arc::default())
+    }
+
+    /// As [`Publisher::new`], noting refusals of the credentials in `refusals`.
+    ///
+    /// # Errors
+    /// When the producer cannot be created or `init_transactions` fails.
+    pub fn noting_refusals(
+        config: &Config,
+        refusals: Arc<Refusals>,
+    ) -> Result<Publisher, KafkaError> {
         Ok(Publisher {
             config: config.clone(),
-            producer: create(config, Duration::from_secs(60))?,
+            producer: create(config, Duration::from_secs(60), &refusals)?,
             timeout: Duration::from_millis(config.transaction_timeout_ms),
             recreated: 0,
             shutdown: Arc::default(),
+            refusals,
         })
     }
 
@@ -486,7 +519,7 @@ impl Publisher {
             }
             // One transaction timeout an attempt, so a shutdown requested meanwhile waits
             // at most that long for it.
-            match create(&self.config, self.timeout) {
+            match create(&self.config, self.timeout, &self.refusals) {
                 Ok(p) => {
                     self.producer = p;
                     self.recreated += 1;
@@ -495,6 +528,13 @@ impl Publisher {
                 Err(e) => {
                     if let Some(code) = crate::topics::reach::access_denied(&e) {
                         return TxnEnd::Denied(self.denied(&format!("{why}; then {e}"), code));
+                    }
+                    if let Some(reason) = self.refusals.refused_for(self.timeout) {
+                        return TxnEnd::Denied(crate::topics::reach::credentials_revoked(
+                            &self.config.bootstrap,
+                            self.timeout,
+                            &reason,
+                        ));
                     }
                     tracing::error!(error = %e, "recreating the producer failed; retrying");
                     let until = Instant::now() + wait;

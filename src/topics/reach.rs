@@ -267,6 +267,87 @@ fn heard(bootstrap: &str, protocol: &str) -> String {
     }
 }
 
+/// How long after the last refusal of the credentials a new one starts a new spell: librdkafka
+/// tries a broker again at least every `reconnect.backoff.max.ms` (10 s by default), so
+/// refusals that continue come closer together than this.
+const REFUSAL_SPELL_GAP: Duration = Duration::from_secs(30);
+
+/// The running processor's watch on its credentials (the group consumer's and the
+/// transactional producer's client contexts report to it): when the cluster has refused them
+/// for as long as the processor waits on the cluster, it stops, as for a missing ACL
+/// ([`access_refusal`]), instead of retrying for ever.
+///
+/// A cluster refuses credentials that were revoked or rotated (a SCRAM user deleted, an API key
+/// deleted) on the next authentication of a connection: a new one, or an open one when the
+/// listener makes sessions re-authenticate (`connections.max.reauth.ms`, KIP-368). librdkafka
+/// then reports `Authentication` on each try and keeps trying; the processor folded nothing
+/// and logged "AllBrokersDown" every 10 s, for ever. A single refusal is not enough to stop:
+/// a refusal that is not repeated (an authentication backend that failed once, a Kerberos
+/// ticket renewed in time) ends its spell, and a batch committed since proves the credentials
+/// good again.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// The current spell: (its first refusal, its latest, the latest reason).
+    spell: Mutex<Option<(Instant, Instant, String)>>,
+}
+
+impl Refusals {
+    /// Notes `error` (with librdkafka's `reason`) if it is a refusal of the credentials, and
+    /// says whether it was.
+    pub fn note(&self, error: &KafkaError, reason: &str) -> bool {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::Authentication) {
+            return false;
+        }
+        self.note_at(Instant::now(), reason);
+        true
+    }
+
+    fn note_at(&self, now: Instant, reason: &str) {
+        let mut spell = self.lock();
+        let first = match spell.as_ref() {
+            Some((first, last, _)) if now.duration_since(*last) <= REFUSAL_SPELL_GAP => *first,
+            _ => now,
+        };
+        *spell = Some((first, now, reason.to_owned()));
+    }
+
+    /// The latest refusal's reason when the cluster has refused the credentials for at least
+    /// `wait` and still does.
+    pub fn refused_for(&self, wait: Duration) -> Option<String> {
+        self.refused_for_at(Instant::now(), wait)
+    }
+
+    fn refused_for_at(&self, now: Instant, wait: Duration) -> Option<String> {
+        let spell = self.lock();
+        let (first, last, reason) = spell.as_ref()?;
+        (last.duration_since(*first) >= wait && now.duration_since(*last) <= REFUSAL_SPELL_GAP)
+            .then(|| reason.clone())
+    }
+
+    /// Forgets the refusals: the cluster took the credentials since (a batch committed).
+    pub fn clear(&self) {
+        self.lock().take();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Instant, String)>> {
+        self.spell
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What the processor stops with when the cluster at `bootstrap` has refused its credentials
+/// for `wait` ([`Refusals::refused_for`]), with librdkafka's latest `reason`.
+pub fn credentials_revoked(bootstrap: &str, wait: Duration, reason: &str) -> String {
+    format!(
+        "the Kafka cluster at {bootstrap:?} refused hirestate's credentials while it ran, and \
+         still did after {} s: {reason}; retrying cannot succeed until they are restored, so hirestate \
+         stops (nothing committed is lost: the next start resumes from the last commit). Check \
+         the security settings: {SECURITY_SETTINGS}",
+        wait.as_secs()
+    )
+}
+
 /// The error code of `e` when it is the cluster refusing this principal an operation (an ACL).
 pub fn access_denied(e: &KafkaError) -> Option<RDKafkaErrorCode> {
     let code = match e {
@@ -493,6 +574,45 @@ mod tests {
                 && none.contains("is KAFKA_BOOTSTRAP right"),
             "{none}"
         );
+    }
+
+    #[test]
+    fn credentials_refused_for_the_wait_stop_the_processor_and_a_lapse_starts_over() {
+        let wait = Duration::from_secs(30);
+        let s = |secs: u64| Duration::from_secs(secs);
+        let t0 = Instant::now();
+        let refusals = Refusals::default();
+        assert!(refusals.refused_for_at(t0, wait).is_none());
+        // Not an authentication error: nothing noted.
+        let down = KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown);
+        assert!(!refusals.note(&down, "1/1 brokers are down"));
+        assert!(refusals.refused_for_at(t0, wait).is_none());
+
+        // Refused every 10 s: not yet at 20 s, at 30 s, with the latest reason.
+        for at in [0, 10, 20] {
+            refusals.note_at(t0 + s(at), &format!("refused at {at}"));
+        }
+        assert!(refusals.refused_for_at(t0 + s(20), wait).is_none());
+        refusals.note_at(t0 + s(30), "refused at 30");
+        assert_eq!(
+            refusals.refused_for_at(t0 + s(31), wait).as_deref(),
+            Some("refused at 30")
+        );
+        // Nothing refused for longer than the gap: the spell is over...
+        assert!(refusals
+            .refused_for_at(t0 + s(30) + REFUSAL_SPELL_GAP + s(1), wait)
+            .is_none());
+        // ...and a refusal after it starts a new one.
+        refusals.note_at(t0 + s(100), "refused at 100");
+        assert!(refusals.refused_for_at(t0 + s(100), wait).is_none());
+        // A committed batch clears it.
+        refusals.note_at(t0 + s(130), "refused at 130");
+        assert!(refusals.refused_for_at(t0 + s(130), wait).is_some());
+        refusals.clear();
+        assert!(refusals.refused_for_at(t0 + s(130), wait).is_none());
+
+        let auth = KafkaError::MetadataFetch(RDKafkaErrorCode::Authentication);
+        assert!(refusals.note(&auth, "Authentication failed"));
     }
 
     #[test]

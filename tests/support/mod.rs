@@ -140,6 +140,25 @@ pub fn sasl_plain(user: &str, password: &str) -> [(&'static str, String); 4] {
     ]
 }
 
+/// Runs `deploy/kafka/Acls.java` with `args` as a super user of the plaintext listener `bs`
+/// (the test broker's ACLs and SCRAM users); fails the test if it fails.
+pub fn acls_java(bs: &str, args: &[&str]) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(root.join("target/kafka/lib/*"))
+        .arg(root.join("deploy/kafka/Acls.java"))
+        .arg(bs)
+        .args(args)
+        .output()
+        .expect("running java deploy/kafka/Acls.java");
+    assert!(
+        out.status.success(),
+        "Acls.java {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `settings` as `(key, value)` pairs of `&str`.
 pub fn as_env<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
