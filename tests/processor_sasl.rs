@@ -112,7 +112,7 @@ fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
     let stop = instance.stopped_with(
         &mut child,
         &[
-            "refused hirestate's credentials while it ran",
+            "refused hirestate's credentials while hirestate ran",
             "Authentication failed",
             "HIRESTATE_KAFKA_SASL_PASSWORD",
         ],

@@ -291,12 +291,8 @@ pub fn run(
                 anyhow::bail!("{fatal}");
             }
             let cluster_wait = Duration::from_millis(config.transaction_timeout_ms);
-            if let Some(reason) = refusals.refused_for(cluster_wait) {
-                anyhow::bail!(crate::topics::reach::credentials_revoked(
-                    &config.bootstrap,
-                    cluster_wait,
-                    &reason
-                ));
+            if let Some(refused) = refusals.refused_for(&config.bootstrap, cluster_wait) {
+                anyhow::bail!(refused);
             }
             if std::mem::take(&mut a.rejoin) {
                 // Fenced after it lost its assignment (`ingest::collect`): the partitions are

@@ -529,12 +529,11 @@ impl Publisher {
                     if let Some(code) = crate::topics::reach::access_denied(&e) {
                         return TxnEnd::Denied(self.denied(&format!("{why}; then {e}"), code));
                     }
-                    if let Some(reason) = self.refusals.refused_for(self.timeout) {
-                        return TxnEnd::Denied(crate::topics::reach::credentials_revoked(
-                            &self.config.bootstrap,
-                            self.timeout,
-                            &reason,
-                        ));
+                    if let Some(refused) = self
+                        .refusals
+                        .refused_for(&self.config.bootstrap, self.timeout)
+                    {
+                        return TxnEnd::Denied(refused);
                     }
                     tracing::error!(error = %e, "recreating the producer failed; retrying");
                     let until = Instant::now() + wait;

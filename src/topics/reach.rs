@@ -267,83 +267,126 @@ fn heard(bootstrap: &str, protocol: &str) -> String {
     }
 }
 
-/// How long after the last refusal of the credentials a new one starts a new spell: librdkafka
-/// tries a broker again at least every `reconnect.backoff.max.ms` (10 s by default), so
-/// refusals that continue come closer together than this.
+/// How long after the last refusal a new one starts a new spell: librdkafka tries a broker
+/// again at least every `reconnect.backoff.max.ms` (10 s by default), so refusals that continue
+/// come closer together than this.
 const REFUSAL_SPELL_GAP: Duration = Duration::from_secs(30);
 
-/// The running processor's watch on its credentials (the group consumer's and the
-/// transactional producer's client contexts report to it): when the cluster has refused them
-/// for as long as the processor waits on the cluster, it stops, as for a missing ACL
+/// The running processor's watch on the cluster refusing it (the group consumer's and the
+/// transactional producer's client contexts report to it): when the cluster has refused its
+/// credentials, its TLS client certificate, or a TLS handshake with a certificate error, for as
+/// long as the processor waits on the cluster, it stops, as for a missing ACL
 /// ([`access_refusal`]), instead of retrying for ever.
 ///
 /// A cluster refuses credentials that were revoked or rotated (a SCRAM user deleted, an API key
 /// deleted) on the next authentication of a connection: a new one, or an open one when the
 /// listener makes sessions re-authenticate (`connections.max.reauth.ms`, KIP-368). librdkafka
 /// then reports `Authentication` on each try and keeps trying; the processor folded nothing
-/// and logged "AllBrokersDown" every 10 s, for ever. A single refusal is not enough to stop:
-/// a refusal that is not repeated (an authentication backend that failed once, a Kerberos
-/// ticket renewed in time) ends its spell, and a batch committed since proves the credentials
-/// good again.
+/// and logged "AllBrokersDown" every 10 s, for ever. Likewise a broker certificate rotated to
+/// one the configured CA did not sign (librdkafka's `SSL` error, "certificate verify failed"),
+/// or a client certificate the broker stops accepting (a TLS alert, [`tls_refusal`]), on the
+/// next connection. A disconnect during a handshake alone is not counted: a broker restarting
+/// can do that. A single refusal is not enough to stop: a refusal that is not repeated (an
+/// authentication backend that failed once, a Kerberos ticket renewed in time) ends its spell,
+/// and a batch committed since proves the cluster takes the client again.
 #[derive(Debug, Default)]
 pub struct Refusals {
-    /// The current spell: (its first refusal, its latest, the latest reason).
-    spell: Mutex<Option<(Instant, Instant, String)>>,
+    /// The current spell: (its first refusal, its latest, the latest refusal).
+    spell: Mutex<Option<(Instant, Instant, Refusal)>>,
 }
 
 impl Refusals {
-    /// Notes `error` (with librdkafka's `reason`) if it is a refusal of the credentials, and
-    /// says whether it was.
+    /// Notes `error` (with librdkafka's `reason`) if it is a refusal of the client, and says
+    /// whether it was.
     pub fn note(&self, error: &KafkaError, reason: &str) -> bool {
-        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::Authentication) {
-            return false;
-        }
-        self.note_at(Instant::now(), reason);
+        let refusal = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Authentication) => Refusal::Credentials(reason.to_owned()),
+            Some(RDKafkaErrorCode::SSL) => {
+                tls_refusal(reason).unwrap_or_else(|| Refusal::Handshake(reason.to_owned()))
+            }
+            Some(RDKafkaErrorCode::BrokerTransportFailure)
+                if reason.contains("SSL alert number") =>
+            {
+                match tls_refusal(reason) {
+                    Some(refusal) => refusal,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+        self.note_at(Instant::now(), refusal);
         true
     }
 
-    fn note_at(&self, now: Instant, reason: &str) {
+    fn note_at(&self, now: Instant, refusal: Refusal) {
         let mut spell = self.lock();
         let first = match spell.as_ref() {
             Some((first, last, _)) if now.duration_since(*last) <= REFUSAL_SPELL_GAP => *first,
             _ => now,
         };
-        *spell = Some((first, now, reason.to_owned()));
+        *spell = Some((first, now, refusal));
     }
 
-    /// The latest refusal's reason when the cluster has refused the credentials for at least
-    /// `wait` and still does.
-    pub fn refused_for(&self, wait: Duration) -> Option<String> {
+    /// What the processor stops with when the cluster at `bootstrap` has refused it for at
+    /// least `wait` and still does: the latest refusal, and what to check.
+    pub fn refused_for(&self, bootstrap: &str, wait: Duration) -> Option<String> {
         self.refused_for_at(Instant::now(), wait)
+            .map(|refusal| refused_while_running(bootstrap, wait, &refusal))
     }
 
-    fn refused_for_at(&self, now: Instant, wait: Duration) -> Option<String> {
+    fn refused_for_at(&self, now: Instant, wait: Duration) -> Option<Refusal> {
         let spell = self.lock();
-        let (first, last, reason) = spell.as_ref()?;
+        let (first, last, refusal) = spell.as_ref()?;
         (last.duration_since(*first) >= wait && now.duration_since(*last) <= REFUSAL_SPELL_GAP)
-            .then(|| reason.clone())
+            .then(|| refusal.clone())
     }
 
-    /// Forgets the refusals: the cluster took the credentials since (a batch committed).
+    /// Forgets the refusals: the cluster took the client since (a batch committed).
     pub fn clear(&self) {
         self.lock().take();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Instant, String)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Instant, Refusal)>> {
         self.spell
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// What the processor stops with when the cluster at `bootstrap` has refused its credentials
-/// for `wait` ([`Refusals::refused_for`]), with librdkafka's latest `reason`.
-pub fn credentials_revoked(bootstrap: &str, wait: Duration, reason: &str) -> String {
+/// What the processor stops with when the cluster at `bootstrap` has refused it for `wait`
+/// ([`Refusals::refused_for`]), the latest time with `refusal`.
+fn refused_while_running(bootstrap: &str, wait: Duration, refusal: &Refusal) -> String {
+    let (what, reason, until, check) = match refusal {
+        Refusal::Credentials(reason) => (
+            format!("the Kafka cluster at {bootstrap:?} refused hirestate's credentials"),
+            reason,
+            "they are restored",
+            format!("the security settings: {SECURITY_SETTINGS}"),
+        ),
+        Refusal::ClientCertificate(reason) => (
+            format!(
+                "the Kafka cluster at {bootstrap:?} refused hirestate's TLS client certificate"
+            ),
+            reason,
+            "it takes the certificate again or another is configured",
+            "HIRESTATE_KAFKA_SSL_CERTIFICATE_LOCATION and HIRESTATE_KAFKA_SSL_KEY_LOCATION, or \
+             HIRESTATE_KAFKA_SSL_KEYSTORE_LOCATION (the client certificate), among the \
+             HIRESTATE_KAFKA_SSL_* settings"
+                .to_owned(),
+        ),
+        Refusal::Handshake(reason) => (
+            format!("the TLS handshakes with the Kafka cluster at {bootstrap:?} failed"),
+            reason,
+            "the brokers' certificates or the settings change",
+            "HIRESTATE_KAFKA_SSL_CA_LOCATION (the CA certificate, PEM, that signed the brokers' \
+             certificates), among the HIRESTATE_KAFKA_SSL_* settings"
+                .to_owned(),
+        ),
+    };
     format!(
-        "the Kafka cluster at {bootstrap:?} refused hirestate's credentials while it ran, and \
-         still did after {} s: {reason}; retrying cannot succeed until they are restored, so hirestate \
-         stops (nothing committed is lost: the next start resumes from the last commit). Check \
-         the security settings: {SECURITY_SETTINGS}",
+        "{what} while hirestate ran, and still did after {} s: \
+         {reason}; retrying cannot succeed until {until}, so hirestate stops (nothing committed \
+         is lost: the next start resumes from the last commit). Check {check}",
         wait.as_secs()
     )
 }
@@ -577,42 +620,111 @@ mod tests {
     }
 
     #[test]
-    fn credentials_refused_for_the_wait_stop_the_processor_and_a_lapse_starts_over() {
+    fn refusals_for_the_wait_stop_the_processor_and_a_lapse_starts_over() {
         let wait = Duration::from_secs(30);
         let s = |secs: u64| Duration::from_secs(secs);
+        let refused = |at: u64| Refusal::Credentials(format!("refused at {at}"));
         let t0 = Instant::now();
         let refusals = Refusals::default();
         assert!(refusals.refused_for_at(t0, wait).is_none());
-        // Not an authentication error: nothing noted.
-        let down = KafkaError::MetadataFetch(RDKafkaErrorCode::AllBrokersDown);
-        assert!(!refusals.note(&down, "1/1 brokers are down"));
-        assert!(refusals.refused_for_at(t0, wait).is_none());
 
-        // Refused every 10 s: not yet at 20 s, at 30 s, with the latest reason.
+        // Refused every 10 s: not yet at 20 s, at 30 s, with the latest refusal.
         for at in [0, 10, 20] {
-            refusals.note_at(t0 + s(at), &format!("refused at {at}"));
+            refusals.note_at(t0 + s(at), refused(at));
         }
         assert!(refusals.refused_for_at(t0 + s(20), wait).is_none());
-        refusals.note_at(t0 + s(30), "refused at 30");
-        assert_eq!(
-            refusals.refused_for_at(t0 + s(31), wait).as_deref(),
-            Some("refused at 30")
-        );
+        refusals.note_at(t0 + s(30), refused(30));
+        assert_eq!(refusals.refused_for_at(t0 + s(31), wait), Some(refused(30)));
         // Nothing refused for longer than the gap: the spell is over...
         assert!(refusals
             .refused_for_at(t0 + s(30) + REFUSAL_SPELL_GAP + s(1), wait)
             .is_none());
         // ...and a refusal after it starts a new one.
-        refusals.note_at(t0 + s(100), "refused at 100");
+        refusals.note_at(t0 + s(100), refused(100));
         assert!(refusals.refused_for_at(t0 + s(100), wait).is_none());
         // A committed batch clears it.
-        refusals.note_at(t0 + s(130), "refused at 130");
+        refusals.note_at(t0 + s(130), refused(130));
         assert!(refusals.refused_for_at(t0 + s(130), wait).is_some());
         refusals.clear();
         assert!(refusals.refused_for_at(t0 + s(130), wait).is_none());
+    }
 
-        let auth = KafkaError::MetadataFetch(RDKafkaErrorCode::Authentication);
-        assert!(refusals.note(&auth, "Authentication failed"));
+    #[test]
+    fn what_a_running_processor_counts_as_refused() {
+        let code = |c| KafkaError::MetadataFetch(c);
+        let counted = [
+            (
+                RDKafkaErrorCode::Authentication,
+                "SASL authentication error: Authentication failed",
+            ),
+            (
+                RDKafkaErrorCode::SSL,
+                "ssl://b:9093/1: SSL handshake failed: error:0A000086:SSL routines::certificate \
+                 verify failed: broker certificate could not be verified",
+            ),
+            (
+                RDKafkaErrorCode::BrokerTransportFailure,
+                "ssl://b:9093/1: Receive failed: error:0A000412:SSL routines::sslv3 alert bad \
+                 certificate: SSL alert number 42 (after 1ms in state APIVERSION_QUERY)",
+            ),
+        ];
+        for (c, reason) in counted {
+            assert!(
+                Refusals::default().note(&code(c), reason),
+                "{c:?}: {reason}"
+            );
+        }
+        let not_counted = [
+            (RDKafkaErrorCode::AllBrokersDown, "1/1 brokers are down"),
+            // A broker going down mid-handshake reads so too.
+            (
+                RDKafkaErrorCode::BrokerTransportFailure,
+                "ssl://b:9093/1: Disconnected: SSL connection closed by peer (after 0ms in state \
+                 SSL_HANDSHAKE)",
+            ),
+        ];
+        for (c, reason) in not_counted {
+            assert!(
+                !Refusals::default().note(&code(c), reason),
+                "{c:?}: {reason}"
+            );
+        }
+
+        let said =
+            |refusal: Refusal| refused_while_running("b:9093", Duration::from_secs(30), &refusal);
+        let credentials = said(Refusal::Credentials("Authentication failed".to_owned()));
+        assert!(
+            credentials.contains(
+                "the Kafka cluster at \"b:9093\" refused hirestate's credentials while \
+                 hirestate ran, and still did after 30 s: Authentication failed"
+            ),
+            "{credentials}"
+        );
+        assert!(
+            credentials.contains("HIRESTATE_KAFKA_SASL_PASSWORD"),
+            "{credentials}"
+        );
+        let certificate = said(Refusal::ClientCertificate(
+            "alert bad certificate".to_owned(),
+        ));
+        assert!(
+            certificate.contains("refused hirestate's TLS client certificate while hirestate ran"),
+            "{certificate}"
+        );
+        assert!(
+            certificate.contains("HIRESTATE_KAFKA_SSL_CERTIFICATE_LOCATION"),
+            "{certificate}"
+        );
+        let handshake = said(Refusal::Handshake("certificate verify failed".to_owned()));
+        assert!(
+            handshake
+                .contains("the TLS handshakes with the Kafka cluster at \"b:9093\" failed while"),
+            "{handshake}"
+        );
+        assert!(
+            handshake.contains("HIRESTATE_KAFKA_SSL_CA_LOCATION"),
+            "{handshake}"
+        );
     }
 
     #[test]
