@@ -10,10 +10,11 @@
 //!   `OperationTimedOut`, `tail` and `replay --bootstrap` failed on a metadata fetch error, and
 //!   `produce` never ended (each record waited for its delivery timeout).
 //! - Credentials revoked while the processor runs (a SCRAM user deleted; the test broker makes
-//!   SCRAM sessions re-authenticate every 5 s) stop it once they have been refused for its
-//!   wait on the cluster (`HIRESTATE_TRANSACTION_TIMEOUT_MS`), saying so and naming the
-//!   settings; with new credentials, the next run's outputs equal the replay (nothing lost,
-//!   nothing twice). Before, it logged the refusal once, then "AllBrokersDown" every 10 s, for
+//!   SCRAM sessions re-authenticate every 5 s) stop it once a fresh connection is refused too,
+//!   its wait on the cluster (`HIRESTATE_TRANSACTION_TIMEOUT_MS`) after the first refusal,
+//!   saying so and naming the settings; with new credentials, the next run's outputs equal the replay (nothing lost,
+//!   nothing twice). A refusal that passes within the wait (the user made again) does not stop
+//!   it. Before, it logged the refusal once, then "AllBrokersDown" every 10 s, for
 //!   ever, folding nothing.
 
 #[path = "support/processor.rs"]
@@ -91,14 +92,17 @@ fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
     let file = setup.generate("events.jsonl", 60, 67);
     let expected = processor::expected(&setup, &file);
     let lines = processor::read_lines(&file).len();
-    let first = setup.slice(&file, 0, lines / 2, "1.jsonl");
-    let second = setup.slice(&file, lines / 2, lines, "2.jsonl");
+    let thirds = [
+        setup.slice(&file, 0, lines / 3, "1.jsonl"),
+        setup.slice(&file, lines / 3, 2 * lines / 3, "2.jsonl"),
+        setup.slice(&file, 2 * lines / 3, lines, "3.jsonl"),
+    ];
     let outputs = setup.output_topics();
 
     acls_java(&bs, &["scram", "rotating", "first-secret"]);
     let env = scram(&sasl, "first-secret", "10000");
     let instance = setup.instance("x");
-    setup.produce(&first);
+    setup.produce(&thirds[0]);
     let mut child = instance.spawn(&setup, 120.0, &as_env(&env));
     instance.await_log(
         &mut child,
@@ -107,13 +111,32 @@ fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
         "the processor never got its partitions",
     );
     setup.await_outputs_settled(&outputs);
+
+    // A refusal that passes: the user is deleted until a re-authentication is refused, then
+    // made again with the same password, well within the 10 s wait. The fresh connection made
+    // once the wait is over is answered, and the processor goes on.
+    let refused = "Authentication failed";
     acls_java(&bs, &["unscram", "rotating"]);
-    setup.produce(&second);
+    instance.await_log(&mut child, refused, 0, "no re-authentication was refused");
+    acls_java(&bs, &["scram", "rotating", "first-secret"]);
+    instance.await_log(
+        &mut child,
+        "takes hirestate's client again",
+        0,
+        "the passing refusal was not checked, or stopped the processor",
+    );
+    setup.produce(&thirds[1]);
+    setup.await_outputs_settled(&outputs);
+
+    // Revoked for good: the processor stops, naming the settings.
+    acls_java(&bs, &["unscram", "rotating"]);
+    setup.produce(&thirds[2]);
     let stop = instance.stopped_with(
         &mut child,
         &[
             "refused hirestate's credentials while hirestate ran",
-            "Authentication failed",
+            "again on a fresh connection 10 s later",
+            refused,
             "HIRESTATE_KAFKA_SASL_PASSWORD",
         ],
     );

@@ -291,7 +291,7 @@ pub fn run(
                 anyhow::bail!("{fatal}");
             }
             let cluster_wait = Duration::from_millis(config.transaction_timeout_ms);
-            if let Some(refused) = refusals.refused_for(&config.bootstrap, cluster_wait) {
+            if let Some(refused) = refusals.confirmed(config, cluster_wait, &status.shutdown) {
                 anyhow::bail!(refused);
             }
             if std::mem::take(&mut a.rejoin) {

@@ -529,9 +529,9 @@ impl Publisher {
                     if let Some(code) = crate::topics::reach::access_denied(&e) {
                         return TxnEnd::Denied(self.denied(&format!("{why}; then {e}"), code));
                     }
-                    if let Some(refused) = self
-                        .refusals
-                        .refused_for(&self.config.bootstrap, self.timeout)
+                    if let Some(refused) =
+                        self.refusals
+                            .confirmed(&self.config, self.timeout, &self.shutdown)
                     {
                         return TxnEnd::Denied(refused);
                     }

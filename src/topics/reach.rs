@@ -267,32 +267,36 @@ fn heard(bootstrap: &str, protocol: &str) -> String {
     }
 }
 
-/// How long after the last refusal a new one starts a new spell: librdkafka tries a broker
-/// again at least every `reconnect.backoff.max.ms` (10 s by default), so refusals that continue
-/// come closer together than this.
-const REFUSAL_SPELL_GAP: Duration = Duration::from_secs(30);
+/// How long the fresh connection that confirms a refusal ([`Refusals::confirmed`]) may wait
+/// for the cluster.
+const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 /// The running processor's watch on the cluster refusing it (the group consumer's and the
 /// transactional producer's client contexts report to it): when the cluster has refused its
-/// credentials, its TLS client certificate, or a TLS handshake with a certificate error, for as
-/// long as the processor waits on the cluster, it stops, as for a missing ACL
-/// ([`access_refusal`]), instead of retrying for ever.
+/// credentials, its TLS client certificate, or a TLS handshake with a certificate error, and a
+/// fresh connection made once that is as old as the processor's wait on the cluster is refused
+/// too, it stops, as for a missing ACL ([`access_refusal`]), instead of retrying for ever.
 ///
 /// A cluster refuses credentials that were revoked or rotated (a SCRAM user deleted, an API key
 /// deleted) on the next authentication of a connection: a new one, or an open one when the
 /// listener makes sessions re-authenticate (`connections.max.reauth.ms`, KIP-368). librdkafka
-/// then reports `Authentication` on each try and keeps trying; the processor folded nothing
-/// and logged "AllBrokersDown" every 10 s, for ever. Likewise a broker certificate rotated to
-/// one the configured CA did not sign (librdkafka's `SSL` error, "certificate verify failed"),
-/// or a client certificate the broker stops accepting (a TLS alert, [`tls_refusal`]), on the
-/// next connection. A disconnect during a handshake alone is not counted: a broker restarting
-/// can do that. A single refusal is not enough to stop: a refusal that is not repeated (an
-/// authentication backend that failed once, a Kerberos ticket renewed in time) ends its spell,
-/// and a batch committed since proves the cluster takes the client again.
+/// then reports `Authentication` and keeps trying; the processor folded nothing and logged
+/// "AllBrokersDown" every 10 s, for ever. Likewise a broker certificate rotated to one the
+/// configured CA did not sign (librdkafka's `SSL` error, "certificate verify failed"), or a
+/// client certificate the broker stops accepting (a TLS alert, [`tls_refusal`]). A disconnect
+/// during a handshake is not counted: a broker restarting does that.
+///
+/// librdkafka reports an error identical to a broker connection's previous one at most every
+/// 30 s, so how often refusals arrive says nothing of whether they go on. Instead, the first
+/// refusal since the cluster last took the client opens a spell; once the spell is as old as
+/// the wait, one fresh connection ([`Reader`]) decides: refused again (not merely dropped),
+/// the processor stops; answered, the spell ends (the refusal was passing: an authentication
+/// backend that failed once, a Kerberos ticket renewed in time); not answered (an outage),
+/// the spell starts over. A batch committed ends the spell too.
 #[derive(Debug, Default)]
 pub struct Refusals {
-    /// The current spell: (its first refusal, its latest, the latest refusal).
-    spell: Mutex<Option<(Instant, Instant, Refusal)>>,
+    /// The current spell: when it began, and its latest refusal.
+    spell: Mutex<Option<(Instant, Refusal)>>,
 }
 
 impl Refusals {
@@ -320,33 +324,57 @@ impl Refusals {
 
     fn note_at(&self, now: Instant, refusal: Refusal) {
         let mut spell = self.lock();
-        let first = match spell.as_ref() {
-            Some((first, last, _)) if now.duration_since(*last) <= REFUSAL_SPELL_GAP => *first,
-            _ => now,
-        };
-        *spell = Some((first, now, refusal));
+        let began = spell.as_ref().map_or(now, |(began, _)| *began);
+        *spell = Some((began, refusal));
     }
 
-    /// What the processor stops with when the cluster at `bootstrap` has refused it for at
-    /// least `wait` and still does: the latest refusal, and what to check.
-    pub fn refused_for(&self, bootstrap: &str, wait: Duration) -> Option<String> {
-        self.refused_for_at(Instant::now(), wait)
-            .map(|refusal| refused_while_running(bootstrap, wait, &refusal))
-    }
-
-    fn refused_for_at(&self, now: Instant, wait: Duration) -> Option<Refusal> {
+    /// The spell's latest refusal, when the spell is at least `wait` old at `now`.
+    fn due_at(&self, now: Instant, wait: Duration) -> Option<Refusal> {
         let spell = self.lock();
-        let (first, last, refusal) = spell.as_ref()?;
-        (last.duration_since(*first) >= wait && now.duration_since(*last) <= REFUSAL_SPELL_GAP)
-            .then(|| refusal.clone())
+        let (began, refusal) = spell.as_ref()?;
+        (now.duration_since(*began) >= wait).then(|| refusal.clone())
     }
 
-    /// Forgets the refusals: the cluster took the client since (a batch committed).
+    /// What the processor stops with, when a spell of refusals is `wait` old and a fresh
+    /// connection to the cluster `config` names is refused too (see the type's doc); ends or
+    /// restarts the spell otherwise. Returns at once while no spell is due; a due one waits
+    /// for the fresh connection (up to 10 s, or until `stop` is set).
+    pub fn confirmed(
+        &self,
+        config: &Config,
+        wait: Duration,
+        stop: &Arc<AtomicBool>,
+    ) -> Option<String> {
+        let noted = self.due_at(Instant::now(), wait)?;
+        let fresh = Reader::new(config, CONFIRM_WAIT)
+            .map_err(ReachError::from)
+            .and_then(|r| r.stopping_on(Some(stop.clone())).metadata(None));
+        let refusal = match fresh {
+            Ok(_) => {
+                tracing::info!(refused = ?noted, "the Kafka cluster takes hirestate's client again");
+                self.clear();
+                return None;
+            }
+            Err(ReachError::Refused { reason, .. }) => Refusal::Credentials(reason),
+            Err(ReachError::ClientCertificate { reason, .. }) => Refusal::ClientCertificate(reason),
+            Err(ReachError::Handshake { reason, .. }) if !reason.contains("Disconnected") => {
+                Refusal::Handshake(reason)
+            }
+            Err(other) => {
+                tracing::warn!(refused = ?noted, now = %other, "the Kafka cluster refused hirestate's client, and does not answer now: waiting again");
+                *self.lock() = Some((Instant::now(), noted));
+                return None;
+            }
+        };
+        Some(refused_while_running(&config.bootstrap, wait, &refusal))
+    }
+
+    /// Ends the spell: the cluster took the client since (a batch committed).
     pub fn clear(&self) {
         self.lock().take();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Instant, Refusal)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Refusal)>> {
         self.spell
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -354,7 +382,7 @@ impl Refusals {
 }
 
 /// What the processor stops with when the cluster at `bootstrap` has refused it for `wait`
-/// ([`Refusals::refused_for`]), the latest time with `refusal`.
+/// ([`Refusals::confirmed`]), the fresh connection with `refusal`.
 fn refused_while_running(bootstrap: &str, wait: Duration, refusal: &Refusal) -> String {
     let (what, reason, until, check) = match refusal {
         Refusal::Credentials(reason) => (
@@ -384,9 +412,9 @@ fn refused_while_running(bootstrap: &str, wait: Duration, refusal: &Refusal) -> 
         ),
     };
     format!(
-        "{what} while hirestate ran, and still did after {} s: \
-         {reason}; retrying cannot succeed until {until}, so hirestate stops (nothing committed \
-         is lost: the next start resumes from the last commit). Check {check}",
+        "{what} while hirestate ran, and again on a fresh connection {} s later: {reason}; \
+         retrying cannot succeed until {until}, so hirestate stops (nothing committed is lost: \
+         the next start resumes from the last commit). Check {check}",
         wait.as_secs()
     )
 }
@@ -620,33 +648,27 @@ mod tests {
     }
 
     #[test]
-    fn refusals_for_the_wait_stop_the_processor_and_a_lapse_starts_over() {
+    fn a_spell_of_refusals_is_due_once_as_old_as_the_wait_until_it_ends() {
         let wait = Duration::from_secs(30);
         let s = |secs: u64| Duration::from_secs(secs);
         let refused = |at: u64| Refusal::Credentials(format!("refused at {at}"));
         let t0 = Instant::now();
         let refusals = Refusals::default();
-        assert!(refusals.refused_for_at(t0, wait).is_none());
+        assert!(refusals.due_at(t0 + s(100), wait).is_none());
 
-        // Refused every 10 s: not yet at 20 s, at 30 s, with the latest refusal.
-        for at in [0, 10, 20] {
-            refusals.note_at(t0 + s(at), refused(at));
-        }
-        assert!(refusals.refused_for_at(t0 + s(20), wait).is_none());
-        refusals.note_at(t0 + s(30), refused(30));
-        assert_eq!(refusals.refused_for_at(t0 + s(31), wait), Some(refused(30)));
-        // Nothing refused for longer than the gap: the spell is over...
-        assert!(refusals
-            .refused_for_at(t0 + s(30) + REFUSAL_SPELL_GAP + s(1), wait)
-            .is_none());
-        // ...and a refusal after it starts a new one.
-        refusals.note_at(t0 + s(100), refused(100));
-        assert!(refusals.refused_for_at(t0 + s(100), wait).is_none());
-        // A committed batch clears it.
-        refusals.note_at(t0 + s(130), refused(130));
-        assert!(refusals.refused_for_at(t0 + s(130), wait).is_some());
+        // The spell begins at the first refusal, however seldom librdkafka repeats it.
+        refusals.note_at(t0, refused(0));
+        assert!(refusals.due_at(t0 + s(29), wait).is_none());
+        assert_eq!(refusals.due_at(t0 + s(30), wait), Some(refused(0)));
+        refusals.note_at(t0 + s(31), refused(31));
+        assert_eq!(refusals.due_at(t0 + s(31), wait), Some(refused(31)));
+        // A committed batch (or a fresh connection answered) ends it; the next refusal begins
+        // another.
         refusals.clear();
-        assert!(refusals.refused_for_at(t0 + s(130), wait).is_none());
+        assert!(refusals.due_at(t0 + s(40), wait).is_none());
+        refusals.note_at(t0 + s(50), refused(50));
+        assert!(refusals.due_at(t0 + s(60), wait).is_none());
+        assert!(refusals.due_at(t0 + s(80), wait).is_some());
     }
 
     #[test]
@@ -696,7 +718,8 @@ mod tests {
         assert!(
             credentials.contains(
                 "the Kafka cluster at \"b:9093\" refused hirestate's credentials while \
-                 hirestate ran, and still did after 30 s: Authentication failed"
+                 hirestate ran, and again on a fresh connection 30 s later: Authentication \
+                 failed"
             ),
             "{credentials}"
         );
