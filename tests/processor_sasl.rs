@@ -12,10 +12,10 @@
 //! - Credentials revoked while the processor runs (a SCRAM user deleted; the test broker makes
 //!   SCRAM sessions re-authenticate every 5 s) stop it once a fresh connection is refused too,
 //!   its wait on the cluster (`HIRESTATE_TRANSACTION_TIMEOUT_MS`) after the first refusal,
-//!   saying so and naming the settings; with new credentials, the next run's outputs equal the replay (nothing lost,
-//!   nothing twice). A refusal that passes within the wait (the user made again) does not stop
-//!   it. Before, it logged the refusal once, then "AllBrokersDown" every 10 s, for
-//!   ever, folding nothing.
+//!   saying so and naming the settings; with new credentials, the next run's outputs equal the
+//!   replay (nothing lost, nothing twice). A refusal that passes within the wait (the user made
+//!   again) does not stop it. Before, it logged the refusal once, then "AllBrokersDown" every
+//!   10 s, for ever, folding nothing.
 
 #[path = "support/processor.rs"]
 mod processor;

@@ -159,9 +159,9 @@ fn count_stored_commands(store: &dyn Store, metrics: &Metrics) -> anyhow::Result
 /// Start-up failures (the cluster or a topic not there: [`crate::topics::check_for_run`];
 /// store, producer, consumer), a restore that cannot complete (e.g. a retention gap, a log
 /// recreated behind the store), a fatal consumer error (e.g. fenced by an instance started
-/// with the same instance id), an operation the cluster's ACLs refuse, credentials the cluster
-/// has refused for the transaction timeout ([`crate::topics::reach::Refusals`]), a store write
-/// that fails after a commit.
+/// with the same instance id), an operation the cluster's ACLs refuse, a refusal of the
+/// credentials or of TLS that a fresh connection confirms a transaction timeout after it began
+/// ([`crate::topics::reach::Refusals`]), a store write that fails after a commit.
 pub fn run(
     config: &Config,
     policy: Arc<Policy>,
@@ -241,7 +241,8 @@ pub fn run(
         shutdown: status.shutdown.clone(),
         event_partitions: partitions,
     });
-    // Refusals of the credentials, noted by the consumer's and the producer's contexts.
+    // Refusals of the credentials or of TLS, noted by the consumer's and the producer's
+    // contexts.
     let refusals = Arc::new(crate::topics::reach::Refusals::default());
     let mut publisher = Publisher::noting_refusals(config, refusals.clone()).map_err(|e| {
         match crate::topics::reach::access_refusal(config, &e) {
@@ -378,7 +379,7 @@ pub fn run(
                 store.as_ref(),
             )? {
                 (batch::BatchEnd::Committed, next) => {
-                    // The cluster took the credentials: any refusal before was not the last word.
+                    // The cluster took the client: any refusal before was not the last word.
                     refusals.clear();
                     report.batches += 1;
                     retry_wait = Duration::ZERO;

@@ -110,7 +110,7 @@ pub struct IngestContext {
     /// the coordinator no longer knew the member), until a fence that follows it is answered by
     /// a rejoin ([`collect`]).
     session_lost: Mutex<Option<Instant>>,
-    /// Where refusals of the credentials are noted (the processor stops on them).
+    /// Where refusals of the client (credentials, TLS) are noted (the processor stops on them).
     refusals: Arc<Refusals>,
 }
 
@@ -139,8 +139,8 @@ impl IngestContext {
 }
 
 impl ClientContext for IngestContext {
-    /// Logs librdkafka's error as its default context does, noting a refusal of the
-    /// credentials.
+    /// Logs librdkafka's error as its default context does, noting a refusal of the client
+    /// ([`Refusals::note`]).
     fn error(&self, error: KafkaError, reason: &str) {
         self.refusals.note(&error, reason);
         tracing::error!("librdkafka: {error}: {reason}");

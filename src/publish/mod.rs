@@ -56,7 +56,7 @@ struct Deliveries {
     first_failed: Mutex<Option<String>>,
     /// A delivery refused by the cluster's ACLs ([`crate::topics::reach::access_denied`]).
     denied: Mutex<Option<RDKafkaErrorCode>>,
-    /// Where refusals of the credentials are noted (the processor stops on them).
+    /// Where refusals of the client (credentials, TLS) are noted (the processor stops on them).
     refusals: Arc<Refusals>,
 }
 
@@ -79,8 +79,8 @@ impl Deliveries {
 }
 
 impl ClientContext for Deliveries {
-    /// Logs librdkafka's error as its default context does, noting a refusal of the
-    /// credentials.
+    /// Logs librdkafka's error as its default context does, noting a refusal of the client
+    /// ([`Refusals::note`]).
     fn error(&self, error: KafkaError, reason: &str) {
         self.refusals.note(&error, reason);
         tracing::error!("librdkafka: {error}: {reason}");
@@ -199,9 +199,9 @@ pub enum TxnEnd {
     /// the batch cannot succeed.
     Refused(String),
     /// Aborted, or the producer could not be recreated, because the cluster refused this
-    /// principal an operation (see the module doc), or has refused its credentials for the
-    /// transaction timeout ([`Refusals`]); the text says what to grant or to check. Retrying
-    /// cannot succeed.
+    /// principal an operation (see the module doc), or refused the client (credentials, TLS)
+    /// and a fresh connection a transaction timeout later too ([`Refusals::confirmed`]); the
+    /// text says what to grant or to check. Retrying cannot succeed.
     Denied(String),
     /// The producer was recreated; the caller must roll back and rewind.
     Recreated(String),
@@ -221,7 +221,7 @@ pub struct Publisher {
     recreated: u64,
     /// Set when the processor is asked to stop (see the module doc).
     shutdown: Arc<AtomicBool>,
-    /// Refusals of the credentials its producers' contexts note.
+    /// Refusals of the client (credentials, TLS) its producers' contexts note.
     refusals: Arc<Refusals>,
 }
 
@@ -267,7 +267,7 @@ impl Publisher {
         Publisher::noting_refusals(config, Arc::default())
     }
 
-    /// As [`Publisher::new`], noting refusals of the credentials in `refusals`.
+    /// As [`Publisher::new`], noting refusals of the client (credentials, TLS) in `refusals`.
     ///
     /// # Errors
     /// When the producer cannot be created or `init_transactions` fails.

@@ -4,8 +4,9 @@
 //!
 //! A cluster that refuses the client's credentials (SASL authentication) or its TLS client
 //! certificate (a listener requiring one: mutual TLS), or whose TLS handshake fails (a broker
-//! certificate not trusted, a TLS client at a plaintext listener), answers no request, so librdkafka reports it only as an error event and every request times
-//! out as a transport failure. Before, that reached the user after the whole wait as "is
+//! certificate not trusted, a TLS client at a plaintext listener), answers no request, so
+//! librdkafka reports it only as an error event and every request times out as a transport
+//! failure. Before, that reached the user after the whole wait as "is
 //! KAFKA_BOOTSTRAP right and the cluster up?" (`run`, 30 s), `OperationTimedOut` (`topics
 //! ensure`, 60 s), a metadata fetch error (`tail`, 10 s), or never (`produce` logged the refusal
 //! and waited for each record's delivery timeout). Here the request is made in short tries,
@@ -15,6 +16,10 @@
 //! "nothing listens there" (check the address) from "something accepts connections but answered
 //! no Kafka request" (a plaintext client at a TLS or SASL listener, which the broker just drops:
 //! check the security protocol).
+//!
+//! Once the processor runs, the same refusals (credentials revoked, a broker certificate rotated
+//! to one the CA did not sign) stop it when a fresh connection confirms them ([`Refusals`]),
+//! instead of its retrying for ever.
 //!
 //! An operation the cluster refuses this principal (an ACL: `*_AUTHORIZATION_FAILED`) cannot
 //! succeed on a retry either: [`access_denied`] tells such errors apart wherever they arrive (the
@@ -792,7 +797,8 @@ mod tests {
                     refused (after 0ms in state CONNECT)";
         assert_eq!(refusal(&transport, down), None);
         // A listener requiring a client certificate, sent none or one it does not trust (the
-        // test broker's words, TLS 1.3), or one expired; and an alert about something else.
+        // test broker's words, TLS 1.3), or TLS 1.3's certificate_required; and an alert about
+        // something else.
         let certificate = "ssl://127.0.0.1:19097/bootstrap: Receive failed: error:0A000412:SSL \
                            routines::sslv3 alert bad certificate: SSL alert number 42 (after \
                            1ms in state APIVERSION_QUERY)";
