@@ -173,12 +173,7 @@ fn an_acl_taken_away_while_running_stops_the_processor_and_nothing_is_lost() {
     setup.group = unique("acl-g-revoked");
     let file = setup.generate("events.jsonl", 90, 61);
     let expected = processor::expected(&setup, &file);
-    let lines = processor::read_lines(&file).len();
-    let thirds = [
-        setup.slice(&file, 0, lines / 3, "1.jsonl"),
-        setup.slice(&file, lines / 3, 2 * lines / 3, "2.jsonl"),
-        setup.slice(&file, 2 * lines / 3, lines, "3.jsonl"),
-    ];
+    let thirds = setup.thirds(&file);
     let env = limited(&sasl);
     let instance = setup.instance("x");
     let outputs = setup.output_topics();

@@ -91,12 +91,7 @@ fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
     let setup = processor::Setup::new(&bs, "scram-revoked", 2);
     let file = setup.generate("events.jsonl", 60, 67);
     let expected = processor::expected(&setup, &file);
-    let lines = processor::read_lines(&file).len();
-    let thirds = [
-        setup.slice(&file, 0, lines / 3, "1.jsonl"),
-        setup.slice(&file, lines / 3, 2 * lines / 3, "2.jsonl"),
-        setup.slice(&file, 2 * lines / 3, lines, "3.jsonl"),
-    ];
+    let thirds = setup.thirds(&file);
     let outputs = setup.output_topics();
 
     acls_java(&bs, &["scram", "rotating", "first-secret"]);

@@ -255,6 +255,17 @@ impl Setup {
         }
         path
     }
+
+    /// `file` cut into three files of (nearly) equal line counts, in order: `1.jsonl`, `2.jsonl`,
+    /// `3.jsonl`.
+    pub fn thirds(&self, file: &Path) -> [PathBuf; 3] {
+        let lines = read_lines(file).len();
+        [
+            self.slice(file, 0, lines / 3, "1.jsonl"),
+            self.slice(file, lines / 3, 2 * lines / 3, "2.jsonl"),
+            self.slice(file, 2 * lines / 3, lines, "3.jsonl"),
+        ]
+    }
 }
 
 /// One logical processor instance: a stable instance id and state directory.
