@@ -276,6 +276,8 @@ pub fn run(
     let mut seen_generation = 0;
     let mut retry_wait = Duration::ZERO;
     let batch_wait = Duration::from_millis(config.batch_max_ms);
+    // How long a refusal of the client may last before a fresh connection decides (`Refusals`).
+    let cluster_wait = Duration::from_millis(config.transaction_timeout_ms);
     // The batch folded while the transaction before it committed (see `batch`).
     let mut ahead: Option<batch::Folded> = None;
     // The loop runs as a closure so that whatever it stops on can be checked against the
@@ -291,7 +293,6 @@ pub fn run(
             if let Some(fatal) = a.fatal.take() {
                 anyhow::bail!("{fatal}");
             }
-            let cluster_wait = Duration::from_millis(config.transaction_timeout_ms);
             if let Some(refused) = refusals.confirmed(config, cluster_wait, &status.shutdown) {
                 anyhow::bail!(refused);
             }

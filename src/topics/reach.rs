@@ -180,7 +180,8 @@ impl ConsumerContext for CredentialsWatch {}
 /// "SSL handshake failed: Disconnected: SSL connection closed by peer: connecting to a
 /// PLAINTEXT broker listener? (after 1ms in state SSL_HANDSHAKE)", or, as often, without the
 /// first words and the question. (A TLS broker going down during a handshake would read the
-/// same; only the start-up checks watch for this, and they would stop on it.)
+/// same: the start-up checks stop on it, but a running processor does not count it,
+/// [`definitive`].)
 fn refusal(e: &KafkaError, reason: &str) -> Option<Refusal> {
     match e.rdkafka_error_code()? {
         RDKafkaErrorCode::Authentication => Some(Refusal::Credentials(reason.to_owned())),
@@ -308,20 +309,8 @@ impl Refusals {
     /// Notes `error` (with librdkafka's `reason`) if it is a refusal of the client, and says
     /// whether it was.
     pub fn note(&self, error: &KafkaError, reason: &str) -> bool {
-        let refusal = match error.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::Authentication) => Refusal::Credentials(reason.to_owned()),
-            Some(RDKafkaErrorCode::SSL) => {
-                tls_refusal(reason).unwrap_or_else(|| Refusal::Handshake(reason.to_owned()))
-            }
-            Some(RDKafkaErrorCode::BrokerTransportFailure)
-                if reason.contains("SSL alert number") =>
-            {
-                match tls_refusal(reason) {
-                    Some(refusal) => refusal,
-                    None => return false,
-                }
-            }
-            _ => return false,
+        let Some(refusal) = refusal(error, reason).filter(definitive) else {
+            return false;
         };
         self.note_at(Instant::now(), refusal);
         true
@@ -352,26 +341,32 @@ impl Refusals {
     ) -> Option<String> {
         let noted = self.due_at(Instant::now(), wait)?;
         let fresh = Reader::new(config, CONFIRM_WAIT)
+            .map(|r| r.stopping_on(Some(stop.clone())))
             .map_err(ReachError::from)
-            .and_then(|r| r.stopping_on(Some(stop.clone())).metadata(None));
-        let refusal = match fresh {
-            Ok(_) => {
+            .and_then(|r| match r.metadata(None) {
+                Ok(_) => Ok(None),
+                // The refusal the fresh connection met, as its context kept it.
+                Err(e) => r
+                    .consumer
+                    .context()
+                    .refused()
+                    .filter(definitive)
+                    .map(Some)
+                    .ok_or(e),
+            });
+        match fresh {
+            Ok(None) => {
                 tracing::info!(refused = ?noted, "the Kafka cluster takes hirestate's client again");
                 self.clear();
-                return None;
+                None
             }
-            Err(ReachError::Refused { reason, .. }) => Refusal::Credentials(reason),
-            Err(ReachError::ClientCertificate { reason, .. }) => Refusal::ClientCertificate(reason),
-            Err(ReachError::Handshake { reason, .. }) if !reason.contains("Disconnected") => {
-                Refusal::Handshake(reason)
-            }
-            Err(other) => {
-                tracing::warn!(refused = ?noted, now = %other, "the Kafka cluster refused hirestate's client, and does not answer now: waiting again");
+            Ok(Some(refusal)) => Some(refused_while_running(&config.bootstrap, wait, &refusal)),
+            Err(e) => {
+                tracing::warn!(refused = ?noted, now = %e, "the Kafka cluster refused hirestate's client, and does not answer now: waiting again");
                 *self.lock() = Some((Instant::now(), noted));
-                return None;
+                None
             }
-        };
-        Some(refused_while_running(&config.bootstrap, wait, &refusal))
+        }
     }
 
     /// Ends the spell: the cluster took the client since (a batch committed).
@@ -383,6 +378,17 @@ impl Refusals {
         self.spell
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Whether `refusal` is the cluster's last word rather than a connection merely dropped: a
+/// refused authentication or client certificate, or a handshake failed on an OpenSSL error (a
+/// certificate not verified, an alert). A disconnect during a handshake, which a broker
+/// restarting causes too, is not.
+fn definitive(refusal: &Refusal) -> bool {
+    match refusal {
+        Refusal::Credentials(_) | Refusal::ClientCertificate(_) => true,
+        Refusal::Handshake(reason) => reason.contains("SSL routines"),
     }
 }
 
