@@ -11,6 +11,10 @@ import java.util.Base64;
 
 public class KeyPem {
     public static void main(String[] args) throws Exception {
+        if (args.length != 4) {
+            System.err.println("usage: java KeyPem.java STORE.p12 ALIAS PASSWORD OUT.pem");
+            System.exit(2);
+        }
         char[] password = args[2].toCharArray();
         KeyStore store = KeyStore.getInstance("PKCS12");
         try (FileInputStream in = new FileInputStream(args[0])) {

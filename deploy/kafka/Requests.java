@@ -13,6 +13,10 @@ import javax.management.remote.JMXServiceURL;
 
 public class Requests {
     public static void main(String[] args) throws Exception {
+        if (args.length < 1 || args.length > 2) {
+            System.err.println("usage: java deploy/kafka/Requests.java BROKER_PID [INTERVAL_MS]");
+            System.exit(2);
+        }
         String address = VirtualMachine.attach(args[0]).startLocalManagementAgent();
         MBeanServerConnection jmx =
             JMXConnectorFactory.connect(new JMXServiceURL(address)).getMBeanServerConnection();
