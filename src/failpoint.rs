@@ -2,8 +2,11 @@
 //! [`hit`] kills the process on the N-th pass (SIGABRT via `abort`: no destructor, no flush —
 //! as hard as SIGKILL for everything this process holds); [`fires`] instead answers `true` on
 //! the N-th pass, for failures the caller then simulates (an ambiguous commit). `name=sleep:MS`
-//! slows every pass by MS milliseconds instead (a long restore, for the shutdown tests). Unset,
-//! a pass costs one relaxed atomic load.
+//! slows every pass by MS milliseconds instead (a long restore, for the shutdown tests).
+//! `name=stop:N` makes [`hit`] freeze the whole process on the N-th pass (SIGSTOP to itself,
+//! every thread, librdkafka's too: a long pause, a suspended VM) until something sends it
+//! SIGCONT; then it carries on from there (the zombie test). Unset, a pass costs one relaxed
+//! atomic load.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,16 +33,22 @@ enum Arm {
     Pass(u64),
     /// Sleeps this long on every pass.
     Sleep(std::time::Duration),
+    /// Fires on this pass; [`hit`] then stops the process instead of killing it.
+    Stop(u64),
 }
 
-/// `N` or `sleep:MS`.
+/// `N`, `sleep:MS` or `stop:N`.
 fn parse_arm(v: &str) -> Option<Arm> {
-    match v.trim().strip_prefix("sleep:") {
-        Some(ms) => Some(Arm::Sleep(std::time::Duration::from_millis(
+    let v = v.trim();
+    if let Some(ms) = v.strip_prefix("sleep:") {
+        return Some(Arm::Sleep(std::time::Duration::from_millis(
             ms.trim().parse().ok()?,
-        ))),
-        None => Some(Arm::Pass(v.trim().parse().ok()?)),
+        )));
     }
+    if let Some(n) = v.strip_prefix("stop:") {
+        return Some(Arm::Stop(n.trim().parse().ok()?));
+    }
+    Some(Arm::Pass(v.parse().ok()?))
 }
 
 /// `name=ARM,other=ARM` ([`parse_arm`]); empty entries are skipped.
@@ -49,7 +58,7 @@ fn parse_spec(spec: &str) -> Result<HashMap<String, Arm>, String> {
         .map(|kv| {
             kv.split_once('=')
                 .and_then(|(k, v)| Some((k.trim().to_owned(), parse_arm(v)?)))
-                .ok_or_else(|| format!("entry {kv:?} is not name=N or name=sleep:MS"))
+                .ok_or_else(|| format!("entry {kv:?} is not name=N, name=sleep:MS or name=stop:N"))
         })
         .collect()
 }
@@ -70,28 +79,41 @@ fn armed() -> &'static Option<Armed> {
 
 /// Passes fail point `name`; `true` on its armed pass.
 pub fn fires(name: &str) -> bool {
-    let Some(a) = armed() else { return false };
-    let (Some(arm), Some(count)) = (a.targets.get(name), a.counts.get(name)) else {
-        return false;
-    };
+    passed(name).is_some()
+}
+
+/// Passes fail point `name`; the arm when this is its armed pass.
+fn passed(name: &str) -> Option<Arm> {
+    let a = armed().as_ref()?;
+    let (arm, count) = (a.targets.get(name)?, a.counts.get(name)?);
     let target = match *arm {
-        Arm::Pass(n) => n,
+        Arm::Pass(n) | Arm::Stop(n) => n,
         Arm::Sleep(d) => {
             std::thread::sleep(d);
-            return false;
+            return None;
         }
     };
     let fired = count.fetch_add(1, Ordering::Relaxed) + 1 == target;
     if fired {
         eprintln!("failpoint {name}: fires (pass {target})");
     }
-    fired
+    fired.then_some(*arm)
 }
 
-/// Passes fail point `name`; dies here if this is the armed pass.
+/// Passes fail point `name`; on its armed pass, dies here (or, armed `stop:N`, freezes here
+/// until SIGCONT, then returns).
 pub fn hit(name: &str) {
-    if fires(name) {
-        std::process::abort();
+    match passed(name) {
+        Some(Arm::Stop(_)) => {
+            let me = rustix::process::getpid();
+            if let Err(e) = rustix::process::kill_process(me, rustix::process::Signal::STOP) {
+                eprintln!("failpoint {name}: cannot stop the process ({e}); aborting instead");
+                std::process::abort();
+            }
+            eprintln!("failpoint {name}: continued");
+        }
+        Some(_) => std::process::abort(),
+        None => {}
     }
 }
 
@@ -106,6 +128,8 @@ mod tests {
             parse_arm(" sleep:25"),
             Some(Arm::Sleep(std::time::Duration::from_millis(25)))
         );
+        assert_eq!(parse_arm("stop:4"), Some(Arm::Stop(4)));
+        assert_eq!(parse_arm("stop:"), None);
         assert_eq!(parse_arm("sleep:x"), None);
         assert_eq!(parse_arm("soon"), None);
     }

@@ -1,0 +1,160 @@
+//! A zombie instance: one of two processors in a group freezes (SIGSTOP — a long pause, a
+//! suspended VM) in the middle of a batch, its session times out, the other instance takes
+//! its partitions over and folds on, and then the frozen one wakes and carries on from the
+//! very instruction where it stopped.
+//!
+//! Invariant (DESIGN.md "State, recovery, exactly-once"): whatever the zombie does on waking,
+//! nothing is visible twice to a read_committed consumer and nothing is lost — the outputs are
+//! exactly the replay set, per candidate in the replay's order — and both instances go on
+//! working (the zombie rejoins; it does not stop, and does not fold on from a state its
+//! partitions' new owner has moved past).
+//!
+//! Two places to freeze, one test each:
+//! - after the batch's records and input offsets went into its transaction, before the
+//!   commit. The transaction timeout is below the session timeout, so the coordinator aborts
+//!   that transaction before the partitions can move; the zombie's commit must then fail and
+//!   be handled (the producer recreated, the batch rolled back), never half-visible.
+//! - after the commit, before the store's write. The store may then be behind Kafka (never
+//!   ahead), and a partition that comes back to the zombie later must be restored from what the
+//!   other instance committed meanwhile, not folded on from the zombie's memory.
+//!
+//! The second half of the events is produced after the zombie woke and rejoined, so both
+//! instances fold after the wake too.
+
+#[path = "support/processor.rs"]
+mod processor;
+mod support;
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// Whether the process `pid` is stopped (state `T` in `/proc/PID/stat`).
+fn stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+}
+
+fn a_zombie_wakes_after_its_partitions_moved(test: &str, failpoint: &str) {
+    let Some(bs) = support::bootstrap(test) else {
+        return;
+    };
+    let started = Instant::now();
+    let mut rng = processor::Rng(processor::seed(test));
+    let setup = processor::Setup::new(&bs, failpoint, 4);
+    let file = setup.generate("events.jsonl", 400, 9090);
+    let expected = processor::expected(&setup, &file);
+    let (head, tail) = setup.halves(&file);
+
+    let instance = |id: &str| {
+        setup
+            .instance(id)
+            .with_env("HIRESTATE_BATCH_MAX_RECORDS", "50")
+            .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "3")
+            .with_env("HIRESTATE_SESSION_TIMEOUT_MS", "10000")
+            .with_env("HIRESTATE_TRANSACTION_TIMEOUT_MS", "8000")
+    };
+    let (zombie, other) = (instance("zombie"), instance("other"));
+    let pass = 2 + rng.next_u64() % 6;
+    let arm = format!("{failpoint}=stop:{pass}");
+    // Both members before any event: the zombie's partitions then have work for its batches.
+    let mut b = other.spawn(&setup, 30.0, &[]);
+    other.await_log(&mut b, "assigned and restored", 0, "never got partitions");
+    let mut a = zombie.spawn(&setup, 30.0, &[("HIRESTATE_FAILPOINTS", &arm)]);
+    zombie.await_log(&mut a, "assigned and restored", 0, "never got partitions");
+    // The other instance gave partitions up to the zombie: it was assigned again.
+    other.await_log(
+        &mut b,
+        "assigned and restored",
+        1,
+        "never shared its partitions",
+    );
+    setup.produce(&head);
+
+    // The zombie freezes in its `pass`-th batch.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stopped(a.id()) {
+        let exited = a.try_wait().expect("try_wait");
+        if exited.is_some() || Instant::now() > deadline {
+            let (_, _) = (a.kill(), b.kill());
+            panic!(
+                "the zombie never froze at {arm} ({exited:?})\n{}",
+                zombie.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let frozen = Instant::now();
+    let assigned = other.log_count("assigned and restored");
+    eprintln!("zombie: frozen at {arm} after {:?}", started.elapsed());
+    // Its session times out; the other instance is given every partition and folds them.
+    if !other.wait_for_log(
+        &mut b,
+        "assigned and restored",
+        assigned,
+        Duration::from_secs(90),
+    ) {
+        signal(&a, libc::SIGCONT);
+        let (_, _) = (a.kill(), b.kill());
+        panic!(
+            "the other instance never took the frozen one's partitions\n{}",
+            other.log_tail()
+        );
+    }
+    setup.await_outputs_settled(&setup.output_topics());
+    eprintln!(
+        "zombie: the other instance took over and settled; waking the zombie {:?} after it froze",
+        frozen.elapsed()
+    );
+
+    // The zombie wakes where it stopped, rejoins, and the rest of the events comes.
+    let rejoined = zombie.log_count("assigned and restored");
+    signal(&a, libc::SIGCONT);
+    zombie.await_log(&mut a, "assigned and restored", rejoined, "never rejoined");
+    setup.produce(&tail);
+
+    for (name, child, instance) in [("zombie", &mut a, &zombie), ("other", &mut b, &other)] {
+        let status = processor::wait_for(child, Duration::from_secs(240))
+            .unwrap_or_else(|| panic!("{name}: did not finish\n{}", instance.log_tail()));
+        assert!(
+            status.success(),
+            "{name}: exited {status}\n{}",
+            instance.log_tail()
+        );
+    }
+    let (actual, raw) = setup.read_back(&setup.output_topics());
+    processor::assert_outputs_equal(&expected.outputs, &actual);
+    processor::assert_command_headers(&raw);
+    eprintln!(
+        "zombie at {arm}: {} events; the zombie recreated its producer {} time(s), discarded {} \
+         batch(es) folded ahead of a rebalance; done in {:?}",
+        expected.events,
+        zombie.log_count("recreating the producer"),
+        zombie.log_count("batch folded ahead of a rebalance discarded"),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_zombie_frozen_before_its_commit_commits_nothing_twice() {
+    a_zombie_wakes_after_its_partitions_moved(
+        "a_zombie_frozen_before_its_commit_commits_nothing_twice",
+        "after_produce_before_commit",
+    );
+}
+
+#[test]
+fn a_zombie_frozen_before_its_store_write_folds_nothing_stale() {
+    a_zombie_wakes_after_its_partitions_moved(
+        "a_zombie_frozen_before_its_store_write_folds_nothing_stale",
+        "after_commit_before_store",
+    );
+}
