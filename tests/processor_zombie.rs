@@ -20,6 +20,11 @@
 //!
 //! The second half of the events is produced after the zombie woke and rejoined, so both
 //! instances fold after the wake too.
+//!
+//! A third test freezes a lone instance the same way: nobody takes its partitions, but its
+//! session and its transaction time out all the same. On waking it must rejoin the group on
+//! the real broker (`processor_session_lost` plays a lost session on the mock cluster only)
+//! and finish with the replay set and a projection equal to a clean replay.
 
 #[path = "support/processor.rs"]
 mod processor;
@@ -43,7 +48,17 @@ fn signal(child: &Child, sig: libc::c_int) {
     assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
 }
 
-fn a_zombie_wakes_after_its_partitions_moved(test: &str, failpoint: &str) {
+/// Who else is in the group while the zombie is frozen.
+#[derive(PartialEq)]
+enum Group {
+    /// Another instance, which takes the zombie's partitions over.
+    Shared,
+    /// Nobody: the partitions wait for the zombie (its session and transaction time out all
+    /// the same).
+    Alone,
+}
+
+fn a_zombie_wakes(test: &str, failpoint: &str, group: Group) {
     let Some(bs) = support::bootstrap(test) else {
         return;
     };
@@ -62,21 +77,22 @@ fn a_zombie_wakes_after_its_partitions_moved(test: &str, failpoint: &str) {
             .with_env("HIRESTATE_SESSION_TIMEOUT_MS", "10000")
             .with_env("HIRESTATE_TRANSACTION_TIMEOUT_MS", "8000")
     };
-    let (zombie, other) = (instance("zombie"), instance("other"));
+    let zombie = instance("zombie");
+    let other = (group == Group::Shared).then(|| instance("other"));
     let pass = 2 + rng.next_u64() % 6;
     let arm = format!("{failpoint}=stop:{pass}");
     // Both members before any event: the zombie's partitions then have work for its batches.
-    let mut b = other.spawn(&setup, 30.0, &[]);
-    other.await_log(&mut b, "assigned and restored", 0, "never got partitions");
+    let mut b = other.as_ref().map(|other| {
+        let mut b = other.spawn(&setup, 30.0, &[]);
+        other.await_log(&mut b, "assigned and restored", 0, "never got partitions");
+        b
+    });
     let mut a = zombie.spawn(&setup, 30.0, &[("HIRESTATE_FAILPOINTS", &arm)]);
     zombie.await_log(&mut a, "assigned and restored", 0, "never got partitions");
-    // The other instance gave partitions up to the zombie: it was assigned again.
-    other.await_log(
-        &mut b,
-        "assigned and restored",
-        1,
-        "never shared its partitions",
-    );
+    if let (Some(other), Some(b)) = (&other, &mut b) {
+        // The other instance gave partitions up to the zombie: it was assigned again.
+        other.await_log(b, "assigned and restored", 1, "never shared its partitions");
+    }
     setup.produce(&head);
 
     // The zombie freezes in its `pass`-th batch.
@@ -84,7 +100,10 @@ fn a_zombie_wakes_after_its_partitions_moved(test: &str, failpoint: &str) {
     while !stopped(a.id()) {
         let exited = a.try_wait().expect("try_wait");
         if exited.is_some() || Instant::now() > deadline {
-            let (_, _) = (a.kill(), b.kill());
+            let _ = a.kill();
+            if let Some(b) = &mut b {
+                let _ = b.kill();
+            }
             panic!(
                 "the zombie never froze at {arm} ({exited:?})\n{}",
                 zombie.log_tail()
@@ -93,27 +112,32 @@ fn a_zombie_wakes_after_its_partitions_moved(test: &str, failpoint: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let frozen = Instant::now();
-    let assigned = other.log_count("assigned and restored");
     eprintln!("zombie: frozen at {arm} after {:?}", started.elapsed());
-    // Its session times out; the other instance is given every partition and folds them.
-    if !other.wait_for_log(
-        &mut b,
-        "assigned and restored",
-        assigned,
-        Duration::from_secs(90),
-    ) {
-        signal(&a, libc::SIGCONT);
-        let (_, _) = (a.kill(), b.kill());
-        panic!(
-            "the other instance never took the frozen one's partitions\n{}",
-            other.log_tail()
-        );
+    match (&other, &mut b) {
+        (Some(other), Some(b)) => {
+            // Its session times out; the other instance is given every partition and folds
+            // them.
+            let assigned = other.log_count("assigned and restored");
+            if !other.wait_for_log(
+                b,
+                "assigned and restored",
+                assigned,
+                Duration::from_secs(90),
+            ) {
+                signal(&a, libc::SIGCONT);
+                let (_, _) = (a.kill(), b.kill());
+                panic!(
+                    "the other instance never took the frozen one's partitions\n{}",
+                    other.log_tail()
+                );
+            }
+            setup.await_outputs_settled(&setup.output_topics());
+        }
+        // Long enough for the session (10 s) to time out, and for the coordinator to abort
+        // the open transaction (its 8 s timeout, checked every 10 s by default).
+        _ => std::thread::sleep(Duration::from_secs(20)),
     }
-    setup.await_outputs_settled(&setup.output_topics());
-    eprintln!(
-        "zombie: the other instance took over and settled; waking the zombie {:?} after it froze",
-        frozen.elapsed()
-    );
+    eprintln!("zombie: waking it {:?} after it froze", frozen.elapsed());
 
     // The zombie wakes where it stopped, rejoins, and the rest of the events comes.
     let rejoined = zombie.log_count("assigned and restored");
@@ -121,7 +145,11 @@ fn a_zombie_wakes_after_its_partitions_moved(test: &str, failpoint: &str) {
     zombie.await_log(&mut a, "assigned and restored", rejoined, "never rejoined");
     setup.produce(&tail);
 
-    for (name, child, instance) in [("zombie", &mut a, &zombie), ("other", &mut b, &other)] {
+    let mut running = vec![("zombie", &mut a, &zombie)];
+    if let (Some(other), Some(b)) = (&other, &mut b) {
+        running.push(("other", b, other));
+    }
+    for (name, child, instance) in running {
         let status = processor::wait_for(child, Duration::from_secs(240))
             .unwrap_or_else(|| panic!("{name}: did not finish\n{}", instance.log_tail()));
         assert!(
@@ -133,6 +161,13 @@ fn a_zombie_wakes_after_its_partitions_moved(test: &str, failpoint: &str) {
     let (actual, raw) = setup.read_back(&setup.output_topics());
     processor::assert_outputs_equal(&expected.outputs, &actual);
     processor::assert_command_headers(&raw);
+    if other.is_none() {
+        // Alone, the zombie holds every partition: its projection is the whole clean replay.
+        processor::assert_states_equal(
+            &zombie.state_dump(&setup),
+            &processor::clean_states(&[&file]),
+        );
+    }
     eprintln!(
         "zombie at {arm}: {} events; the zombie recreated its producer {} time(s), discarded {} \
          batch(es) folded ahead of a rebalance; done in {:?}",
@@ -145,16 +180,27 @@ fn a_zombie_wakes_after_its_partitions_moved(test: &str, failpoint: &str) {
 
 #[test]
 fn a_zombie_frozen_before_its_commit_commits_nothing_twice() {
-    a_zombie_wakes_after_its_partitions_moved(
+    a_zombie_wakes(
         "a_zombie_frozen_before_its_commit_commits_nothing_twice",
         "after_produce_before_commit",
+        Group::Shared,
     );
 }
 
 #[test]
 fn a_zombie_frozen_before_its_store_write_folds_nothing_stale() {
-    a_zombie_wakes_after_its_partitions_moved(
+    a_zombie_wakes(
         "a_zombie_frozen_before_its_store_write_folds_nothing_stale",
         "after_commit_before_store",
+        Group::Shared,
+    );
+}
+
+#[test]
+fn an_instance_frozen_alone_past_its_session_rejoins_and_loses_nothing() {
+    a_zombie_wakes(
+        "an_instance_frozen_alone_past_its_session_rejoins_and_loses_nothing",
+        "after_produce_before_commit",
+        Group::Alone,
     );
 }
