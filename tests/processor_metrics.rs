@@ -19,8 +19,7 @@ mod processor;
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufReader, Read};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -88,28 +87,6 @@ fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-/// `GET path` on `addr` over plain HTTP/1.1; `None` while the server is not up.
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let code = head.split(' ').nth(1)?.parse().ok()?;
-    Some((code, body.to_owned()))
-}
-
-/// A loopback address no one listens on (yet).
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    l.local_addr().expect("local addr").to_string()
-}
-
 /// Scrapes until `done` holds (returning the samples), or panics after [`DEADLINE`] with the
 /// last scrape and the instance log.
 fn scrape_until(
@@ -128,7 +105,7 @@ fn scrape_until(
                 node.log_tail()
             );
         }
-        if let Some((200, body)) = http_get(addr, "/metrics") {
+        if let Some((200, body)) = support::http_get(addr, "/metrics") {
             let samples = parse(&body);
             if done(&samples) {
                 eprintln!("{what}: after {:?}", started.elapsed());
@@ -262,7 +239,7 @@ fn metrics_agree_with_the_replay_and_the_replayed_kpis() {
     let consumed = good + POISON as f64;
 
     // Run 1: fold the whole log, scrape while running.
-    let addr = free_addr();
+    let addr = support::free_addr();
     let node = setup.instance("metrics-1");
     let env = [
         ("HIRESTATE_HEALTH_ADDR", addr.as_str()),
@@ -370,7 +347,7 @@ fn metrics_agree_with_the_replay_and_the_replayed_kpis() {
         state_dir: setup.dir.path().join("state-metrics-1-fresh"),
         ..setup.instance("metrics-1")
     };
-    let addr = free_addr();
+    let addr = support::free_addr();
     let env = [
         ("HIRESTATE_HEALTH_ADDR", addr.as_str()),
         ("HIRESTATE_STATISTICS_INTERVAL_MS", "200"),

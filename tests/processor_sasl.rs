@@ -98,7 +98,10 @@ fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
     let env = scram(&sasl, "first-secret", "10000");
     let instance = setup.instance("x");
     setup.produce(&thirds[0]);
-    let mut child = instance.spawn(&setup, 120.0, &as_env(&env));
+    let health = support::free_addr();
+    let mut with_health = as_env(&env);
+    with_health.push(("HIRESTATE_HEALTH_ADDR", health.as_str()));
+    let mut child = instance.spawn(&setup, 120.0, &with_health);
     instance.await_log(
         &mut child,
         "assigned and restored",
@@ -106,6 +109,25 @@ fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
         "the processor never got its partitions",
     );
     setup.await_outputs_settled(&outputs);
+    let ready = |what: &str, code: u16, says: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut last = None;
+        while std::time::Instant::now() < deadline {
+            last = support::http_get(&health, "/readyz");
+            if last
+                .as_ref()
+                .is_some_and(|(c, body)| *c == code && body.contains(says))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "{what}: /readyz never answered {code} {says:?}; last {last:?}\n{}",
+            instance.log_tail()
+        );
+    };
+    ready("running", 200, "ready");
 
     // A refusal that passes: the user is deleted until a re-authentication is refused, then
     // made again with the same password, well within the 10 s wait. The fresh connection made
@@ -113,6 +135,9 @@ fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
     let refused = "Authentication failed";
     acls_java(&bs, &["unscram", "rotating"]);
     instance.await_log(&mut child, refused, 0, "no re-authentication was refused");
+    // Not ready while refused, saying why.
+    let unready = "not ready: the Kafka cluster refuses hirestate's credentials";
+    ready("refused", 503, unready);
     acls_java(&bs, &["scram", "rotating", "first-secret"]);
     instance.await_log(
         &mut child,
@@ -120,12 +145,14 @@ fn credentials_revoked_while_running_stop_the_processor_and_nothing_is_lost() {
         0,
         "the passing refusal was not checked, or stopped the processor",
     );
+    ready("taken again", 200, "ready");
     setup.produce(&thirds[1]);
     setup.await_outputs_settled(&outputs);
 
     // Revoked for good: the processor stops, naming the settings.
     acls_java(&bs, &["unscram", "rotating"]);
     setup.produce(&thirds[2]);
+    ready("revoked", 503, unready);
     let stop = instance.stopped_with(
         &mut child,
         &[

@@ -6,24 +6,14 @@
 mod processor;
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use processor::{wait_for, Setup};
 
 /// The status code of `GET path` on `addr`, or `None` when nothing answers.
 fn get(addr: &str, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
+    support::http_get(addr, path).map(|(code, _)| code)
 }
 
 /// Sends SIGTERM to `child`.
@@ -54,12 +44,7 @@ fn health_endpoints_and_sigterm_shutdown() {
     let setup = Setup::new(&bs, "shutdown", 2);
     let file = setup.generate("events.jsonl", 50, 11);
     setup.produce(&file);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = support::free_addr();
     let inst = setup.instance("a");
     // Idle exit far away: only the signal may stop it.
     let mut child = inst.spawn(&setup, 600.0, &[("HIRESTATE_HEALTH_ADDR", addr.as_str())]);
@@ -169,23 +154,15 @@ fn sigterm_during_a_restore_stops_it_and_the_next_start_restores_in_full() {
     processor::assert_states_equal(&inst.state_dump(&setup), &processor::clean_states(&[&file]));
 }
 
-/// A free port on the loopback: bound, then released.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[test]
 fn sigterm_while_waiting_for_the_cluster_ends_the_wait_and_exits_0() {
     // No broker is needed: the cluster is a port nothing listens on, and the start-up check
     // would wait 60 s for it. Before, SIGTERM was served only once that wait had ended (by
     // hand: 28 s after the signal, at the default 30 s).
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = support::free_addr();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = processor::bare_command(&["run"])
-        .env("KAFKA_BOOTSTRAP", format!("127.0.0.1:{}", free_port()))
+        .env("KAFKA_BOOTSTRAP", support::free_addr())
         .env("HIRESTATE_POLICY_DIR", support::policy_dir())
         .env("HIRESTATE_STATE_DIR", dir.path().join("state"))
         .env("HIRESTATE_HEALTH_ADDR", &addr)

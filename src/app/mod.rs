@@ -57,6 +57,9 @@ pub struct Status {
     /// The run's instruments (`/metrics`, OTLP). One per run: the command-status gauge starts
     /// from the store at each run's start.
     pub metrics: Arc<Metrics>,
+    /// Refusals of the credentials or of TLS, noted by the consumer's and the producer's
+    /// contexts: while the cluster refuses the client, the processor is not ready.
+    pub refusals: Arc<crate::topics::reach::Refusals>,
 }
 
 impl Status {
@@ -67,6 +70,7 @@ impl Status {
             ready: AtomicBool::new(false),
             restored_events: Arc::default(),
             metrics,
+            refusals: Arc::default(),
         }
     }
 }
@@ -241,9 +245,7 @@ pub fn run(
         shutdown: status.shutdown.clone(),
         event_partitions: partitions,
     });
-    // Refusals of the credentials or of TLS, noted by the consumer's and the producer's
-    // contexts.
-    let refusals = Arc::new(crate::topics::reach::Refusals::default());
+    let refusals = &status.refusals;
     let mut publisher = Publisher::noting_refusals(config, refusals.clone()).map_err(|e| {
         match crate::topics::reach::access_refusal(config, &e) {
             Some(refusal) => anyhow::anyhow!(refusal),

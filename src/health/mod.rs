@@ -1,5 +1,6 @@
 //! Health endpoints for SREs and orchestrators: `/healthz` (the process is up), `/readyz`
-//! (partitions assigned and restored, producer ready) and `/metrics` (Prometheus text of
+//! (partitions assigned and restored, producer ready, and the cluster not refusing the
+//! client's credentials or TLS) and `/metrics` (Prometheus text of
 //! [`crate::metrics`]), on the configured address.
 
 use std::sync::atomic::Ordering;
@@ -37,7 +38,12 @@ pub fn router(status: Arc<Status>) -> Router {
                 let status = status.clone();
                 async move {
                     let restored = status.restored_events.load(Ordering::Relaxed);
-                    if status.ready.load(Ordering::Relaxed) {
+                    if let Some(refused) = status.refusals.unready() {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {refused}\n"),
+                        )
+                    } else if status.ready.load(Ordering::Relaxed) {
                         (
                             StatusCode::OK,
                             format!("ready; restore folded {restored} events\n"),

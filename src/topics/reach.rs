@@ -369,6 +369,27 @@ impl Refusals {
         }
     }
 
+    /// While a spell is open, what `/readyz` answers: how long the cluster has refused the
+    /// client and its latest refusal.
+    pub fn unready(&self) -> Option<String> {
+        self.unready_at(Instant::now())
+    }
+
+    fn unready_at(&self, now: Instant) -> Option<String> {
+        let spell = self.lock();
+        let (began, refusal) = spell.as_ref()?;
+        let (what, reason) = match refusal {
+            Refusal::Credentials(r) => ("refuses hirestate's credentials", r),
+            Refusal::ClientCertificate(r) => ("refuses hirestate's TLS client certificate", r),
+            Refusal::Handshake(r) => ("fails hirestate's TLS handshakes", r),
+        };
+        Some(format!(
+            "the Kafka cluster {what} (for {} s; the processor stops once a fresh connection \
+             is refused too): {reason}",
+            now.duration_since(*began).as_secs()
+        ))
+    }
+
     /// Ends the spell: the cluster took the client since (a batch committed).
     pub fn clear(&self) {
         self.lock().take();
@@ -656,6 +677,29 @@ mod tests {
                 && none.contains("is KAFKA_BOOTSTRAP right"),
             "{none}"
         );
+    }
+
+    #[test]
+    fn readiness_names_an_open_spells_age_and_latest_refusal_until_it_ends() {
+        let t0 = Instant::now();
+        let refusals = Refusals::default();
+        assert_eq!(refusals.unready_at(t0), None);
+        refusals.note_at(t0, Refusal::Credentials("SASL authentication error".into()));
+        refusals.note_at(
+            t0 + Duration::from_secs(3),
+            Refusal::ClientCertificate("alert 42".into()),
+        );
+        let said = refusals
+            .unready_at(t0 + Duration::from_secs(12))
+            .expect("unready while the spell is open");
+        assert!(
+            said.contains("refuses hirestate's TLS client certificate"),
+            "{said}"
+        );
+        assert!(said.contains("for 12 s"), "{said}");
+        assert!(said.ends_with(": alert 42"), "{said}");
+        refusals.clear();
+        assert_eq!(refusals.unready_at(t0 + Duration::from_secs(13)), None);
     }
 
     #[test]
