@@ -27,25 +27,13 @@ fn the_survivor_takes_over_a_dead_instances_partitions_exactly_once() {
     let expected = processor::expected(&setup, &file);
     // The first half before the instances start, the second after the kill: however fast the
     // first instance is, the survivor has work left that includes the dead one's partitions.
-    let text = std::fs::read_to_string(&file).expect("generated events");
-    let lines: Vec<&str> = text.lines().collect();
-    let (first, second) = lines.split_at(lines.len() / 2);
-    let halves = [("first.jsonl", first), ("second.jsonl", second)].map(|(name, part)| {
-        let path = file.with_file_name(name);
-        std::fs::write(&path, part.join("\n") + "\n").expect("write a half");
-        path
-    });
-    setup.produce(&halves[0]);
+    let (head, tail) = setup.halves(&file);
+    setup.produce(&head);
 
-    let instance = |id: &str| {
-        setup
-            .instance(id)
-            .with_env("HIRESTATE_BATCH_MAX_RECORDS", "50")
-            .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "3")
-            .with_env("HIRESTATE_SESSION_TIMEOUT_MS", "10000")
-            .with_env("HIRESTATE_TRANSACTION_TIMEOUT_MS", "8000")
-    };
-    let (doomed, survivor) = (instance("two-a"), instance("two-b"));
+    let (doomed, survivor) = (
+        setup.failover_instance("two-a"),
+        setup.failover_instance("two-b"),
+    );
     // The survivor's idle time must outlast the dead member's session plus the rebalance.
     let mut b = survivor.spawn(&setup, 20.0, &[]);
     let mut a = doomed.spawn(&setup, 20.0, &[]);
@@ -68,7 +56,7 @@ fn the_survivor_takes_over_a_dead_instances_partitions_exactly_once() {
         );
     }
     eprintln!("two instances: a SIGKILLed {after:?} after it was assigned partitions");
-    setup.produce(&halves[1]);
+    setup.produce(&tail);
 
     let status = processor::wait_for(&mut b, Duration::from_secs(180))
         .unwrap_or_else(|| panic!("the survivor did not finish\n{}", survivor.log_tail()));

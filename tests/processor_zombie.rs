@@ -69,16 +69,8 @@ fn a_zombie_wakes(test: &str, failpoint: &str, group: Group) {
     let expected = processor::expected(&setup, &file);
     let (head, tail) = setup.halves(&file);
 
-    let instance = |id: &str| {
-        setup
-            .instance(id)
-            .with_env("HIRESTATE_BATCH_MAX_RECORDS", "50")
-            .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "3")
-            .with_env("HIRESTATE_SESSION_TIMEOUT_MS", "10000")
-            .with_env("HIRESTATE_TRANSACTION_TIMEOUT_MS", "8000")
-    };
-    let zombie = instance("zombie");
-    let other = (group == Group::Shared).then(|| instance("other"));
+    let zombie = setup.failover_instance("zombie");
+    let other = (group == Group::Shared).then(|| setup.failover_instance("other"));
     let pass = 2 + rng.next_u64() % 6;
     let arm = format!("{failpoint}=stop:{pass}");
     // Both members before any event: the zombie's partitions then have work for its batches.

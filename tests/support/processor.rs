@@ -210,6 +210,17 @@ impl Setup {
         }
     }
 
+    /// An instance for failover tests: batches of 50 records, a snapshot round every 3
+    /// batches, and a 10 s session (the transaction timeout, 8 s, below it as DESIGN.md asks),
+    /// so a member that dies or freezes loses its partitions within seconds.
+    pub fn failover_instance(&self, id: &str) -> Instance {
+        self.instance(id)
+            .with_env("HIRESTATE_BATCH_MAX_RECORDS", "50")
+            .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "3")
+            .with_env("HIRESTATE_SESSION_TIMEOUT_MS", "10000")
+            .with_env("HIRESTATE_TRANSACTION_TIMEOUT_MS", "8000")
+    }
+
     /// `file` split into its first half and the rest (`head.jsonl`, `tail.jsonl`). The
     /// generated streams are in event-time order, so most candidates have events in both.
     pub fn halves(&self, file: &Path) -> (PathBuf, PathBuf) {
