@@ -86,8 +86,36 @@ pub enum StoreError {
     },
     #[error("state store at {path}: {what}")]
     Verify { path: String, what: String },
+    /// A write of committed batches (or the flush at exit) failed while the processor ran.
+    #[error("{}", write_failed(path, error))]
+    WriteFailed { path: String, error: sled::Error },
     #[error("the state store was built from {built} partitions of the event log, which has {now}")]
     Repartitioned { built: usize, now: usize },
+}
+
+/// What a failed write says: the cause (the disk full, permission denied, or sled's error),
+/// that nothing is lost (the store is behind Kafka, never ahead), and what to do.
+fn write_failed(path: &str, error: &sled::Error) -> String {
+    let (cause, fix) = match error {
+        // sled wraps the OS error as text of its `Debug` form: the kind says it plainly.
+        sled::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::StorageFull => (
+                "No space left on device".to_owned(),
+                "free space on its disk (or give HIRESTATE_STATE_DIR a larger one)",
+            ),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => (
+                format!("{} ({io})", io.kind()),
+                "make it writable by this process",
+            ),
+            _ => (io.to_string(), "fix what the error names"),
+        },
+        other => (other.to_string(), "fix what the error names"),
+    };
+    format!(
+        "state store at {path}: writing committed batches failed: {cause}. Nothing is lost: \
+         the store is behind Kafka, never ahead, and the next start restores what it missed \
+         from the event log; {fix}, then start hirestate again"
+    )
 }
 
 /// Everything one committed batch changes, written atomically.
@@ -207,6 +235,37 @@ mod tests {
         };
         let said = format!("{:#}", anyhow::Error::from(err));
         assert_eq!(said.matches("the cause").count(), 1, "{said}");
+    }
+
+    #[test]
+    fn a_failed_write_names_its_cause_and_says_nothing_is_lost_and_what_to_do() {
+        let full = StoreError::WriteFailed {
+            path: "/state/projection".into(),
+            error: sled::Error::Io(std::io::Error::from_raw_os_error(28)),
+        };
+        let said = format!("{:#}", anyhow::Error::from(full));
+        assert!(
+            said.starts_with("state store at /state/projection: "),
+            "{said}"
+        );
+        assert!(said.contains("failed: No space left on device. "), "{said}");
+        assert!(said.contains("Nothing is lost"), "{said}");
+        assert!(said.contains("free space on its disk"), "{said}");
+        let read_only = StoreError::WriteFailed {
+            path: "/p".into(),
+            error: sled::Error::Io(std::io::Error::from_raw_os_error(30)),
+        };
+        assert!(
+            read_only.to_string().contains("make it writable"),
+            "{read_only}"
+        );
+        let other = StoreError::WriteFailed {
+            path: "/p".into(),
+            error: sled::Error::Unsupported("the cause".into()),
+        };
+        let said = other.to_string();
+        assert_eq!(said.matches("the cause").count(), 1, "{said}");
+        assert!(said.contains("fix what the error names"), "{said}");
     }
 
     fn holds_a_candidate(store: &SledStore) -> bool {

@@ -258,7 +258,10 @@ impl SledStore {
     /// A write that did not land, as the caller's error.
     fn failure(&self, f: Failed) -> StoreError {
         match f {
-            Failed::Sled(e) => self.err(e),
+            Failed::Sled(error) => StoreError::WriteFailed {
+                path: self.path.clone(),
+                error,
+            },
             Failed::WriterGone => StoreError::Verify {
                 path: self.path.clone(),
                 what: "the store's writer thread panicked".to_owned(),
@@ -562,7 +565,13 @@ impl Store for SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.wait_written()?;
-        self.db.flush().map(|_| ()).map_err(|e| self.err(e))
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|error| StoreError::WriteFailed {
+                path: self.path.clone(),
+                error,
+            })
     }
 }
 
