@@ -8,10 +8,10 @@
 //!   failed and why, and naming the settings (`topics::reach`).
 //! - A security protocol that does not match the listener: a TLS client at a plaintext
 //!   listener stops at once the same way (before, every command waited its whole wait and then
-//!   asked "is KAFKA_BOOTSTRAP right and the cluster up?"); a plaintext client at a TLS
-//!   listener, whose requests the broker just drops, still waits, and is then told that
-//!   something accepts connections there but answered no Kafka request over its protocol;
-//!   while a port where nothing listens is told so.
+//!   asked "is KAFKA_BOOTSTRAP right and the cluster up?"); a plaintext (or SASL_PLAINTEXT)
+//!   client at a TLS listener too, told the listener speaks TLS and which protocol to set
+//!   (before, it waited its whole wait and was asked whether the protocol matched); while a
+//!   port where nothing listens is told to check the address after its wait.
 //! - At the listener that requires a client certificate (mutual TLS), every command works
 //!   presenting the one it trusts, as PEM files and as a PKCS#12 keystore; with none, or with
 //!   one it does not trust, every command stops at once, saying the cluster refused the client
@@ -114,28 +114,43 @@ fn run_unanswered(bootstrap: &str) -> String {
 }
 
 #[test]
-fn a_plaintext_client_at_a_tls_listener_is_told_to_check_the_protocol_not_the_address() {
+fn a_plaintext_client_at_a_tls_listener_stops_at_once_told_the_listener_speaks_tls() {
     let Some((bs, _)) = tls_bootstrap(
-        "a_plaintext_client_at_a_tls_listener_is_told_to_check_the_protocol_not_the_address",
+        "a_plaintext_client_at_a_tls_listener_stops_at_once_told_the_listener_speaks_tls",
     ) else {
         return;
     };
-    let last = run_unanswered(&bs);
+    processor::assert_every_command_stops(
+        &bs,
+        &[],
+        "plaintext-at-tls",
+        &[
+            &format!("the Kafka listener at {bs} speaks TLS"),
+            "HIRESTATE_KAFKA_SECURITY_PROTOCOL is \"plaintext\": set it to SSL",
+        ],
+    );
+    // SASL without TLS at it: told to use SASL over TLS.
+    let sasl = sasl_plain("hirestate", "hirestate-secret");
+    processor::assert_every_command_stops(
+        &bs,
+        &as_env(&sasl),
+        "sasl-plaintext-at-tls",
+        &[
+            "speaks TLS",
+            "HIRESTATE_KAFKA_SECURITY_PROTOCOL is \"SASL_PLAINTEXT\": set it to SASL_SSL",
+        ],
+    );
+}
+
+#[test]
+fn a_port_where_nothing_listens_is_told_to_check_the_address() {
+    // No broker needed: a port just freed. The address is what to check.
+    let last = run_unanswered(&support::free_addr());
     for needle in [
-        "accepts connections but answered no Kafka request",
-        "HIRESTATE_KAFKA_SECURITY_PROTOCOL (now \"plaintext\")",
+        "nothing accepted a connection",
+        "is KAFKA_BOOTSTRAP right",
         "within 4000 ms",
     ] {
-        assert!(last.contains(needle), "{needle:?} not in: {last}");
-    }
-    assert!(!last.contains("is KAFKA_BOOTSTRAP right"), "{last}");
-
-    // Where nothing listens (a port just freed), the address is what to check.
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
-    let last = run_unanswered(&free.to_string());
-    for needle in ["nothing accepted a connection", "is KAFKA_BOOTSTRAP right"] {
         assert!(last.contains(needle), "{needle:?} not in: {last}");
     }
 }

@@ -28,6 +28,7 @@
 //! for ever, and a missing WRITE on an output topic aborted and recreated the producer for
 //! every batch, for ever (by hand: 15 times in 100 s, no event folded).
 
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -87,6 +88,19 @@ pub enum ReachError {
         reason: String,
         /// Which client certificate was configured ([`client_certificate`]).
         sent: String,
+    },
+    #[error(
+        "the Kafka listener at {address} speaks TLS (it answered a plaintext request with a TLS \
+         alert), but HIRESTATE_KAFKA_SECURITY_PROTOCOL is {protocol:?}: set it to {over_tls}, \
+         with HIRESTATE_KAFKA_SSL_CA_LOCATION (the CA certificate, PEM) unless a CA the system \
+         trusts signed the brokers' certificates"
+    )]
+    SpeaksTls {
+        /// The bootstrap address that answered so.
+        address: String,
+        protocol: String,
+        /// The protocol to set: SSL, or SASL_SSL for SASL.
+        over_tls: &'static str,
     },
     #[error(
         "cannot read topic metadata from the Kafka cluster at {bootstrap:?} within {ms} ms: \
@@ -249,6 +263,36 @@ fn client_certificate(config: &rdkafka::ClientConfig) -> String {
         ),
     }
 }
+
+/// The first address of `bootstrap` whose listener speaks TLS: sent a plaintext Kafka request
+/// (ApiVersions v0), it answers with a TLS alert record (content type 21, version 3.x), where a
+/// plaintext or SASL listener answers the request. A plaintext client's own requests there are
+/// only dropped, which librdkafka cannot tell from a broker that is not up yet.
+fn tls_listener(bootstrap: &str) -> Option<String> {
+    // Size, then api key 18 (ApiVersions), version 0, correlation id 1, client id "hirestate".
+    const API_VERSIONS: &[u8] = b"\0\0\0\x13\0\x12\0\0\0\0\0\x01\0\x09hirestate";
+    bootstrap
+        .split(',')
+        .map(str::trim)
+        .find(|address| {
+            let Some(to) = address.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+                return false;
+            };
+            let Ok(mut stream) = TcpStream::connect_timeout(&to, PROBE_WAIT) else {
+                return false;
+            };
+            let mut answer = [0u8; 2];
+            stream.set_read_timeout(Some(PROBE_WAIT)).is_ok()
+                && stream.set_write_timeout(Some(PROBE_WAIT)).is_ok()
+                && stream.write_all(API_VERSIONS).is_ok()
+                && stream.read_exact(&mut answer).is_ok()
+                && answer == [21, 3]
+        })
+        .map(str::to_owned)
+}
+
+/// How long [`tls_listener`] waits for a connection and for an answer.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// What a TCP connection to each address of `bootstrap` finds, said as what to check: nothing
 /// listening (the address), or something listening that answered no Kafka request over
@@ -571,6 +615,13 @@ impl Reader {
     /// found, when the deadline passes first; [`ReachError::Stopped`] when a shutdown is asked
     /// for first ([`Reader::stopping_on`]).
     pub fn metadata(&self, topic: Option<&str>) -> Result<Metadata, ReachError> {
+        // A client without TLS asks once, after its first unanswered try, whether the listener
+        // speaks TLS (a cluster that answers is never asked).
+        let mut probe_tls = match self.protocol.to_ascii_lowercase().as_str() {
+            "plaintext" => Some("SSL"),
+            "sasl_plaintext" => Some("SASL_SSL"),
+            _ => None,
+        };
         loop {
             let left = self.deadline.saturating_duration_since(Instant::now());
             let failed = match self.consumer.fetch_metadata(topic, left.min(TRY)) {
@@ -604,6 +655,16 @@ impl Reader {
                     .is_some_and(|s| s.load(Ordering::Relaxed)) =>
                 {
                     return Err(ReachError::Stopped { bootstrap })
+                }
+                None if probe_tls.is_some() => {
+                    let over_tls = probe_tls.take().unwrap_or_default();
+                    if let Some(address) = tls_listener(&bootstrap) {
+                        return Err(ReachError::SpeaksTls {
+                            address,
+                            protocol: self.protocol.clone(),
+                            over_tls,
+                        });
+                    }
                 }
                 None if self.expired() => {
                     return Err(ReachError::Unanswered {
@@ -676,6 +737,45 @@ mod tests {
                 && none.contains(&closed)
                 && none.contains("is KAFKA_BOOTSTRAP right"),
             "{none}"
+        );
+    }
+
+    /// A listener on a free loopback port that reads a request and answers `reply`.
+    fn answering(reply: &'static [u8]) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut request = [0u8; 23];
+                let _ = s.read_exact(&mut request);
+                assert_eq!(&request[..6], b"\0\0\0\x13\0\x12", "an ApiVersions request");
+                let _ = s.write_all(reply);
+            }
+        });
+        address
+    }
+
+    #[test]
+    fn a_listener_answering_a_plaintext_request_with_a_tls_alert_speaks_tls() {
+        // What the test broker's TLS listener answers: a fatal alert record.
+        let tls = answering(&[21, 3, 3, 0, 2, 2, 80]);
+        // What a plaintext or SASL listener answers: a Kafka response, size first.
+        let kafka = answering(&[0, 0, 1, 192, 0, 0, 0, 1]);
+        let closed = answering(&[]);
+        let nothing = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .to_string();
+        assert_eq!(tls_listener(&tls), Some(tls.clone()));
+        assert_eq!(tls_listener(&kafka), None);
+        assert_eq!(tls_listener(&closed), None);
+        assert_eq!(tls_listener(&nothing), None);
+        // The first address that speaks TLS, of a list.
+        let tls_second = answering(&[21, 3, 1, 0, 2, 2, 40]);
+        let kafka_first = answering(&[0, 0, 1, 192]);
+        assert_eq!(
+            tls_listener(&format!("{kafka_first}, {tls_second}")),
+            Some(tls_second)
         );
     }
 
