@@ -4,6 +4,9 @@
 //! - Every command authenticates: `topics ensure`, `produce`, `run` (its group consumer,
 //!   producer, restore readers and admin checks), and `tail` reading the outputs back; the
 //!   outputs equal the offline replay, and the password is in no log.
+//! - A client without SASL (`plaintext`) at the SASL listener stops every command at once,
+//!   told the listener requires SASL and what to set (before: the whole wait, then asked
+//!   whether the protocol matched the listener).
 //! - Refused credentials stop every command that talks to Kafka at once, saying the cluster
 //!   refused them and naming the settings (`topics::reach`). Before, `run` waited 30 s and
 //!   asked "is KAFKA_BOOTSTRAP right and the cluster up?", `topics ensure` waited 60 s for
@@ -63,6 +66,25 @@ fn refused_credentials_stop_every_command_at_once_naming_the_settings() {
 
 /// The settings that make a command connect to the SASL listener `sasl` as the SCRAM user
 /// `rotating` with `password`, waiting `wait_ms` on the cluster.
+#[test]
+fn a_plaintext_client_at_the_sasl_listener_stops_at_once_told_it_requires_sasl() {
+    let Some(sasl) = sasl_bootstrap(
+        "a_plaintext_client_at_the_sasl_listener_stops_at_once_told_it_requires_sasl",
+    ) else {
+        return;
+    };
+    processor::assert_every_command_stops(
+        &sasl,
+        &[],
+        "plaintext-at-sasl",
+        &[
+            &format!("the Kafka listener at {sasl} requires SASL authentication"),
+            "HIRESTATE_KAFKA_SECURITY_PROTOCOL is \"plaintext\": set it to SASL_PLAINTEXT",
+            "HIRESTATE_KAFKA_SASL_USERNAME",
+        ],
+    );
+}
+
 fn scram(sasl: &str, password: &str, wait_ms: &str) -> Vec<(&'static str, String)> {
     vec![
         ("KAFKA_BOOTSTRAP", sasl.to_owned()),

@@ -12,10 +12,13 @@
 //! and waited for each record's delivery timeout). Here the request is made in short tries,
 //! serving the client's events between them: a refusal or a failed handshake ends the wait at
 //! once, named as such, with the settings to check; a cluster that does not answer still gets
-//! the whole wait. When that wait ends, a TCP connection to each bootstrap address tells
-//! "nothing listens there" (check the address) from "something accepts connections but answered
-//! no Kafka request" (a plaintext client at a TLS or SASL listener, which the broker just drops:
-//! check the security protocol).
+//! the whole wait. A client without TLS or SASL whose first try is not answered asks the
+//! listener itself once ([`listener_wants`]): one that speaks TLS, or wants SASL, ends the wait
+//! at once, named as such, with the protocol to set (the broker only drops such a client's
+//! requests, which librdkafka cannot tell from a cluster not up yet). When the whole wait ends,
+//! a TCP connection to each bootstrap address tells "nothing listens there" (check the address)
+//! from "something accepts connections but answered no Kafka request" (check the security
+//! protocol).
 //!
 //! Once the processor runs, the same refusals (credentials revoked, a broker certificate rotated
 //! to one the CA did not sign) stop it when a fresh connection confirms them ([`Refusals`]),
@@ -101,6 +104,17 @@ pub enum ReachError {
         protocol: String,
         /// The protocol to set: SSL, or SASL_SSL for SASL.
         over_tls: &'static str,
+    },
+    #[error(
+        "the Kafka listener at {address} requires SASL authentication (it closed the \
+         connection at a request sent without it), but HIRESTATE_KAFKA_SECURITY_PROTOCOL is \
+         {protocol:?}: set it to SASL_PLAINTEXT, with HIRESTATE_KAFKA_SASL_MECHANISMS (e.g. \
+         PLAIN, SCRAM-SHA-256), HIRESTATE_KAFKA_SASL_USERNAME and HIRESTATE_KAFKA_SASL_PASSWORD"
+    )]
+    RequiresSasl {
+        /// The bootstrap address that answered so.
+        address: String,
+        protocol: String,
     },
     #[error(
         "cannot read topic metadata from the Kafka cluster at {bootstrap:?} within {ms} ms: \
@@ -264,34 +278,64 @@ fn client_certificate(config: &rdkafka::ClientConfig) -> String {
     }
 }
 
-/// The first address of `bootstrap` whose listener speaks TLS: sent a plaintext Kafka request
-/// (ApiVersions v0), it answers with a TLS alert record (content type 21, version 3.x), where a
-/// plaintext or SASL listener answers the request. A plaintext client's own requests there are
-/// only dropped, which librdkafka cannot tell from a broker that is not up yet.
-fn tls_listener(bootstrap: &str) -> Option<String> {
-    // Size, then api key 18 (ApiVersions), version 0, correlation id 1, client id "hirestate".
-    const API_VERSIONS: &[u8] = b"\0\0\0\x13\0\x12\0\0\0\0\0\x01\0\x09hirestate";
-    bootstrap
-        .split(',')
-        .map(str::trim)
-        .find(|address| {
-            let Some(to) = address.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
-                return false;
-            };
-            let Ok(mut stream) = TcpStream::connect_timeout(&to, PROBE_WAIT) else {
-                return false;
-            };
-            let mut answer = [0u8; 2];
-            stream.set_read_timeout(Some(PROBE_WAIT)).is_ok()
-                && stream.set_write_timeout(Some(PROBE_WAIT)).is_ok()
-                && stream.write_all(API_VERSIONS).is_ok()
-                && stream.read_exact(&mut answer).is_ok()
-                && answer == [21, 3]
-        })
-        .map(str::to_owned)
+/// What a listener wants that a plaintext client does not give it ([`listener_wants`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wants {
+    /// TLS: it answered a plaintext request with a TLS alert record.
+    Tls,
+    /// SASL: it answered ApiVersions (allowed before authenticating), then closed the
+    /// connection at a metadata request sent without authenticating.
+    Sasl,
 }
 
-/// How long [`tls_listener`] waits for a connection and for an answer.
+/// A Kafka request of `api_key` at `version` (correlation id 1, client id "hirestate") with
+/// `body`, size first.
+fn request(api_key: u8, version: u8, body: &[u8]) -> Vec<u8> {
+    let mut r = vec![0, api_key, 0, version, 0, 0, 0, 1, 0, 9];
+    r.extend_from_slice(b"hirestate");
+    r.extend_from_slice(body);
+    let mut sized = u32::try_from(r.len()).unwrap_or(0).to_be_bytes().to_vec();
+    sized.extend(r);
+    sized
+}
+
+/// The first address of `bootstrap` whose listener wants TLS, or SASL when `sasl` is asked
+/// about too, with which, found by asking it directly: a plaintext client's own requests there
+/// are only dropped, which librdkafka cannot tell from a broker that is not up yet. A
+/// plaintext or SASL listener answers ApiVersions (v0), a TLS one a TLS alert record (content
+/// type 21, version 3.x); then a plaintext listener answers a metadata request
+/// ([`METADATA_V4`]) and a SASL one closes the connection.
+fn listener_wants(bootstrap: &str, sasl: bool) -> Option<(String, Wants)> {
+    bootstrap.split(',').map(str::trim).find_map(|address| {
+        let to = address.to_socket_addrs().ok()?.next()?;
+        let mut stream = TcpStream::connect_timeout(&to, PROBE_WAIT).ok()?;
+        stream.set_read_timeout(Some(PROBE_WAIT)).ok()?;
+        stream.set_write_timeout(Some(PROBE_WAIT)).ok()?;
+        stream.write_all(&request(18, 0, &[])).ok()?;
+        let mut head = [0u8; 4];
+        stream.read_exact(&mut head).ok()?;
+        if head[..2] == [21, 3] {
+            return Some((address.to_owned(), Wants::Tls));
+        }
+        if !sasl {
+            return None;
+        }
+        // The ApiVersions answer's body (a few hundred bytes; bounded all the same).
+        let size = u64::from(u32::from_be_bytes(head)).min(1 << 20);
+        std::io::copy(&mut (&mut stream).take(size), &mut std::io::sink()).ok()?;
+        stream.write_all(&request(3, 4, METADATA_V4)).ok()?;
+        match stream.read(&mut head) {
+            Ok(0) => Some((address.to_owned(), Wants::Sasl)),
+            _ => None,
+        }
+    })
+}
+
+/// A metadata request's body at version 4 (Kafka 1.0 and later, 4.1 too): every topic (a null
+/// array), none created.
+const METADATA_V4: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0];
+
+/// How long [`listener_wants`] waits for a connection and for each answer.
 const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// What a TCP connection to each address of `bootstrap` finds, said as what to check: nothing
@@ -616,10 +660,11 @@ impl Reader {
     /// for first ([`Reader::stopping_on`]).
     pub fn metadata(&self, topic: Option<&str>) -> Result<Metadata, ReachError> {
         // A client without TLS asks once, after its first unanswered try, whether the listener
-        // speaks TLS (a cluster that answers is never asked).
-        let mut probe_tls = match self.protocol.to_ascii_lowercase().as_str() {
-            "plaintext" => Some("SSL"),
-            "sasl_plaintext" => Some("SASL_SSL"),
+        // wants TLS, and one without SASL whether it wants SASL (a cluster that answers is
+        // never asked): the TLS protocol to suggest, and whether to ask about SASL.
+        let mut probe = match self.protocol.to_ascii_lowercase().as_str() {
+            "plaintext" => Some(("SSL (or SASL_SSL, if the listener wants SASL too)", true)),
+            "sasl_plaintext" => Some(("SASL_SSL", false)),
             _ => None,
         };
         loop {
@@ -656,14 +701,21 @@ impl Reader {
                 {
                     return Err(ReachError::Stopped { bootstrap })
                 }
-                None if probe_tls.is_some() => {
-                    let over_tls = probe_tls.take().unwrap_or_default();
-                    if let Some(address) = tls_listener(&bootstrap) {
-                        return Err(ReachError::SpeaksTls {
-                            address,
-                            protocol: self.protocol.clone(),
-                            over_tls,
-                        });
+                None if probe.is_some() => {
+                    let (over_tls, sasl) = probe.take().unwrap_or_default();
+                    let protocol = self.protocol.clone();
+                    match listener_wants(&bootstrap, sasl) {
+                        Some((address, Wants::Tls)) => {
+                            return Err(ReachError::SpeaksTls {
+                                address,
+                                protocol,
+                                over_tls,
+                            })
+                        }
+                        Some((address, Wants::Sasl)) => {
+                            return Err(ReachError::RequiresSasl { address, protocol })
+                        }
+                        None => {}
                     }
                 }
                 None if self.expired() => {
@@ -740,42 +792,62 @@ mod tests {
         );
     }
 
-    /// A listener on a free loopback port that reads a request and answers `reply`.
-    fn answering(reply: &'static [u8]) -> String {
+    /// A listener on a free loopback port that answers the probe's ApiVersions request with
+    /// `first`; then, when `second` is given, its metadata request with that (`Some(&[])`
+    /// closes the connection).
+    fn answering(first: &'static [u8], second: Option<&'static [u8]>) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address").to_string();
         std::thread::spawn(move || {
             if let Ok((mut s, _)) = listener.accept() {
-                let mut request = [0u8; 23];
-                let _ = s.read_exact(&mut request);
-                assert_eq!(&request[..6], b"\0\0\0\x13\0\x12", "an ApiVersions request");
-                let _ = s.write_all(reply);
+                let mut sent = [0u8; 23];
+                let _ = s.read_exact(&mut sent);
+                assert_eq!(sent.to_vec(), request(18, 0, &[]), "ApiVersions");
+                let _ = s.write_all(first);
+                if let Some(second) = second {
+                    let mut sent = [0u8; 28];
+                    let _ = s.read_exact(&mut sent);
+                    assert_eq!(sent.to_vec(), request(3, 4, METADATA_V4), "Metadata");
+                    let _ = s.write_all(second);
+                }
             }
         });
         address
     }
 
     #[test]
-    fn a_listener_answering_a_plaintext_request_with_a_tls_alert_speaks_tls() {
+    fn a_listener_wants_tls_when_it_answers_with_an_alert_and_sasl_when_it_closes_at_metadata() {
+        // ApiVersions' answer: its size, then 4 bytes of body here.
+        const API_VERSIONS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 1];
         // What the test broker's TLS listener answers: a fatal alert record.
-        let tls = answering(&[21, 3, 3, 0, 2, 2, 80]);
-        // What a plaintext or SASL listener answers: a Kafka response, size first.
-        let kafka = answering(&[0, 0, 1, 192, 0, 0, 0, 1]);
-        let closed = answering(&[]);
+        let tls = answering(&[21, 3, 3, 0, 2, 2, 80], None);
+        assert_eq!(listener_wants(&tls, false), Some((tls.clone(), Wants::Tls)));
+        // A SASL listener answers ApiVersions, then closes at a metadata request.
+        let sasl = answering(API_VERSIONS, Some(&[]));
+        assert_eq!(
+            listener_wants(&sasl, true),
+            Some((sasl.clone(), Wants::Sasl))
+        );
+        // Not asked about SASL, it is not probed further.
+        let sasl = answering(API_VERSIONS, None);
+        assert_eq!(listener_wants(&sasl, false), None);
+        // A plaintext listener answers both.
+        let plain = answering(API_VERSIONS, Some(&[0, 0, 0, 8]));
+        assert_eq!(listener_wants(&plain, true), None);
+        // Closed at once, or nothing listening: nothing is concluded.
+        let closed = answering(&[], None);
+        assert_eq!(listener_wants(&closed, true), None);
         let nothing = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .to_string();
-        assert_eq!(tls_listener(&tls), Some(tls.clone()));
-        assert_eq!(tls_listener(&kafka), None);
-        assert_eq!(tls_listener(&closed), None);
-        assert_eq!(tls_listener(&nothing), None);
-        // The first address that speaks TLS, of a list.
-        let tls_second = answering(&[21, 3, 1, 0, 2, 2, 40]);
-        let kafka_first = answering(&[0, 0, 1, 192]);
+        assert_eq!(listener_wants(&nothing, true), None);
+        // The first address of a list that wants something.
+        let tls_second = answering(&[21, 3, 1, 0, 2, 2, 40], None);
+        let plain_first = answering(API_VERSIONS, Some(&[0, 0, 0, 8]));
         assert_eq!(
-            tls_listener(&format!("{kafka_first}, {tls_second}")),
-            Some(tls_second)
+            listener_wants(&format!("{plain_first}, {tls_second}"), true),
+            Some((tls_second, Wants::Tls))
         );
     }
 
