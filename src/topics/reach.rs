@@ -654,7 +654,9 @@ impl Reader {
     /// # Errors
     /// [`ReachError::Refused`] as soon as the cluster refuses the credentials,
     /// [`ReachError::Handshake`] as soon as a TLS handshake fails,
-    /// [`ReachError::ClientCertificate`] as soon as the cluster refuses the client certificate;
+    /// [`ReachError::ClientCertificate`] as soon as the cluster refuses the client certificate,
+    /// [`ReachError::SpeaksTls`] or [`ReachError::RequiresSasl`] after the first unanswered try
+    /// of a client without TLS or SASL whose listener wants it ([`listener_wants`]);
     /// [`ReachError::Unanswered`], with the request's last error and what a TCP connection
     /// found, when the deadline passes first; [`ReachError::Stopped`] when a shutdown is asked
     /// for first ([`Reader::stopping_on`]).
