@@ -139,11 +139,9 @@ impl IngestContext {
 }
 
 impl ClientContext for IngestContext {
-    /// Logs librdkafka's error as its default context does, noting a refusal of the client
-    /// ([`Refusals::note`]).
+    /// [`Refusals::error`]: logged, and noted if it is a refusal of the client.
     fn error(&self, error: KafkaError, reason: &str) {
-        self.refusals.note(&error, reason);
-        tracing::error!("librdkafka: {error}: {reason}");
+        self.refusals.error(&error, reason);
     }
 
     /// Lag per assigned partition of the event log, measured from the offset the committed

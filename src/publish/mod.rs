@@ -79,11 +79,9 @@ impl Deliveries {
 }
 
 impl ClientContext for Deliveries {
-    /// Logs librdkafka's error as its default context does, noting a refusal of the client
-    /// ([`Refusals::note`]).
+    /// [`Refusals::error`]: logged, and noted if it is a refusal of the client.
     fn error(&self, error: KafkaError, reason: &str) {
-        self.refusals.note(&error, reason);
-        tracing::error!("librdkafka: {error}: {reason}");
+        self.refusals.error(&error, reason);
     }
 }
 

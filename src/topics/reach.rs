@@ -307,8 +307,7 @@ fn request(api_key: u8, version: u8, body: &[u8]) -> Vec<u8> {
 /// ([`METADATA_V4`]) and a SASL one closes the connection.
 fn listener_wants(bootstrap: &str, sasl: bool) -> Option<(String, Wants)> {
     bootstrap.split(',').map(str::trim).find_map(|address| {
-        let to = address.to_socket_addrs().ok()?.next()?;
-        let mut stream = TcpStream::connect_timeout(&to, PROBE_WAIT).ok()?;
+        let mut stream = connect(address)?;
         stream.set_read_timeout(Some(PROBE_WAIT)).ok()?;
         stream.set_write_timeout(Some(PROBE_WAIT)).ok()?;
         stream.write_all(&request(18, 0, &[])).ok()?;
@@ -335,18 +334,26 @@ fn listener_wants(bootstrap: &str, sasl: bool) -> Option<(String, Wants)> {
 /// array), none created.
 const METADATA_V4: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0];
 
-/// How long [`listener_wants`] waits for a connection and for each answer.
+/// How long [`connect`] waits for a connection, and [`listener_wants`] for each answer.
 const PROBE_WAIT: Duration = Duration::from_secs(1);
+
+/// A TCP connection to `address` (`host:port`), to the first of the addresses it resolves to
+/// that accepts one ("localhost" may resolve to `::1` before `127.0.0.1`).
+fn connect(address: &str) -> Option<TcpStream> {
+    address
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|a| TcpStream::connect_timeout(&a, PROBE_WAIT).ok())
+}
 
 /// What a TCP connection to each address of `bootstrap` finds, said as what to check: nothing
 /// listening (the address), or something listening that answered no Kafka request over
 /// `protocol` (the security protocol; or it is not a Kafka broker).
 fn heard(bootstrap: &str, protocol: &str) -> String {
-    let listening = bootstrap.split(',').map(str::trim).find(|address| {
-        address.to_socket_addrs().is_ok_and(|mut resolved| {
-            resolved.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
-        })
-    });
+    let listening = bootstrap
+        .split(',')
+        .map(str::trim)
+        .find(|address| connect(address).is_some());
     match listening {
         Some(address) => format!(
             "{address} accepts connections but answered no Kafka request: does \
@@ -394,9 +401,16 @@ pub struct Refusals {
 }
 
 impl Refusals {
+    /// What a client context's `error` does: logs librdkafka's error as its default context
+    /// does, and notes it if it is a refusal of the client ([`Refusals::note`]).
+    pub fn error(&self, error: &KafkaError, reason: &str) {
+        self.note(error, reason);
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+
     /// Notes `error` (with librdkafka's `reason`) if it is a refusal of the client, and says
     /// whether it was.
-    pub fn note(&self, error: &KafkaError, reason: &str) -> bool {
+    fn note(&self, error: &KafkaError, reason: &str) -> bool {
         let Some(refusal) = refusal(error, reason).filter(definitive) else {
             return false;
         };
@@ -844,6 +858,13 @@ mod tests {
             .expect("a free port")
             .to_string();
         assert_eq!(listener_wants(&nothing, true), None);
+        // By host name (each address it resolves to is tried in turn).
+        let tls = answering(&[21, 3, 3, 0, 2, 2, 80], None);
+        let by_name = tls.replace("127.0.0.1", "localhost");
+        assert_eq!(
+            listener_wants(&by_name, false),
+            Some((by_name.clone(), Wants::Tls))
+        );
         // The first address of a list that wants something.
         let tls_second = answering(&[21, 3, 1, 0, 2, 2, 40], None);
         let plain_first = answering(API_VERSIONS, Some(&[0, 0, 0, 8]));
