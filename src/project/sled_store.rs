@@ -258,14 +258,19 @@ impl SledStore {
     /// A write that did not land, as the caller's error.
     fn failure(&self, f: Failed) -> StoreError {
         match f {
-            Failed::Sled(error) => StoreError::WriteFailed {
-                path: self.path.clone(),
-                error,
-            },
+            Failed::Sled(error) => self.write_failed(error),
             Failed::WriterGone => StoreError::Verify {
                 path: self.path.clone(),
                 what: "the store's writer thread panicked".to_owned(),
             },
+        }
+    }
+
+    /// A write of committed batches (or the flush at exit) that failed.
+    fn write_failed(&self, error: sled::Error) -> StoreError {
+        StoreError::WriteFailed {
+            path: self.path.clone(),
+            error,
         }
     }
 
@@ -568,10 +573,7 @@ impl Store for SledStore {
         self.db
             .flush()
             .map(|_| ())
-            .map_err(|error| StoreError::WriteFailed {
-                path: self.path.clone(),
-                error,
-            })
+            .map_err(|e| self.write_failed(e))
     }
 }
 
