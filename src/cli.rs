@@ -386,7 +386,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => Framing::SingleObject,
             };
             let input = open_input(&from_file)?;
-            crate::topics::reach::metadata(&config, &topic, CLUSTER_WAIT)?;
+            // A missing topic is said at once (librdkafka would wait its message timeout, 30 s,
+            // and fail each delivery with `UnknownTopicOrPartition`).
+            let md = crate::topics::reach::metadata(&config, &topic, CLUSTER_WAIT)?;
+            if let Err(e) = crate::topics::partition_count(&md) {
+                return Err(crate::topics::reach::topic_error(&config, &topic, e));
+            }
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(crate::tools::produce::produce(
                 &config,

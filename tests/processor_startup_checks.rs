@@ -4,6 +4,8 @@
 //! an event log that is.
 //! Before these checks it polled a missing event log for ever, and an unreachable broker
 //! surfaced as "Transaction error: Timed out".
+//! `produce` and `tail` name a missing topic at once, with what the configured prefix makes of
+//! a name under another one (before, `produce` waited 30 s and said `UnknownTopicOrPartition`).
 
 #[path = "support/processor.rs"]
 mod processor;
@@ -189,4 +191,58 @@ fn a_compacted_event_log_is_refused() {
     let last = stopped_with(&run(dir.path(), &env));
     assert!(last.contains(&want), "{want:?} not in: {last}");
     assert!(!last.contains("topics missing"), "{last}");
+}
+
+#[test]
+fn the_tools_name_a_missing_topic_at_once_with_its_prefixed_name() {
+    let Some(bs) =
+        support::bootstrap("the_tools_name_a_missing_topic_at_once_with_its_prefixed_name")
+    else {
+        return;
+    };
+    // Nothing exists under either prefix: `produce` to the configured event log (no --topic),
+    // and `produce` and `tail` given a name under another prefix than the configured one.
+    let prefix = support::unique("absent");
+    let other = format!("{}.hiring.events.v1", support::unique("elsewhere"));
+    let ours = format!("{prefix}.hiring.events.v1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("events.jsonl");
+    let generated = bare_command(&["generate", "--candidates", "3"])
+        .output()
+        .expect("running generate");
+    std::fs::write(&file, &generated.stdout).expect("writing the events");
+    let file = file.to_str().expect("a UTF-8 path");
+    let cases: [(&[&str], &str); 3] = [
+        (&["produce", "--from-file", file], &ours),
+        (&["produce", "--from-file", file, "--topic", &other], &other),
+        (
+            &["tail", "--topic", &other, "--from-beginning", "--until-end"],
+            &other,
+        ),
+    ];
+    for (args, named) in cases {
+        let out = bare_command(args)
+            .env("KAFKA_BOOTSTRAP", &bs)
+            .env("HIRESTATE_TOPIC_PREFIX", &prefix)
+            .env("HIRESTATE_POLICY_DIR", support::policy_dir())
+            .output()
+            .expect("running the tool");
+        let last = stopped_with(&out);
+        assert!(
+            last.contains(&format!("topic {named} does not exist")),
+            "{args:?}: {last}"
+        );
+        if named == ours {
+            // Before: each event's delivery waited librdkafka's message timeout (30 s), then the
+            // first failed with `UnknownTopicOrPartition` alone.
+            assert!(last.contains("hirestate topics ensure"), "{args:?}: {last}");
+        } else {
+            // A name under another prefix is shown what the configured prefix makes of it.
+            assert!(
+                last.contains(&format!("HIRESTATE_TOPIC_PREFIX is \"{prefix}\""))
+                    && last.contains(&ours),
+                "{args:?}: {last}"
+            );
+        }
+    }
 }

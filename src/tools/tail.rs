@@ -151,7 +151,7 @@ pub fn tail(
     let md = crate::topics::reach::metadata(config, &opts.topic, Duration::from_secs(10))?;
     let partitions: Vec<i32> = match crate::topics::partition_count(&md) {
         Ok(n) => (0..i32::try_from(n)?).collect(),
-        Err(e) => return Err(crate::topics::reach::topic_error(&opts.topic, e)),
+        Err(e) => return Err(crate::topics::reach::topic_error(config, &opts.topic, e)),
     };
     let c: BaseConsumer<EofReaderContext> = config
         .consumer_config()
@@ -288,7 +288,9 @@ pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<EventLog> {
         .first()
         .copied()
         .flatten()
-        .ok_or_else(|| anyhow::anyhow!("topic {topic} does not exist"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!(crate::topics::Topics::new(&config.topic_prefix).missing(topic))
+        })?;
     let placement = Placement {
         partitioner: config.events_partitioner,
         partitions,

@@ -83,13 +83,7 @@ impl Topics {
 
     /// The names under `prefix` (empty: no prefix).
     pub fn new(prefix: &str) -> Topics {
-        let name = |n: &str| {
-            if prefix.is_empty() {
-                n.to_owned()
-            } else {
-                format!("{prefix}.{n}")
-            }
-        };
+        let name = |n: &str| prefixed(prefix, n);
         Topics {
             prefix: prefix.to_owned(),
             events: name("hiring.events.v1"),
@@ -102,11 +96,38 @@ impl Topics {
 
     /// `<system>.commands.<target>.v1`, prefixed.
     pub fn commands(&self, system: TargetSystem, target: &str) -> String {
-        let n = format!("{}.commands.{target}.v1", system.as_str());
-        if self.prefix.is_empty() {
-            n
-        } else {
-            format!("{}.{n}", self.prefix)
+        prefixed(
+            &self.prefix,
+            &format!("{}.commands.{target}.v1", system.as_str()),
+        )
+    }
+
+    /// "topic `topic` does not exist", with what to do about it, as a tool says it. A name that
+    /// is one of hirestate's under another prefix than the configured one (or none) is shown
+    /// what the configured prefix makes of it; hirestate's own name, the command that creates
+    /// it.
+    pub fn missing(&self, topic: &str) -> String {
+        let ours = std::iter::once(topic)
+            .chain(topic.match_indices('.').map(|(at, _)| &topic[at + 1..]))
+            .find(|n| is_hirestate_name(n));
+        match ours {
+            Some(n) if prefixed(&self.prefix, n) == topic => format!(
+                "topic {topic} does not exist (create hirestate's topics with `hirestate topics \
+                 ensure`, same configuration)"
+            ),
+            Some(n) => {
+                let configured = if self.prefix.is_empty() {
+                    "is not set".to_owned()
+                } else {
+                    format!("is \"{}\"", self.prefix)
+                };
+                format!(
+                    "topic {topic} does not exist; HIRESTATE_TOPIC_PREFIX {configured}, so \
+                     hirestate's {n} is {}",
+                    prefixed(&self.prefix, n)
+                )
+            }
+            None => format!("topic {topic} does not exist"),
         }
     }
 
@@ -150,6 +171,27 @@ impl Topics {
         );
         v
     }
+}
+
+/// `name` under `prefix` (empty: no prefix).
+fn prefixed(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Whether `name` is one of hirestate's topic names without a prefix: a fixed one, or
+/// `<ats|hris>.commands.<target>.v1`.
+fn is_hirestate_name(name: &str) -> bool {
+    let fixed = Topics::new("");
+    if fixed.fixed().contains(&name) {
+        return true;
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    matches!(parts[..], [system, "commands", target, "v1"]
+        if [TargetSystem::Ats, TargetSystem::Hris].iter().any(|s| s.as_str() == system) && !target.is_empty())
 }
 
 /// What `ensure` did, topic by topic.
@@ -251,7 +293,7 @@ pub fn partition_counts(config: &Config, topics: &[&str]) -> anyhow::Result<Vec<
         .map(|(t, d)| match d {
             Ok(n) => Ok(Some(n)),
             Err(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => Ok(None),
-            Err(e) => Err(reach::topic_error(t, e)),
+            Err(e) => Err(reach::topic_error(config, t, e)),
         })
         .collect()
 }
@@ -536,6 +578,37 @@ struct Described {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_topic_is_shown_what_the_configured_prefix_names() {
+        let hint = "create hirestate's topics with `hirestate topics ensure`";
+        let p = Topics::new("p");
+        // The configured names: the command that creates them.
+        for t in ["p.hiring.events.v1", "p.ats.commands.greenhouse.v1"] {
+            let said = p.missing(t);
+            assert!(said.contains(&format!("topic {t} does not exist")) && said.contains(hint));
+        }
+        // Under another prefix, or none: what the configured one makes of the name.
+        assert_eq!(
+            p.missing("q.r.hiring.dlq.v1"),
+            "topic q.r.hiring.dlq.v1 does not exist; HIRESTATE_TOPIC_PREFIX is \"p\", so \
+             hirestate's hiring.dlq.v1 is p.hiring.dlq.v1"
+        );
+        assert_eq!(
+            Topics::new("").missing("p.hris.commands.workday.v1"),
+            "topic p.hris.commands.workday.v1 does not exist; HIRESTATE_TOPIC_PREFIX is not \
+             set, so hirestate's hris.commands.workday.v1 is hris.commands.workday.v1"
+        );
+        // Not a name of hirestate's: nothing to suggest.
+        for t in [
+            "orders",
+            "p.crm.commands.x.v1",
+            "p.ats.commands..v1",
+            "hiring.events.v2",
+        ] {
+            assert_eq!(p.missing(t), format!("topic {t} does not exist"));
+        }
+    }
 
     #[test]
     fn the_snapshot_and_dlq_topics_take_the_largest_snapshot_with_a_mebibyte_to_spare() {

@@ -764,8 +764,9 @@ pub fn metadata(config: &Config, topic: &str, timeout: Duration) -> Result<Metad
 
 /// The broker's error `e` for `topic` in a metadata answer, as a tool reports it. A topic this
 /// principal may not describe is named as refused: the cluster then says nothing of whether it
-/// exists (before, the tools said it did not).
-pub fn topic_error(topic: &str, e: RDKafkaRespErr) -> anyhow::Error {
+/// exists (before, the tools said it did not); a missing one with what to do
+/// ([`Topics::missing`](super::Topics::missing)).
+pub fn topic_error(config: &Config, topic: &str, e: RDKafkaRespErr) -> anyhow::Error {
     match e {
         RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED => anyhow::anyhow!(
             "topic {topic}: the cluster refused this principal DESCRIBE on it (so it says \
@@ -773,7 +774,7 @@ pub fn topic_error(topic: &str, e: RDKafkaRespErr) -> anyhow::Error {
              \"Access rights\")"
         ),
         RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART => {
-            anyhow::anyhow!("topic {topic} does not exist")
+            anyhow::anyhow!(super::Topics::new(&config.topic_prefix).missing(topic))
         }
         e => anyhow::anyhow!("topic {topic}: {}", RDKafkaErrorCode::from(e)),
     }
