@@ -7,7 +7,8 @@
 //! - Each one missing stops it at once, naming the operation refused and what to grant, with
 //!   nothing committed (`topics::reach::access_hint`).
 //! - The tools say what they were refused: `tail` and `replay --bootstrap` a topic they may
-//!   not describe (before: "does not exist"), `topics ensure` topics it may not create (before,
+//!   not describe (before: "does not exist"), `produce` a topic it may not write (before:
+//!   librdkafka's `TopicAuthorizationFailed` alone), `topics ensure` topics it may not create (before,
 //!   it also said the event log and the snapshots existed but did not show in the metadata). Before, a missing group ACL left it
 //!   polling, assigned nothing, for ever; a missing WRITE aborted and recreated the producer
 //!   for every batch, for ever; a missing transactional id ACL stopped it with librdkafka's
@@ -136,6 +137,25 @@ fn the_tools_say_what_the_cluster_refused_them() {
             "{args:?}: {said}"
         );
     }
+
+    // Topics `acl-ro` it may read and describe, not write: `produce` names the refusal and what
+    // to grant (before: `delivery failed: … TopicAuthorizationFailed` alone).
+    let readable = processor::Setup::new(&bs, "acl-ro", 2);
+    let file = readable.generate("events.jsonl", 3, 5);
+    let file = file.to_str().expect("a UTF-8 path");
+    let out = readable
+        .command(&["produce", "--from-file", file], &as_env(&env))
+        .output()
+        .expect("running produce");
+    let said = String::from_utf8_lossy(&out.stderr);
+    let events = readable.topic("hiring.events.v1");
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("was not delivered to {events}"))
+            && said.contains(&format!("refused this principal WRITE on {events}"))
+            && said.contains("0 events of the input before it were delivered"),
+        "{said}"
+    );
 
     // `limited` may create no topic.
     let prefix = unique("acl-new");

@@ -1,7 +1,9 @@
 //! `hirestate produce --from-file FILE|- --topic T`: what a vendor runs to test its feed. Each
 //! JSON line is checked exactly as `replay` checks it, encoded in the configured framing and
 //! produced keyed by `candidate_id` (idempotent producer, acks=all). Bad lines are reported with
-//! their number and skipped; the rest still go out.
+//! their number and skipped; the rest still go out. A delivery that fails stops it, saying how
+//! many events before it were delivered and that producing the input again is safe (the
+//! processor knows an event it already has by its `event_id`); a refused one, what to grant.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -77,24 +79,48 @@ pub async fn produce(
         };
         pending.push((event.event_id.clone(), delivery));
         if pending.len() >= 10_000 {
-            report.produced += drain(&mut pending).await?;
+            drain(config, topic, &mut pending, &mut report.produced).await?;
         }
     }
-    report.produced += drain(&mut pending).await?;
+    drain(config, topic, &mut pending, &mut report.produced).await?;
     Ok(report)
 }
 
 type Pending = Vec<(String, DeliveryFuture)>;
 
-async fn drain(pending: &mut Pending) -> anyhow::Result<u64> {
-    let mut n = 0;
+/// Awaits `pending`'s deliveries in input order, counting them into `delivered`.
+///
+/// # Errors
+/// At the first that failed: which event, why, and what was delivered before it.
+async fn drain(
+    config: &Config,
+    topic: &str,
+    pending: &mut Pending,
+    delivered: &mut u64,
+) -> anyhow::Result<()> {
     for (event_id, h) in pending.drain(..) {
-        match h.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => anyhow::bail!("event {event_id}: delivery failed: {e}"),
-            Err(_) => anyhow::bail!("event {event_id}: the producer went away before delivery"),
-        }
-        n += 1;
+        let why = match h.await {
+            Ok(Ok(_)) => {
+                *delivered += 1;
+                continue;
+            }
+            Ok(Err((
+                KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed),
+                _,
+            ))) => format!(
+                "the Kafka cluster at {:?} refused this principal WRITE on {topic} \
+                 (TopicAuthorizationFailed): grant it WRITE on {topic}",
+                config.bootstrap
+            ),
+            Ok(Err((e, _))) => e.to_string(),
+            Err(_) => "the producer went away before delivery".to_owned(),
+        };
+        anyhow::bail!(
+            "event {event_id} was not delivered to {topic}: {why}. {delivered} events of the \
+             input before it were delivered, and some after it may have been: producing the \
+             input again is safe, as the processor takes an event it already has for a \
+             duplicate (by its event_id)"
+        );
     }
-    Ok(n)
+    Ok(())
 }
