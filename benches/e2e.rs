@@ -26,6 +26,9 @@
 //!      sending the offsets and committing, as `publish::Publisher` does. The second is the
 //!      ceiling the target is checked against: a ceiling must not carry a stall that what it
 //!      bounds avoids;
+//!      A third run, [`PipeMode::Spread`], is a diagnostic: the ceiling's pipe writing as many
+//!      records as the processor does, spread over five topics as the processor's outputs are,
+//!      so what the topic layout alone costs shows beside what the processor's logic costs;
 //!    - *processor*: the real thing, `app::run` in-process on its own thread.
 //!
 //!    **Timing method.** One watcher, identical for both, polls the group's committed offsets
@@ -645,6 +648,9 @@ fn with_kafka(
     };
     let topics = Topics::new(&prefix);
     let pipe_out = format!("{prefix}.bench.pipe.out.v1");
+    let spread_out: Vec<String> = (0..SPREAD_TOPICS)
+        .map(|i| format!("{prefix}.bench.pipe.spread{i}.v1"))
+        .collect();
 
     let mut jsonl = Vec::new();
     for e in events {
@@ -657,7 +663,9 @@ fn with_kafka(
         if !ensured.problems.is_empty() {
             bail!("topics ensure: {}", ensured.problems.join("; "));
         }
-        create_topic(&base, &pipe_out).await?;
+        for t in std::iter::once(&pipe_out).chain(&spread_out) {
+            create_topic(&base, t).await?;
+        }
         let started = Instant::now();
         let produced = hirestate::tools::produce::produce(
             &base,
@@ -687,7 +695,11 @@ fn with_kafka(
     let mut last = None;
     for round in 0..params.rounds {
         for (mode, runs, last_times) in pipes.iter_mut() {
-            let (p, times) = run_pipe(&base, &topics.events, &pipe_out, logged, round, *mode)?;
+            let outputs = match mode {
+                PipeMode::Spread => spread_out.clone(),
+                _ => vec![pipe_out.clone()],
+            };
+            let (p, times) = run_pipe(&base, &topics.events, &outputs, logged, round, *mode)?;
             eprintln!(
                 "e2e part 1 round {}: pipe ({}) {:.0} events/s steady; {}",
                 round + 1,
@@ -939,20 +951,41 @@ enum PipeMode {
     /// The same after waiting (sleeps of 0.2 ms) until `in_flight_count()` is 0, so that flush
     /// returns at once, as `publish::Publisher::commit` does: the ceiling.
     Drained,
+    /// A diagnostic, not the ceiling: [`PipeMode::Drained`] writing as many records as the
+    /// processor writes (3 of every 7 input records, by offset; the processor writes ~0.43 an
+    /// event) spread over five topics of the event log's partition count, as the processor's
+    /// outputs are spread over three command topics, rejections and alerts. librdkafka sends
+    /// one produce request per partition (librdkafka #1700), so a transaction then costs the
+    /// broker five requests and five markers where the ceiling's costs one: what the topic
+    /// layout DESIGN.md gives costs, apart from any logic.
+    Spread,
 }
 
+/// How many topics [`PipeMode::Spread`] writes.
+const SPREAD_TOPICS: usize = 5;
+
 impl PipeMode {
-    const ALL: [PipeMode; 2] = [PipeMode::Undrained, PipeMode::Drained];
+    const ALL: [PipeMode; 3] = [PipeMode::Undrained, PipeMode::Drained, PipeMode::Spread];
     fn label(self) -> &'static str {
         match self {
             PipeMode::Undrained => "commit_transaction waits for the deliveries",
             PipeMode::Drained => "deliveries drained before commit",
+            PipeMode::Spread => "drained, 3 records of 7 copied, spread over 5 topics",
         }
     }
     fn short(self) -> &'static str {
         match self {
             PipeMode::Undrained => "undrained",
             PipeMode::Drained => "drained",
+            PipeMode::Spread => "spread",
+        }
+    }
+    /// Whether the record at `offset` is copied, and to which of `outputs`.
+    fn output(self, outputs: &[String], offset: i64) -> Option<&str> {
+        match self {
+            PipeMode::Spread => ((offset * 3) % 7 < 3)
+                .then(|| outputs[usize::try_from(offset).unwrap_or(0) % outputs.len()].as_str()),
+            _ => outputs.first().map(String::as_str),
         }
     }
 }
@@ -986,6 +1019,7 @@ impl PipeTimes {
 }
 
 struct Copied {
+    offset: i64,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
 }
@@ -993,7 +1027,7 @@ struct Copied {
 fn run_pipe(
     base: &Config,
     input: &str,
-    output: &str,
+    outputs: &[String],
     target: u64,
     round: usize,
     mode: PipeMode,
@@ -1003,15 +1037,15 @@ fn run_pipe(
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let handle = {
-        let (base, input, output, stop) = (
+        let (base, input, outputs, stop) = (
             base.clone(),
             input.to_owned(),
-            output.to_owned(),
+            outputs.to_vec(),
             stop.clone(),
         );
         thread::Builder::new()
             .name("pipe".to_owned())
-            .spawn(move || pipe(&base, &group, &input, &output, target, &stop, mode))?
+            .spawn(move || pipe(&base, &group, &input, &outputs, target, &stop, mode))?
     };
     let watched = watcher.watch(t0, target, || handle.is_finished());
     stop.store(true, Ordering::Relaxed);
@@ -1027,7 +1061,7 @@ fn pipe(
     base: &Config,
     group: &str,
     input: &str,
-    output: &str,
+    outputs: &[String],
     target: u64,
     stop: &AtomicBool,
     mode: PipeMode,
@@ -1075,6 +1109,7 @@ fn pipe(
                 Some(Ok(m)) => {
                     next.insert(m.partition(), m.offset() + 1);
                     records.push(Copied {
+                        offset: m.offset(),
                         key: m.key().map(<[u8]>::to_vec),
                         value: m.payload().map(<[u8]>::to_vec),
                     });
@@ -1090,6 +1125,9 @@ fn pipe(
         times.collect += collected.duration_since(started);
         producer.begin_transaction()?;
         for r in &records {
+            let Some(output) = mode.output(outputs, r.offset) else {
+                continue;
+            };
             let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(output);
             if let Some(k) = &r.key {
                 record = record.key(&k[..]);
@@ -1110,7 +1148,7 @@ fn pipe(
         }
         let enqueued = Instant::now();
         times.produce += enqueued.duration_since(collected);
-        if mode == PipeMode::Drained {
+        if mode != PipeMode::Undrained {
             // The background thread serves delivery reports as they come: wait for the last.
             let deadline = enqueued + timeout;
             while producer.in_flight_count() > 0 {
@@ -1191,6 +1229,7 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
             let (name, target) = match mode {
                 PipeMode::Drained => ("**ceiling**", format!("≥ 0.70: {}", verdict(r, 0.7))),
                 PipeMode::Undrained => ("with the stall", String::new()),
+                PipeMode::Spread => ("diagnostic: the processor's output layout", String::new()),
             };
             println!(
                 "| 1 | raw transactional pipe, {} ({name}), steady | {pipe:.0} | processor / pipe **{r:.2}** | {target} |",
@@ -1218,18 +1257,23 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
             (Some(p), None) => format!("{p:.1} (broker's not known)"),
             _ => "not measured".to_owned(),
         };
-        let (proc_cpu, pipe_cpu) = (
-            cpu(&k.processor),
+        let pipe_cpu = |mode: PipeMode| {
             k.pipes
                 .iter()
-                .find(|(m, ..)| *m == PipeMode::Drained)
-                .map_or((None, None), |(_, runs, _)| cpu(runs)),
+                .find(|(m, ..)| *m == mode)
+                .map_or((None, None), |(_, runs, _)| cpu(runs))
+        };
+        let (proc_cpu, pipe_cpu, spread_cpu) = (
+            cpu(&k.processor),
+            pipe_cpu(PipeMode::Drained),
+            pipe_cpu(PipeMode::Spread),
         );
         let total = |(p, b): (Option<f64>, Option<f64>)| Some(p? + b?);
         println!(
-            "| 1 | CPU µs per event in the steady window: processor {}; ceiling pipe {} | | {} | |",
+            "| 1 | CPU µs per event in the steady window: processor {}; ceiling pipe {}; spread pipe {} | | {} | |",
             show(proc_cpu),
             show(pipe_cpu),
+            show(spread_cpu),
             match (total(pipe_cpu), total(proc_cpu)) {
                 (Some(pipe), Some(proc)) => format!("pipe / processor CPU **{:.2}**", pipe / proc),
                 _ => String::new(),
