@@ -313,8 +313,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReplayFormat::Jsonl => Format::Jsonl,
                 ReplayFormat::Table => Format::Table,
             };
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::new(stdout.lock());
+            let mut out = crate::tools::stdout::data();
             let mut err = io::stderr();
             let summary = match from_file {
                 Some(f) => replay::run(open_input(&f)?, &policy, format, &mut out, &mut err)?,
@@ -422,8 +421,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 idle_exit: None,
                 registry_wait: std::time::Duration::from_secs(registry_wait),
             };
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::new(stdout.lock());
+            let mut out = crate::tools::stdout::data();
             let report = crate::tools::tail::tail(&config, &opts, &mut out, &mut io::stderr())?;
             out.flush()?;
             eprintln!(
@@ -441,12 +439,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::topics::reach::metadata(&config, &events, CLUSTER_WAIT)?;
             let rt = tokio::runtime::Runtime::new()?;
             let report = rt.block_on(crate::topics::ensure(&config, &policy))?;
+            let mut out = crate::tools::stdout::data();
             for t in &report.created {
-                println!("created  {t}");
+                writeln!(out, "created  {t}")?;
             }
             for t in &report.existing {
-                println!("exists   {t}");
+                writeln!(out, "exists   {t}")?;
             }
+            out.flush()?;
             for p in &report.problems {
                 eprintln!("problem  {p}");
             }
@@ -463,8 +463,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let config = Config::load(kafka.config.as_deref(), std::env::vars(), &flags)?;
             let store = crate::project::SledStore::open(&config.state_dir.join("projection"))?;
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::new(stdout.lock());
+            let mut out = crate::tools::stdout::data();
             for state in crate::project::Store::all_candidates(&store)? {
                 serde_json::to_writer(&mut out, &state)?;
                 writeln!(out)?;
@@ -484,8 +483,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 acks: !no_acks,
                 ..Default::default()
             };
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::new(stdout.lock());
+            let mut out = crate::tools::stdout::data();
             for e in crate::generate::stream(&spec, &policy) {
                 serde_json::to_writer(&mut out, &e)?;
                 writeln!(out)?;
@@ -613,7 +611,11 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
     // The last OTLP export, whatever the run's end.
     metrics.shutdown();
     let report = report??;
-    println!("{}", serde_json::to_string(&report)?);
+    writeln!(
+        crate::tools::stdout::data(),
+        "{}",
+        serde_json::to_string(&report)?
+    )?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
 }
@@ -637,7 +639,8 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let d = dir(d);
             match policy::check(&d) {
                 Ok(p) => {
-                    println!(
+                    writeln!(
+                        crate::tools::stdout::data(),
                         "policy {} ok: version {}, {} stages, {} transitions, {} fields, digest {}",
                         d.display(),
                         p.version(),
@@ -645,7 +648,7 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                         p.transitions.len(),
                         p.fields.len(),
                         p.digest()
-                    );
+                    )?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -664,7 +667,11 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let approvers = (!approvers.is_empty()).then_some(approvers);
             match policy::sign(&d, version.as_deref(), approvers, date.as_deref()) {
                 Ok(digest) => {
-                    println!("signed {}: digest {digest}", d.display());
+                    writeln!(
+                        crate::tools::stdout::data(),
+                        "signed {}: digest {digest}",
+                        d.display()
+                    )?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -679,7 +686,9 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<ExitCode> {
                 DiagramArg::Mermaid => DiagramFormat::Mermaid,
                 DiagramArg::Dot => DiagramFormat::Dot,
             };
-            print!("{}", policy::diagram(&p, format));
+            let mut out = crate::tools::stdout::data();
+            write!(out, "{}", policy::diagram(&p, format))?;
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     hirestate::telemetry::init_logging();
     match hirestate::cli::run(cli) {
         Ok(code) => code,
+        // The reader of its output went away (`| head`): nothing failed.
+        Err(e) if hirestate::tools::stdout::reader_gone(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hirestate: {e:#}");
             ExitCode::FAILURE

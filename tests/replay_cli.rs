@@ -515,3 +515,50 @@ fn replay_refuses_a_missing_policy_dir() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
 }
+
+/// Runs `args`, reads the first line of its standard output and closes the pipe (as `| head -1`
+/// does), then waits for it: the line read, and how it ended.
+fn first_line_then_close(args: &[&str]) -> (String, Output) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("HIRESTATE_POLICY_DIR", policy_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning hirestate");
+    let mut line = String::new();
+    {
+        let mut out = BufReader::new(child.stdout.take().expect("its stdout"));
+        out.read_line(&mut line).expect("reading the first line");
+    }
+    (line, child.wait_with_output().expect("its exit"))
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_a_tool_quietly() {
+    // Megabytes of output, far more than a pipe holds: the tools write after the reader left.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = dir.path().join("events.jsonl");
+    let generated = Command::new(BIN)
+        .args(["generate", "--candidates", "3000"])
+        .output()
+        .expect("running generate");
+    assert!(generated.status.success());
+    std::fs::write(&events, &generated.stdout).expect("writing the events");
+    let events = events.to_str().expect("a UTF-8 path");
+    for args in [
+        &["generate", "--candidates", "3000"][..],
+        &["replay", "--from-file", events, "--format", "jsonl"][..],
+    ] {
+        let (line, out) = first_line_then_close(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(line.starts_with("{\"event_id\""), "{args:?}: {line}");
+        // Before: `hirestate: Broken pipe (os error 32)` and exit 1, as if the tool had failed.
+        assert!(
+            out.status.success() && !err.contains("Broken pipe") && !err.contains("panicked"),
+            "{args:?}: {} {err}",
+            out.status
+        );
+    }
+}

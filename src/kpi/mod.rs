@@ -171,8 +171,7 @@ pub fn command(
         std::fs::write(path, page)
             .with_context(|| format!("writing the HTML report to {}", path.display()))?;
     }
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = crate::tools::stdout::data();
     if json {
         serde_json::to_writer(&mut out, &report)?;
         writeln!(out)?;
