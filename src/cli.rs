@@ -414,12 +414,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             registry_wait,
         } => {
             let config = kafka.config()?;
+            // An interrupt or a SIGTERM ends the tail with what it read written and counted.
+            let signals = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            stop_on_signals(&signals, stop.clone(), || {})?;
             let opts = crate::tools::tail::TailOptions {
                 topic,
                 from_beginning,
                 until_end,
                 idle_exit: None,
                 registry_wait: std::time::Duration::from_secs(registry_wait),
+                stop: Some(stop),
             };
             let mut out = crate::tools::stdout::data();
             let report = crate::tools::tail::tail(&config, &opts, &mut out, &mut io::stderr())?;
@@ -571,23 +579,9 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
     // Signals are watched from here on, before anything waits (the start-up check waits up to
     // `transaction_timeout_ms` for the cluster) and before the health endpoints answer: a
     // SIGTERM from now on asks for a shutdown instead of killing the process.
-    let (mut term, mut int) = {
-        use tokio::signal::unix::{signal, SignalKind};
-        let _runtime = rt.enter();
-        (
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-        )
-    };
-    let s = status.clone();
-    rt.spawn(async move {
-        tokio::select! {
-            _ = int.recv() => {},
-            _ = term.recv() => {},
-        }
+    stop_on_signals(&rt, status.shutdown.clone(), || {
         tracing::info!("shutdown requested: finishing the batch");
-        s.shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
+    })?;
     if let Some(addr) = &config.health_addr {
         let listener = rt.block_on(crate::health::bind(addr))?;
         let (s, addr) = (status.clone(), addr.clone());
@@ -618,6 +612,32 @@ fn run_processor(config: &Config, exit_when_idle: Option<f64>) -> anyhow::Result
     )?;
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sets `stop` (after calling `then`) at the first SIGTERM or SIGINT, from a task on `rt`; the
+/// signals are taken from the moment this returns, so neither kills the process any more.
+fn stop_on_signals(
+    rt: &tokio::runtime::Runtime,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    then: impl FnOnce() + Send + 'static,
+) -> io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = {
+        let _runtime = rt.enter();
+        (
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        )
+    };
+    rt.spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
+        }
+        then();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    Ok(())
 }
 
 /// Loads and checks the policy in `dir` (or the default); a policy that fails `check` is never

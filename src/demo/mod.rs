@@ -285,6 +285,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
             until_end: true,
             idle_exit: Some(Duration::from_secs(5)),
             registry_wait: tail::REGISTRY_WAIT,
+            stop: None,
         };
         let r = tail::tail(&config, &opts, &mut io::sink(), &mut io::sink())?;
         writeln!(out, "  {t:<36} {:>7}", r.records)?;

@@ -12,6 +12,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -45,6 +47,9 @@ pub struct TailOptions {
     pub idle_exit: Option<Duration>,
     /// How long a record waits for a schema registry out of reach before the tail stops.
     pub registry_wait: Duration,
+    /// Set to end the tail (a signal, `cli`): it stops within one poll (0.2 s), with what it
+    /// read written.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// How long one record waits, by default, for a schema registry out of reach before the tail
@@ -176,7 +181,12 @@ pub fn tail(
     let mut report = TailReport::default();
     let mut last = Instant::now();
     loop {
-        if opts.until_end && ends.values().all(|done| *done) {
+        if opts.until_end && ends.values().all(|done| *done)
+            || opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
             break;
         }
         match c.poll(Duration::from_millis(200)) {
@@ -225,11 +235,15 @@ pub fn tail(
                     }
                 }
             }
+            // Caught up, or nothing came within the poll: what was read goes out now (a
+            // following tail would otherwise hold the last records until 8 KiB piled up).
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 ends.insert(p, true);
+                out.flush()?;
             }
             Some(Err(e)) => writeln!(err, "consumer error: {e}")?,
             None => {
+                out.flush()?;
                 if let Some(idle) = opts.idle_exit {
                     if last.elapsed() >= idle {
                         break;
@@ -301,6 +315,7 @@ pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<EventLog> {
         until_end: true,
         idle_exit: Some(Duration::from_secs(5)),
         registry_wait: REGISTRY_WAIT,
+        stop: None,
     };
     let mut rows = Vec::new();
     let report = tail(config, &opts, &mut rows, &mut std::io::sink())?;
