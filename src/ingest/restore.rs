@@ -85,7 +85,10 @@ impl RestoreEnv {
 pub enum RestoreError {
     #[error(
         "partition {partition}: restore needs the log from offset {from}, but it starts at {low} \
-         (retention deleted {missing} records); refusing to skip them"
+         (retention deleted {missing} records); refusing to skip them. The event log must keep \
+         every event after the latest snapshot round: give it unlimited retention \
+         (retention.ms=-1, as `hirestate topics ensure` creates it); this partition can only be \
+         restored from a state directory or snapshots that reach offset {low} or later"
     )]
     Gap {
         partition: i32,
