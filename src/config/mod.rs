@@ -239,6 +239,71 @@ fn set_number<T: std::str::FromStr>(
     }
 }
 
+/// Every environment name [`Config::load`] reads, besides `HIRESTATE_KAFKA_*` (librdkafka's
+/// settings): what an unknown `HIRESTATE_` name is compared with.
+pub const ENVIRONMENT: &[&str] = &[
+    "KAFKA_BOOTSTRAP",
+    "HIRESTATE_TOPIC_PREFIX",
+    "HIRESTATE_GROUP_ID",
+    "HIRESTATE_INSTANCE_ID",
+    "HIRESTATE_STATE_DIR",
+    "HIRESTATE_POLICY_DIR",
+    "HIRESTATE_SCHEMA_REGISTRY",
+    "HIRESTATE_SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+    "HIRESTATE_SCHEMA_REGISTRY_BEARER_TOKEN",
+    "HIRESTATE_HEALTH_ADDR",
+    "HIRESTATE_OTLP_ENDPOINT",
+    "HIRESTATE_CLOCK",
+    "HIRESTATE_EVENTS_PARTITIONER",
+    "HIRESTATE_TRACE_SAMPLE_RATIO",
+    "HIRESTATE_TIMERS_PER_BATCH",
+    "HIRESTATE_TIMERS_READ_INTERVAL_MS",
+    "HIRESTATE_MAX_CANDIDATES_IN_MEMORY",
+    "HIRESTATE_FOLD_TASKS",
+    "HIRESTATE_STATISTICS_INTERVAL_MS",
+    "HIRESTATE_PARTITIONS",
+    "HIRESTATE_REPLICATION_FACTOR",
+    "HIRESTATE_BATCH_MAX_RECORDS",
+    "HIRESTATE_BATCH_MAX_MS",
+    "HIRESTATE_SESSION_TIMEOUT_MS",
+    "HIRESTATE_TRANSACTION_TIMEOUT_MS",
+    "HIRESTATE_SNAPSHOT_EVERY_BATCHES",
+];
+
+/// `HIRESTATE_` names read elsewhere than [`Config::load`]: by the fail points, the tests and
+/// the benchmarks.
+const READ_ELSEWHERE: &[&str] = &[
+    "HIRESTATE_FAILPOINTS",
+    "HIRESTATE_REQUIRE_KAFKA",
+    "HIRESTATE_SOAK",
+    "HIRESTATE_TEST_",
+    "HIRESTATE_BENCH_",
+];
+
+/// The problem with the environment name `name` when it is `HIRESTATE_` but not a setting: a
+/// typo (`HIRESTATE_BATCH_MAX_RECORD`) or a guess (`HIRESTATE_REPLICATON_FACTOR`) that would
+/// otherwise leave the default in place without a word — replication 1 in production, say.
+/// The value is not shown: it may be a secret under a misspelt name.
+fn unknown_variable(name: &str) -> Option<String> {
+    if !name.starts_with("HIRESTATE_")
+        || ENVIRONMENT.contains(&name)
+        || READ_ELSEWHERE.iter().any(|n| name.starts_with(n))
+    {
+        return None;
+    }
+    let closest = ENVIRONMENT
+        .iter()
+        .map(|known| (strsim::levenshtein(name, known), known))
+        .min()
+        .filter(|(distance, _)| *distance <= 3)
+        .map(|(_, known)| format!(" (did you mean {known}?)"))
+        .unwrap_or_default();
+    Some(format!(
+        "environment {name}: not a setting of hirestate{closest}; README \"Configuration\" \
+         lists them, and HIRESTATE_KAFKA_<KEY> passes any librdkafka setting"
+    ))
+}
+
 /// Flags that override everything else (each `None` leaves the layer below alone).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -391,9 +456,16 @@ impl Config {
                     || bad("not a whole number"),
                     &mut errors,
                 ),
+                "HIRESTATE_REPLICATION_FACTOR" => set_number(
+                    &mut c.replication_factor,
+                    &v,
+                    || bad("not a whole number"),
+                    &mut errors,
+                ),
                 _ => {
                     // HIRESTATE_KAFKA_SASL_MECHANISMS → sasl.mechanisms, for every client;
                     // HIRESTATE_KAFKA_CONSUMER_* and _PRODUCER_* for one kind of client.
+                    // (librdkafka refuses a setting it does not know.)
                     let librdkafka_key = |key: &str| key.to_ascii_lowercase().replace('_', ".");
                     if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_CONSUMER_") {
                         c.kafka_consumer.insert(librdkafka_key(key), v);
@@ -401,6 +473,8 @@ impl Config {
                         c.kafka_producer.insert(librdkafka_key(key), v);
                     } else if let Some(key) = k.strip_prefix("HIRESTATE_KAFKA_") {
                         c.kafka.insert(librdkafka_key(key), v);
+                    } else if let Some(problem) = unknown_variable(&k) {
+                        errors.push(problem);
                     }
                 }
             }
@@ -755,6 +829,77 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn load_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        Config::load(None, env(pairs), &Overrides::default())
+    }
+
+    #[test]
+    fn an_unknown_hirestate_variable_is_refused_naming_the_closest_setting() {
+        let errors = load_env(&[
+            ("HIRESTATE_BATCH_MAX_RECORD", "5"),
+            ("HIRESTATE_REPLICATON_FACTOR", "3"),
+            ("HIRESTATE_FROBNICATE", "1"),
+        ])
+        .expect_err("unknown names refused")
+        .0;
+        let said = |name: &str| {
+            errors
+                .iter()
+                .find(|e| e.contains(&format!("environment {name}:")))
+                .unwrap_or_else(|| panic!("{name} not named in {errors:?}"))
+                .clone()
+        };
+        for (typo, meant) in [
+            ("HIRESTATE_BATCH_MAX_RECORD", "HIRESTATE_BATCH_MAX_RECORDS"),
+            (
+                "HIRESTATE_REPLICATON_FACTOR",
+                "HIRESTATE_REPLICATION_FACTOR",
+            ),
+        ] {
+            let e = said(typo);
+            assert!(
+                e.contains("not a setting of hirestate")
+                    && e.contains(&format!("did you mean {meant}?")),
+                "{e}"
+            );
+        }
+        let e = said("HIRESTATE_FROBNICATE");
+        assert!(
+            e.contains("not a setting of hirestate") && !e.contains("did you mean"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_setting_of_the_environment_is_known_and_names_read_elsewhere_pass() {
+        // Each name `load` reads: no value makes it unknown (a bad value is another error).
+        for name in ENVIRONMENT {
+            if let Err(e) = load_env(&[(name, "1")]) {
+                assert!(
+                    !e.0.iter().any(|m| m.contains("not a setting of hirestate")),
+                    "{name}: {e}"
+                );
+            }
+        }
+        // Read by the tests, the benchmarks and the fail points, not by `load`; and
+        // librdkafka's settings, which librdkafka checks.
+        load_env(&[
+            ("HIRESTATE_FAILPOINTS", "x=1"),
+            ("HIRESTATE_REQUIRE_KAFKA", "1"),
+            ("HIRESTATE_SOAK", "1"),
+            ("HIRESTATE_TEST_SEED", "7"),
+            ("HIRESTATE_BENCH_ROUNDS", "3"),
+            ("HIRESTATE_KAFKA_LINGER_MS", "5"),
+        ])
+        .expect("names read elsewhere");
+    }
+
+    #[test]
+    fn the_replication_factor_comes_from_the_environment_too() {
+        let c = load_env(&[("HIRESTATE_REPLICATION_FACTOR", "3")]).expect("a valid setting");
+        assert_eq!(c.replication_factor, 3);
     }
 
     #[test]
