@@ -241,7 +241,7 @@ fn set_number<T: std::str::FromStr>(
 
 /// Every environment name [`Config::load`] reads, besides `HIRESTATE_KAFKA_*` (librdkafka's
 /// settings): what an unknown `HIRESTATE_` name is compared with.
-pub const ENVIRONMENT: &[&str] = &[
+const ENVIRONMENT: &[&str] = &[
     "KAFKA_BOOTSTRAP",
     "HIRESTATE_TOPIC_PREFIX",
     "HIRESTATE_GROUP_ID",

@@ -1,8 +1,8 @@
 //! Standard output of the commands that print data (`replay`, `tail`, `generate`, `kpi`,
-//! `state-dump`, `policy`, `topics ensure`): buffered, and a reader that goes away (`| head`,
-//! quitting a pager) ends the command quietly, with success, as it ends `cat` or `grep` —
-//! before, such a command said `hirestate: Broken pipe (os error 32)` and exited 1 (or a
-//! `println!` panicked), as if it had failed.
+//! `state-dump`, `policy`, `topics ensure`, `run`'s final report): buffered, and a reader that
+//! goes away (`| head`, quitting a pager) ends the command quietly, with success, as it ends
+//! `cat` or `grep` — before, `generate`, `replay` and `tail` said `hirestate: Broken pipe (os
+//! error 32)` and exited 1, as if they had failed.
 //!
 //! Only a write to standard output is taken for that: a broken pipe anywhere else (a socket,
 //! say) stays an error, as [`reader_gone`] looks for the marker [`DataOut`] puts on its own
