@@ -320,12 +320,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => {
                     let config = topic_config(bootstrap, topic_prefix)?;
                     let topic = Topics::new(&config.topic_prefix).events;
-                    let log = crate::tools::tail::read_events(&config, &topic)?;
-                    let malformed = log.report_malformed(&topic, &mut err)?;
-                    let events = log.events.into_iter().map(|e| Ok(Ok(e)));
-                    let mut summary =
-                        replay::run_events(events, &policy, format, &mut out, &mut err)?;
-                    summary.malformed += malformed;
+                    // Folded as it is read, through a bounded channel from a reader thread:
+                    // nothing of the log is held (`tail::for_each_event`). A reader that fails
+                    // closes the channel, and its error is what the replay ends with.
+                    let (events, read) = std::sync::mpsc::sync_channel(1024);
+                    let reader = {
+                        let (config, topic) = (config.clone(), topic.clone());
+                        std::thread::spawn(move || {
+                            crate::tools::tail::for_each_event(&config, &topic, |admitted| {
+                                events
+                                    .send(admitted)
+                                    .map_err(|_| anyhow::anyhow!("the replay stopped reading"))
+                            })
+                        })
+                    };
+                    let mut summary = replay::run_events(
+                        read.into_iter().map(Ok),
+                        &policy,
+                        format,
+                        &mut out,
+                        &mut err,
+                    )?;
+                    let read = reader
+                        .join()
+                        .map_err(|_| anyhow::anyhow!("the topic's reader panicked"))??;
+                    summary.malformed += read.report_undecodable(&topic, &mut err)?;
                     summary
                 }
             };
@@ -428,6 +447,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 idle_exit: None,
                 registry_wait: std::time::Duration::from_secs(registry_wait),
                 stop: Some(stop),
+                partition: None,
             };
             let mut out = crate::tools::stdout::data();
             let report = crate::tools::tail::tail(&config, &opts, &mut out, &mut io::stderr())?;

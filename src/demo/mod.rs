@@ -286,6 +286,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
             idle_exit: Some(Duration::from_secs(5)),
             registry_wait: tail::REGISTRY_WAIT,
             stop: None,
+            partition: None,
         };
         let r = tail::tail(&config, &opts, &mut io::sink(), &mut io::sink())?;
         writeln!(out, "  {t:<36} {:>7}", r.records)?;
@@ -295,7 +296,7 @@ pub fn run(demo: &DemoOptions) -> anyhow::Result<ExitCode> {
     // Everything the event log holds — generated events, the sink's acks and the deadlines
     // hirestate's timers wrote — replayed offline must give the same counts; the KPIs come
     // from the same replay.
-    let log = tail::read_events(&config, &names.events)?.events;
+    let log = tail::read_events(&config, &names.events)?;
     anyhow::ensure!(
         log.len() as u64 == produced.produced + sink.stats.acks_sent + deadlines,
         "the event log holds {} decodable events, {} generated + {} acks + {deadlines} \

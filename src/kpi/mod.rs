@@ -65,7 +65,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::model::{Event, Timestamp};
+use crate::model::Timestamp;
 use crate::policy::Policy;
 use crate::replay::{parse_line, Replayer};
 
@@ -158,9 +158,25 @@ pub fn command(
             replay_file(input, policy, as_of, &mut io::stderr())?
         }
         Source::Topic { config, topic } => {
-            let log = crate::tools::tail::read_events(config, topic)?;
-            let malformed = log.report_malformed(topic, &mut io::stderr())?;
-            let mut report = replay_events(&log.events, policy, as_of);
+            // Folded as it is read: nothing of the log is held (`tail::for_each_event`).
+            let mut replayer = Replayer::new(policy);
+            let mut acc = KpiAccumulator::new();
+            let mut malformed = 0;
+            let read = crate::tools::tail::for_each_event(config, topic, |admitted| {
+                match admitted {
+                    Ok(event) => {
+                        let outcome = replayer.fold(&event);
+                        acc.observe(&event, &outcome);
+                    }
+                    Err(why) => {
+                        malformed += 1;
+                        writeln!(io::stderr(), "malformed: {why}")?;
+                    }
+                }
+                Ok(())
+            })?;
+            malformed += read.report_undecodable(topic, &mut io::stderr())?;
+            let mut report = acc.report(policy, as_of);
             report.malformed_lines = malformed;
             report
         }
@@ -180,15 +196,4 @@ pub fn command(
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The KPIs of `events`, folded in order, at `as_of` (default: the latest `occurred_at`).
-pub fn replay_events(events: &[Event], policy: &Policy, as_of: Option<Timestamp>) -> KpiReport {
-    let mut replayer = Replayer::new(policy);
-    let mut acc = KpiAccumulator::new();
-    for e in events {
-        let outcome = replayer.fold(e);
-        acc.observe(e, &outcome);
-    }
-    acc.report(policy, as_of)
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
@@ -50,6 +50,8 @@ pub struct TailOptions {
     /// Set to end the tail (a signal, `cli`): it stops within one poll (0.2 s), with what it
     /// read written.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Read only this partition (`None`: every partition of the topic).
+    pub partition: Option<i32>,
 }
 
 /// How long one record waits, by default, for a schema registry out of reach before the tail
@@ -144,6 +146,52 @@ pub fn tail(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<TailReport> {
+    read(config, opts, err, |read| match read {
+        Read::Record(m, value) => {
+            let headers: BTreeMap<String, String> = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_owned(),
+                                x.value
+                                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                                    .unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let row = json!({
+                "topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+                "key": m.key().map(String::from_utf8_lossy), "headers": headers, "value": value,
+            });
+            serde_json::to_writer(&mut *out, &row)?;
+            writeln!(out)?;
+            Ok(())
+        }
+        // Caught up, or nothing came within the poll: what was read goes out now (a following
+        // tail would otherwise hold the last records until 8 KiB piled up).
+        Read::Idle => Ok(out.flush()?),
+    })
+}
+
+/// What [`read`] hands on: a record that decoded, with its value; or a pause (a partition
+/// caught up, or a poll that came back empty).
+enum Read<'m> {
+    Record(&'m BorrowedMessage<'m>, Value),
+    Idle,
+}
+
+/// Reads `opts.topic` as [`tail`] says, handing each decoded record (and each pause) to `on`;
+/// records that do not decode are counted and reported to `err`.
+fn read(
+    config: &Config,
+    opts: &TailOptions,
+    err: &mut impl Write,
+    mut on: impl FnMut(Read<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<TailReport> {
     let codec = Codec::configured(config)?;
     // Decoding blocks on the registry through a `Handle`: a current-thread runtime would not
     // drive that I/O (see `app::run`).
@@ -155,7 +203,9 @@ pub fn tail(
     // Read first with the credentials watched (`topics::reach`): refused ones are said so.
     let md = crate::topics::reach::metadata(config, &opts.topic, Duration::from_secs(10))?;
     let partitions: Vec<i32> = match crate::topics::partition_count(&md) {
-        Ok(n) => (0..i32::try_from(n)?).collect(),
+        Ok(n) => (0..i32::try_from(n)?)
+            .filter(|p| opts.partition.is_none_or(|only| only == *p))
+            .collect(),
         Err(e) => return Err(crate::topics::reach::topic_error(config, &opts.topic, e)),
     };
     let c: BaseConsumer<EofReaderContext> = config
@@ -192,21 +242,6 @@ pub fn tail(
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 last = Instant::now();
-                let headers: BTreeMap<String, String> = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|x| {
-                                (
-                                    x.key.to_owned(),
-                                    x.value
-                                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                                        .unwrap_or_default(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 let value = match m.payload() {
                     None => Ok(Value::Null),
                     Some(b) => {
@@ -216,12 +251,7 @@ pub fn tail(
                 match value {
                     Ok(v) => {
                         report.records += 1;
-                        let row = json!({
-                            "topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
-                            "key": m.key().map(String::from_utf8_lossy), "headers": headers, "value": v,
-                        });
-                        serde_json::to_writer(&mut *out, &row)?;
-                        writeln!(out)?;
+                        on(Read::Record(&m, v))?;
                     }
                     Err(e) => {
                         report.undecodable += 1;
@@ -235,15 +265,13 @@ pub fn tail(
                     }
                 }
             }
-            // Caught up, or nothing came within the poll: what was read goes out now (a
-            // following tail would otherwise hold the last records until 8 KiB piled up).
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 ends.insert(p, true);
-                out.flush()?;
+                on(Read::Idle)?;
             }
             Some(Err(e)) => writeln!(err, "consumer error: {e}")?,
             None => {
-                out.flush()?;
+                on(Read::Idle)?;
                 if let Some(idle) = opts.idle_exit {
                     if last.elapsed() >= idle {
                         break;
@@ -255,26 +283,20 @@ pub fn tail(
     Ok(report)
 }
 
-/// An event log read for folding ([`read_events`]).
-#[derive(Debug, Default)]
-pub struct EventLog {
-    /// The events the processor folds, partition by partition in offset order.
-    pub events: Vec<Event>,
+/// What [`for_each_event`] read of an event log besides the events.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct LogRead {
     /// Records that did not decode (the processor dead-letters them).
     pub undecodable: u64,
-    /// Records that decoded but the processor dead-letters (`ingest::validate`: key,
-    /// placement, limits), each as `<topic> partition P offset O: why`, in log order.
-    pub refused: Vec<String>,
 }
 
-impl EventLog {
-    /// Writes a `malformed:` line to `err` for the undecodable records (their count) and for
-    /// each refused one, as `replay` and `kpi` report a file's malformed lines; returns how
-    /// many records that is.
+impl LogRead {
+    /// Writes the `malformed:` line for the undecodable records (their count), as `replay` and
+    /// `kpi` report a file's malformed lines; returns how many records that is.
     ///
     /// # Errors
     /// Writing to `err`.
-    pub fn report_malformed(&self, topic: &str, err: &mut impl Write) -> std::io::Result<u64> {
+    pub fn report_undecodable(&self, topic: &str, err: &mut impl Write) -> std::io::Result<u64> {
         if self.undecodable > 0 {
             writeln!(
                 err,
@@ -283,21 +305,26 @@ impl EventLog {
                 self.undecodable
             )?;
         }
-        for why in &self.refused {
-            writeln!(err, "malformed: {why}")?;
-        }
-        Ok(self.undecodable + self.refused.len() as u64)
+        Ok(self.undecodable)
     }
 }
 
 /// Every event of `topic` (read_committed, partition by partition in offset order), decoded as
 /// `tail` decodes them and admitted as the processor admits them (`ingest::validate`, with
 /// `config.events_partitioner` and the topic's partition count), so what a tool folds from a
-/// topic is what the processor folded.
+/// topic is what the processor folded: each handed to `f` as it is read, `Ok` the event or
+/// `Err` why the processor dead-letters it (`<topic> partition P offset O: why`).
+///
+/// Nothing of the log is held: memory stays flat however long the log is (before, `replay` and
+/// `kpi --bootstrap` held every record twice, as JSON text and as an event, then sorted them).
 ///
 /// # Errors
-/// Kafka errors, or a decoded row that is not an event.
-pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<EventLog> {
+/// Kafka errors, a decoded row that is not an event, or an error of `f`.
+pub fn for_each_event(
+    config: &Config,
+    topic: &str,
+    mut f: impl FnMut(Result<Event, String>) -> anyhow::Result<()>,
+) -> anyhow::Result<LogRead> {
     let partitions = crate::topics::partition_counts(config, &[topic])?
         .first()
         .copied()
@@ -309,48 +336,51 @@ pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<EventLog> {
         partitioner: config.events_partitioner,
         partitions,
     };
-    let opts = TailOptions {
-        topic: topic.to_owned(),
-        from_beginning: true,
-        until_end: true,
-        idle_exit: Some(Duration::from_secs(5)),
-        registry_wait: REGISTRY_WAIT,
-        stop: None,
-    };
-    let mut rows = Vec::new();
-    let report = tail(config, &opts, &mut rows, &mut std::io::sink())?;
-    let mut log = Vec::new();
-    for line in rows.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let mut row: serde_json::Value = serde_json::from_slice(line)?;
-        let (partition, offset) = (row["partition"].as_i64(), row["offset"].as_i64());
-        let (Some(partition), Some(offset)) = (partition, offset) else {
-            anyhow::bail!("{topic}: a row without its partition and offset");
+    let mut read_so_far = LogRead::default();
+    for partition in 0..i32::try_from(partitions)? {
+        let opts = TailOptions {
+            topic: topic.to_owned(),
+            from_beginning: true,
+            until_end: true,
+            idle_exit: Some(Duration::from_secs(5)),
+            registry_wait: REGISTRY_WAIT,
+            stop: None,
+            partition: Some(partition),
         };
-        let event: Event = serde_json::from_value(row["value"].take()).map_err(|e| {
-            anyhow::anyhow!("{topic} partition {partition} offset {offset}: not an event: {e}")
+        let report = read(config, &opts, &mut std::io::sink(), |r| {
+            let Read::Record(m, value) = r else {
+                return Ok(());
+            };
+            let offset = m.offset();
+            let event: Event = serde_json::from_value(value).map_err(|e| {
+                anyhow::anyhow!("{topic} partition {partition} offset {offset}: not an event: {e}")
+            })?;
+            let admitted = validate(&event, m.key(), partition, &placement)
+                .map(|()| event)
+                .map_err(|why| {
+                    format!(
+                        "{topic} partition {partition} offset {offset}: {} ({}; the processor \
+                         dead-letters it)",
+                        why.message, why.class
+                    )
+                });
+            f(admitted)
         })?;
-        let key = row["key"].as_str().map(str::as_bytes);
-        let admitted = validate(&event, key, i32::try_from(partition)?, &placement)
-            .map(|()| event)
-            .map_err(|why| {
-                format!(
-                    "{topic} partition {partition} offset {offset}: {} ({}; the processor \
-                     dead-letters it)",
-                    why.message, why.class
-                )
-            });
-        log.push(((partition, offset), admitted));
+        read_so_far.undecodable += report.undecodable;
     }
-    log.sort_by_key(|(at, _)| *at);
-    let mut read = EventLog {
-        undecodable: report.undecodable,
-        ..EventLog::default()
-    };
-    for (_, admitted) in log {
-        match admitted {
-            Ok(e) => read.events.push(e),
-            Err(why) => read.refused.push(why),
-        }
-    }
-    Ok(read)
+    Ok(read_so_far)
+}
+
+/// The events of `topic` the processor folds ([`for_each_event`], collected): for small logs
+/// (the demo's).
+///
+/// # Errors
+/// As [`for_each_event`].
+pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for_each_event(config, topic, |admitted| {
+        events.extend(admitted.ok());
+        Ok(())
+    })?;
+    Ok(events)
 }
