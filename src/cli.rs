@@ -492,8 +492,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(kafka.config.as_deref(), std::env::vars(), &flags)?;
             let store = crate::project::SledStore::open(&config.state_dir.join("projection"))?;
             let mut out = crate::tools::stdout::data();
-            for state in crate::project::Store::all_candidates(&store)? {
-                serde_json::to_writer(&mut out, &state)?;
+            for state in crate::project::Store::candidates(&store)? {
+                serde_json::to_writer(&mut out, &state?)?;
                 writeln!(out)?;
             }
             out.flush()?;

@@ -144,13 +144,14 @@ fn resync(
 fn count_stored_commands(store: &dyn Store, metrics: &Metrics) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut t = Tally::default();
-    let states = store.all_candidates()?;
-    for s in &states {
-        t.add_statuses_of(s);
+    let mut candidates = 0u64;
+    for s in store.candidates()? {
+        t.add_statuses_of(&s?);
+        candidates += 1;
     }
     metrics.record_stored(&t);
     tracing::info!(
-        candidates = states.len(),
+        candidates,
         ms = started.elapsed().as_millis() as u64,
         "write-back statuses counted from the store"
     );

@@ -188,11 +188,24 @@ pub trait Store: Send {
         partition: i32,
         now: crate::model::Timestamp,
     ) -> Result<Option<crate::model::Timestamp>, StoreError>;
-    /// Every stored candidate state, in candidate id order (audits and tests).
+    /// Every stored candidate state, in candidate id order, one at a time as the iterator is
+    /// driven (`state-dump`, the command-status gauge at start-up): none is held longer than
+    /// its turn, so a store of millions of candidates is read in the memory of one (before,
+    /// both collected every state first: at start-up that was all of them, past
+    /// `max_candidates_in_memory`).
     ///
     /// # Errors
-    /// Storage or decode failures.
-    fn all_candidates(&self) -> Result<Vec<CandidateState>, StoreError>;
+    /// Storage failures (here or at an item), or a state that does not decode (at its item).
+    fn candidates(
+        &self,
+    ) -> Result<Box<dyn Iterator<Item = Result<CandidateState, StoreError>> + '_>, StoreError>;
+    /// [`Store::candidates`], collected (tests and small stores).
+    ///
+    /// # Errors
+    /// As [`Store::candidates`].
+    fn all_candidates(&self) -> Result<Vec<CandidateState>, StoreError> {
+        self.candidates()?.collect()
+    }
     /// Makes what was committed durable now (shutdown).
     ///
     /// # Errors

@@ -550,18 +550,17 @@ impl Store for SledStore {
             })
     }
 
-    fn all_candidates(&self) -> Result<Vec<CandidateState>, StoreError> {
+    fn candidates(
+        &self,
+    ) -> Result<Box<dyn Iterator<Item = Result<CandidateState, StoreError>> + '_>, StoreError> {
         self.wait_written()?;
-        self.db
-            .scan_prefix(b"c/")
-            .map(|kv| {
-                let (k, v) = kv.map_err(|e| self.err(e))?;
-                state_codec::decode(&v).map_err(|error| StoreError::Corrupt {
-                    candidate: String::from_utf8_lossy(&k[2..]).into_owned(),
-                    error,
-                })
+        Ok(Box::new(self.db.scan_prefix(b"c/").map(|kv| {
+            let (k, v) = kv.map_err(|e| self.err(e))?;
+            state_codec::decode(&v).map_err(|error| StoreError::Corrupt {
+                candidate: String::from_utf8_lossy(&k[2..]).into_owned(),
+                error,
             })
-            .collect()
+        })))
     }
 
     fn settle(&self) -> Result<(), StoreError> {
