@@ -569,6 +569,53 @@ fn tail_waits_out_a_registry_outage_and_stops_on_refused_credentials() {
         "{said}"
     );
     assert_eq!(out.stdout, b"", "{said}");
+
+    // Interrupted while it waits (for ever): it ends as an interrupt ends it, status 0, the
+    // record waited for neither shown nor counted. Before, the wait ignored the interrupt.
+    down.store(true, Ordering::SeqCst);
+    let mut child = setup
+        .command(&for_ever, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning tail");
+    let stderr = child.stderr.take().expect("its stderr");
+    let (said_tx, said_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = said_tx.send(line);
+        }
+    });
+    let mut said = Vec::new();
+    while !said
+        .iter()
+        .any(|l: &String| l.contains("waiting for the schema registry"))
+    {
+        match said_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => said.push(line),
+            Err(e) => panic!("no wait for the registry seen ({e}): {said:?}"),
+        }
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(kill.success());
+    let stopped = processor::wait_for(&mut child, Duration::from_secs(60));
+    down.store(false, Ordering::SeqCst);
+    let out = child.wait_with_output().expect("tail's output");
+    said.extend(said_rx.try_iter());
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "interrupted, it went on waiting (or failed): {stopped:?} {:?}",
+        &said[said.len().saturating_sub(3)..]
+    );
+    assert!(said.iter().any(|l| l.contains("0 records")), "{said:?}");
+    assert_eq!(out.stdout, b"");
 }
 
 /// A cold start (empty state directory) restores from snapshots the processor wrote with a

@@ -89,14 +89,15 @@ fn decode_as(
 }
 
 /// [`decode_as`], waiting out a registry out of reach for up to `wait` (module doc); `Err`
-/// when the registry refuses the credentials or is still out of reach then.
+/// when the registry refuses the credentials or is still out of reach then; `None` when
+/// `stop` is set while it waits (an interrupt ends a wait as it ends the tail).
 fn decode_waiting(
     codec: &Codec,
     m: &impl Message,
     bytes: &[u8],
-    (rt, wait): (&tokio::runtime::Handle, Duration),
+    (rt, wait, stop): (&tokio::runtime::Handle, Duration, Option<&AtomicBool>),
     err: &mut impl Write,
-) -> anyhow::Result<Result<Value, CodecError>> {
+) -> anyhow::Result<Option<Result<Value, CodecError>>> {
     // (A wait past what an `Instant` can hold, e.g. `--registry-wait` of u64::MAX seconds,
     // waits for ever instead of overflowing.)
     let deadline = Instant::now().checked_add(wait);
@@ -119,6 +120,9 @@ fn decode_waiting(
                     wait.as_secs()
                 )
             }
+            Err(e) if e.retryable() && stop.is_some_and(|s| s.load(Ordering::Relaxed)) => {
+                return Ok(None)
+            }
             Err(e) if e.retryable() => {
                 writeln!(
                     err,
@@ -129,7 +133,7 @@ fn decode_waiting(
                 )?;
                 std::thread::sleep(Duration::from_secs(1));
             }
-            other => return Ok(other),
+            other => return Ok(Some(other)),
         }
     }
 }
@@ -242,10 +246,20 @@ fn read(
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 last = Instant::now();
+                let stop = opts.stop.as_deref();
                 let value = match m.payload() {
                     None => Ok(Value::Null),
                     Some(b) => {
-                        decode_waiting(&codec, &m, b, (rt.handle(), opts.registry_wait), err)?
+                        match decode_waiting(
+                            &codec,
+                            &m,
+                            b,
+                            (rt.handle(), opts.registry_wait, stop),
+                            err,
+                        )? {
+                            Some(decoded) => decoded,
+                            None => break,
+                        }
                     }
                 };
                 match value {
