@@ -952,12 +952,12 @@ enum PipeMode {
     /// returns at once, as `publish::Publisher::commit` does: the ceiling.
     Drained,
     /// A diagnostic, not the ceiling: [`PipeMode::Drained`] writing as many records as the
-    /// processor writes (3 of every 7 input records, by offset; the processor writes ~0.43 an
+    /// processor writes (3 of every 7 input records, by offset; the processor writes ~0.42 an
     /// event) spread over five topics of the event log's partition count, as the processor's
     /// outputs are spread over three command topics, rejections and alerts. librdkafka sends
-    /// one produce request per partition (librdkafka #1700), so a transaction then costs the
-    /// broker five requests and five markers where the ceiling's costs one: what the topic
-    /// layout DESIGN.md gives costs, apart from any logic.
+    /// one produce request per partition (librdkafka #1700), so a transaction then asks the
+    /// broker for five requests and five markers where the ceiling's asks for one: what the
+    /// topic layout DESIGN.md gives costs, apart from any logic.
     Spread,
 }
 

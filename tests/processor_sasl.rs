@@ -64,8 +64,6 @@ fn refused_credentials_stop_every_command_at_once_naming_the_settings() {
     );
 }
 
-/// The settings that make a command connect to the SASL listener `sasl` as the SCRAM user
-/// `rotating` with `password`, waiting `wait_ms` on the cluster.
 #[test]
 fn a_plaintext_client_at_the_sasl_listener_stops_at_once_told_it_requires_sasl() {
     let Some(sasl) = sasl_bootstrap(
@@ -85,6 +83,8 @@ fn a_plaintext_client_at_the_sasl_listener_stops_at_once_told_it_requires_sasl()
     );
 }
 
+/// The settings that make a command connect to the SASL listener `sasl` as the SCRAM user
+/// `rotating` with `password`, waiting `wait_ms` on the cluster.
 fn scram(sasl: &str, password: &str, wait_ms: &str) -> Vec<(&'static str, String)> {
     vec![
         ("KAFKA_BOOTSTRAP", sasl.to_owned()),
