@@ -43,7 +43,8 @@ pub struct TailOptions {
     pub from_beginning: bool,
     /// Stop at the end of every partition (as of the start).
     pub until_end: bool,
-    /// Stop after this long without a record (when not `until_end`).
+    /// Stop after this long without a record; with `until_end`, that is an error if a
+    /// partition has not reached its end (the rest would be left out without a word).
     pub idle_exit: Option<Duration>,
     /// How long a record waits for a schema registry out of reach before the tail stops.
     pub registry_wait: Duration,
@@ -286,10 +287,24 @@ fn read(
             Some(Err(e)) => writeln!(err, "consumer error: {e}")?,
             None => {
                 on(Read::Idle)?;
-                if let Some(idle) = opts.idle_exit {
-                    if last.elapsed() >= idle {
-                        break;
+                match opts.idle_exit {
+                    Some(idle) if last.elapsed() >= idle && opts.until_end => {
+                        // Ending here would leave the rest out without a word.
+                        let behind: Vec<i32> = ends
+                            .iter()
+                            .filter(|(_, done)| !**done)
+                            .map(|(p, _)| *p)
+                            .collect();
+                        anyhow::bail!(
+                            "{}: no record came for {} s before partitions {behind:?} reached \
+                             their end; stopping rather than leave the rest out (run again once \
+                             the cluster answers)",
+                            opts.topic,
+                            idle.as_secs()
+                        );
                     }
+                    Some(idle) if last.elapsed() >= idle => break,
+                    _ => {}
                 }
             }
         }
@@ -356,7 +371,9 @@ pub fn for_each_event(
             topic: topic.to_owned(),
             from_beginning: true,
             until_end: true,
-            idle_exit: Some(Duration::from_secs(5)),
+            // As long as a restore reader waits without progress: a cluster that pauses for
+            // less is waited out; one that pauses for longer stops the read with an error.
+            idle_exit: Some(Duration::from_secs(60)),
             registry_wait: REGISTRY_WAIT,
             stop: None,
             partition: Some(partition),
