@@ -25,6 +25,10 @@ fn a_fresh_state_dir_restores_from_snapshots_and_re_emits_nothing() {
     );
 }
 
+/// Also: the restore holds at most `max_candidates_in_memory` states (40 here, 10 a
+/// partition: it stores them in chunks), and a first attempt is killed by a fail point after
+/// it stored some snapshot states but no offset yet; the next start restores from the
+/// snapshots again over what the first stored.
 #[test]
 fn snapshots_follow_the_events_of_a_java_partitioned_log() {
     cold_start(
@@ -33,8 +37,10 @@ fn snapshots_follow_the_events_of_a_java_partitioned_log() {
     );
 }
 
-/// The test, with the events placed by `partitioner` (`HIRESTATE_EVENTS_PARTITIONER`).
+/// The test, with the events placed by `partitioner` (`HIRESTATE_EVENTS_PARTITIONER`); with
+/// Java's, also a limit on the states in memory and an interrupted first restore.
 fn cold_start(test: &str, partitioner: &str) {
+    let interrupted = partitioner == "murmur2";
     let produce_env = [("HIRESTATE_EVENTS_PARTITIONER", partitioner)];
     let Some(bs) = support::bootstrap(test) else {
         return;
@@ -90,6 +96,15 @@ fn cold_start(test: &str, partitioner: &str) {
 
     std::fs::remove_dir_all(&node.state_dir).expect("deleting the state directory");
     produce(&setup, &second);
+    let node = if interrupted {
+        let node = node.with_env("HIRESTATE_MAX_CANDIDATES_IN_MEMORY", "40");
+        // The 25th snapshot decoded (or event folded) by the restore: past the first chunk of
+        // 10 states of some partition.
+        node.run_expecting_abort(&setup, "during_restore=25");
+        node
+    } else {
+        node
+    };
     let r2 = node.run_to_idle(&setup, 2.0, &[]);
     eprintln!(
         "cold start: {spanning} candidates span both halves, {only_first} only in the first; \

@@ -5,6 +5,10 @@
 //! consumer sees must be exactly the replay set — nothing lost, nothing twice — and the
 //! projection must equal a clean replay.
 //!
+//! The instance holds at most 60 candidate states in memory (`max_candidates_in_memory`): its
+//! batches drop and reload states, and its restores store what they fold in chunks of 15 (a
+//! quarter each), so kills land between a restore's chunks too.
+//!
 //! `HIRESTATE_SOAK=1` (`make soak`) scales the stream and the number of kills up;
 //! `HIRESTATE_TEST_SEED` reruns a given kill schedule.
 
@@ -49,7 +53,8 @@ fn hard_kills_and_fail_points_lose_and_duplicate_nothing() {
         .instance("kills-1")
         .with_env("HIRESTATE_BATCH_MAX_RECORDS", "50")
         .with_env("HIRESTATE_BATCH_MAX_MS", "50")
-        .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "3");
+        .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "3")
+        .with_env("HIRESTATE_MAX_CANDIDATES_IN_MEMORY", "60");
 
     for k in 0..kills {
         let every = (kills / 4).max(1);

@@ -201,18 +201,28 @@ impl Tally {
     /// Adds the commands of `state` by status (a state loaded rather than folded: the store at
     /// start-up, a snapshot on restore).
     pub fn add_statuses_of(&mut self, state: &CandidateState) {
+        self.count_statuses_of(state, 1);
+    }
+
+    /// Takes away what [`Tally::add_statuses_of`] added for `state` (a stored state a restore
+    /// replaces).
+    pub fn remove_statuses_of(&mut self, state: &CandidateState) {
+        self.count_statuses_of(state, -1);
+    }
+
+    fn count_statuses_of(&mut self, state: &CandidateState, sign: i64) {
         for rec in state.commands.values() {
             *self
                 .statuses
                 .entry((kpi_status(rec), rec.target.clone(), rec.op.as_str()))
-                .or_default() += 1;
-            self.stuck_commands += i64::from(rec.stuck_alerted && rec.open());
+                .or_default() += sign;
+            self.stuck_commands += sign * i64::from(rec.stuck_alerted && rec.open());
         }
         for app in state.applications.values().filter(|a| a.stuck_alerted) {
             *self
                 .stuck_applications
                 .entry(app.stage.clone())
-                .or_default() += 1;
+                .or_default() += sign;
         }
     }
 
