@@ -415,3 +415,77 @@ pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<Vec<Event>> {
     })?;
     Ok(events)
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    use super::*;
+
+    /// A two-partition topic of 10 records each on a mock cluster, and a read of it to the end
+    /// that gives up after 1 s without a record.
+    fn two_partitions() -> (
+        MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+        Config,
+        TailOptions,
+    ) {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("log", 2, 1).expect("topic");
+        let config = Config {
+            bootstrap: cluster.bootstrap_servers(),
+            ..Config::default()
+        };
+        let producer: BaseProducer = config.producer_config().create().expect("producer");
+        for p in 0..2 {
+            for i in 0..10 {
+                let value = format!("record {i}");
+                producer
+                    .send(
+                        BaseRecord::<str, str>::to("log")
+                            .partition(p)
+                            .payload(&value),
+                    )
+                    .map_err(|(e, _)| e)
+                    .expect("send");
+            }
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+        let opts = TailOptions {
+            topic: "log".into(),
+            from_beginning: true,
+            until_end: true,
+            idle_exit: Some(Duration::from_secs(1)),
+            registry_wait: REGISTRY_WAIT,
+            stop: None,
+            partition: None,
+        };
+        (cluster, config, opts)
+    }
+
+    /// A read to the end (`tail --until-end`, `replay`/`kpi --bootstrap`) that hears nothing
+    /// for its idle limit, here because every fetch fails, stops with an error naming the
+    /// partitions not at their end: ending there as if at the end would leave the rest out
+    /// without a word (what it did before). The same read of a cluster that answers reads
+    /// every record and ends without an error.
+    #[test]
+    fn a_read_to_the_end_that_hears_nothing_names_the_partitions_not_at_their_end() {
+        let (cluster, config, opts) = two_partitions();
+        let read = tail(&config, &opts, &mut Vec::new(), &mut Vec::new()).expect("a read");
+        // Not events: each is undecodable, and counted so.
+        assert_eq!(read.records + read.undecodable, 20);
+
+        cluster.request_errors(
+            RDKafkaApiKey::Fetch,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 200],
+        );
+        let err = tail(&config, &opts, &mut Vec::new(), &mut Vec::new())
+            .expect_err("a read that heard nothing must not end as if at the end");
+        let said = format!("{err:#}");
+        assert!(
+            said.contains("no record came for 1 s before partitions [0, 1] reached their end"),
+            "{said}"
+        );
+    }
+}
