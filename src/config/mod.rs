@@ -737,6 +737,26 @@ impl Config {
         cc
     }
 
+    /// [`Config::consumer_config`] for a reader of one or more partitions of a log, under
+    /// `group` (never committed): read_committed, and told when a partition is at its end.
+    /// With `to_the_end` (restore, `tail --until-end`, `replay`/`kpi --bootstrap`), the broker
+    /// answers an empty fetch after 10 ms (`fetch.wait.max.ms`): a read ends on the EOF such a
+    /// fetch brings when the range ends in a transaction marker or at the log's end, and
+    /// librdkafka's default 500 ms was paid at the end of every read (a `tail --until-end` of
+    /// 4 913 rejections took 0.68 s with it, 0.07–0.15 s without; a restore, at each pass). A
+    /// reader that follows a topic keeps the default: it would ask 100 times a second.
+    pub fn log_reader_config(&self, group: String, to_the_end: bool) -> rdkafka::ClientConfig {
+        let mut cc = self.consumer_config();
+        cc.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true");
+        if to_the_end {
+            cc.set("fetch.wait.max.ms", "10");
+        }
+        cc
+    }
+
     /// [`Config::client_config`] for a producer: with the producer-only passthrough settings,
     /// and keys placed as `events_partitioner` says unless they set `partitioner` themselves.
     pub fn producer_config(&self) -> rdkafka::ClientConfig {
@@ -833,6 +853,27 @@ mod tests {
 
     fn load_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
         Config::load(None, env(pairs), &Overrides::default())
+    }
+
+    /// A log reader reads committed records only, never commits, is told of each partition's
+    /// end, and carries the consumer passthrough settings; one that reads to the end has empty
+    /// fetches answered after 10 ms, one that follows keeps librdkafka's default.
+    #[test]
+    fn log_readers_read_committed_and_only_those_to_the_end_shorten_the_fetch_wait() {
+        let c = load_env(&[("HIRESTATE_KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS", "60000")]).unwrap();
+        let (to_the_end, following) = (
+            c.log_reader_config("g1".into(), true),
+            c.log_reader_config("g2".into(), false),
+        );
+        for (cc, group) in [(&to_the_end, "g1"), (&following, "g2")] {
+            assert_eq!(cc.get("group.id"), Some(group));
+            assert_eq!(cc.get("isolation.level"), Some("read_committed"));
+            assert_eq!(cc.get("enable.auto.commit"), Some("false"));
+            assert_eq!(cc.get("enable.partition.eof"), Some("true"));
+            assert_eq!(cc.get("max.poll.interval.ms"), Some("60000"));
+        }
+        assert_eq!(to_the_end.get("fetch.wait.max.ms"), Some("10"));
+        assert_eq!(following.get("fetch.wait.max.ms"), None);
     }
 
     #[test]

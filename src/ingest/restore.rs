@@ -448,15 +448,7 @@ type Reader = BaseConsumer<EofReaderContext>;
 
 fn reader(config: &Config) -> Result<Reader, KafkaError> {
     config
-        .consumer_config()
-        .set("group.id", format!("{}-restore", config.group_id))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        // A range that ends in a transaction marker (or at the log's end) ends on the EOF that
-        // an empty fetch brings: the broker holds such a fetch this long (librdkafka's default
-        // 500 ms was paid at the end of every pass of every partition's restore).
-        .set("fetch.wait.max.ms", "10")
+        .log_reader_config(format!("{}-restore", config.group_id), true)
         .create_with_context(EofReaderContext)
 }
 

@@ -214,11 +214,10 @@ fn read(
         Err(e) => return Err(crate::topics::reach::topic_error(config, &opts.topic, e)),
     };
     let c: BaseConsumer<EofReaderContext> = config
-        .consumer_config()
-        .set("group.id", format!("hirestate-tail-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
+        .log_reader_config(
+            format!("hirestate-tail-{}", std::process::id()),
+            opts.until_end,
+        )
         .create_with_context(EofReaderContext)?;
     let mut tpl = TopicPartitionList::new();
     let mut ends: BTreeMap<i32, bool> = BTreeMap::new();
