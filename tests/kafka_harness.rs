@@ -185,3 +185,64 @@ async fn send_offsets_to_transaction_moves_the_group_offset_only_on_commit() {
     .await
     .expect("blocking test body");
 }
+
+/// `kafka.sh` of another checkout (a copy of `deploy/kafka` under a temporary root, with no
+/// broker of its own) whose ports are the running test broker's refuses to start, naming the
+/// ports and `HIRESTATE_TEST_KAFKA_PORT`. Before, it started a JVM that failed to bind, took the
+/// broker answering on the port for its own, said `broker up` and exited 0: `make test` of
+/// that checkout then ran against a broker started from other certificates and ACLs.
+#[test]
+fn another_checkouts_kafka_sh_refuses_ports_a_broker_it_did_not_start_holds() {
+    let Some(bs) = support::bootstrap(
+        "another_checkouts_kafka_sh_refuses_ports_a_broker_it_did_not_start_holds",
+    ) else {
+        return;
+    };
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ours = here.join("target/kafka");
+    if !ours.join("lib/.complete").exists() || !ours.join("tls/ca.pem").exists() {
+        // A broker not started by `kafka.sh` of this checkout: nothing to copy from.
+        eprintln!("SKIPPED: no jars or certificates under {}", ours.display());
+        return;
+    }
+    let port = bs
+        .split(',')
+        .next()
+        .and_then(|h| h.rsplit(':').next())
+        .expect("a port in KAFKA_BOOTSTRAP")
+        .trim()
+        .to_owned();
+    let root = tempfile::tempdir().expect("tempdir");
+    let scripts = root.path().join("deploy/kafka");
+    std::fs::create_dir_all(&scripts).expect("deploy/kafka");
+    for f in std::fs::read_dir(here.join("deploy/kafka")).expect("deploy/kafka") {
+        let f = f.expect("entry");
+        std::fs::copy(f.path(), scripts.join(f.file_name())).expect("copy");
+    }
+    let theirs = root.path().join("target/kafka");
+    std::fs::create_dir_all(theirs.join("tls")).expect("target/kafka/tls");
+    std::os::unix::fs::symlink(ours.join("lib"), theirs.join("lib")).expect("lib");
+    for f in std::fs::read_dir(ours.join("tls")).expect("tls") {
+        let f = f.expect("entry");
+        std::fs::copy(f.path(), theirs.join("tls").join(f.file_name())).expect("copy");
+    }
+    let out = std::process::Command::new("bash")
+        .arg(scripts.join("kafka.sh"))
+        .arg("up")
+        .env("HIRESTATE_TEST_KAFKA_PORT", &port)
+        .env("KAFKA_WAIT_SECS", "20")
+        .output()
+        .expect("kafka.sh");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "kafka.sh up succeeded: {said}");
+    assert!(
+        said.contains(&format!("port(s) {port} "))
+            && said.contains("not by a broker this checkout started")
+            && said.contains("HIRESTATE_TEST_KAFKA_PORT"),
+        "{said}"
+    );
+    // And the broker that holds the ports still answers: nothing stopped it.
+    consumer(&bs, &support::unique("after-refusal"), "read_committed")
+        .fetch_metadata(None, T)
+        .expect("the running broker still answers");
+}

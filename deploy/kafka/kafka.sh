@@ -99,6 +99,18 @@ running() {
   [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
+# The broker's ports something already listens on. Checked before a start: the JVM would fail
+# to bind them, while `ping` reached whatever answers on the plaintext port (another checkout's
+# test broker, say) and took it for this one, so the tests ran against a broker started from
+# other certificates and ACLs.
+taken_ports() {
+  local p taken=
+  for p in "$port" "$cport" "$sasl_port" "$ssl_port" "$sasl_ssl_port" "$mtls_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then taken="$taken $p"; fi
+  done
+  echo "${taken# }"
+}
+
 up() {
   local fresh="${1:-}"
   resolve
@@ -114,6 +126,14 @@ up() {
   if [ "$fresh" = fresh ]; then
     down
     rm -rf "$base/data"
+  fi
+  local taken; taken=$(taken_ports)
+  if [ -n "$taken" ]; then
+    echo "kafka.sh: 127.0.0.1 port(s) $taken already in use, and not by a broker this checkout" \
+      "started (no live pid in $pidfile): the test broker needs ports $port-$mtls_port. Stop" \
+      "what listens there, or give this checkout other ports with HIRESTATE_TEST_KAFKA_PORT" \
+      "(e.g. HIRESTATE_TEST_KAFKA_PORT=$((port + 100)))" >&2
+    exit 1
   fi
   mkdir -p "$base/data" "$base/logs"
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" -e "s|@SASL_PORT@|$sasl_port|g" \
@@ -148,6 +168,12 @@ up() {
     fi
     sleep 1
   done
+  if ! running; then
+    echo "kafka.sh: something answered on $bootstrap, but the broker started here exited;" \
+      "last lines of its logs:" >&2
+    tail -30 "$base/logs/stdout.log" "$base/logs/server.log" >&2 2>/dev/null || true
+    exit 1
+  fi
   java -cp "$base/lib/*" "$here/Acls.java" "$bootstrap" || {
     echo "kafka.sh: granting the test ACLs (Acls.java) failed" >&2; down; exit 1; }
   config_sum > "$base/config.sum"
@@ -168,7 +194,7 @@ down() {
 with() {
   local started=0 status=0
   certificates
-  if ! ping 2>/dev/null || ! current; then up fresh; started=1; fi
+  if ! running || ! ping 2>/dev/null || ! current; then up fresh; started=1; fi
   KAFKA_BOOTSTRAP="$bootstrap" HIRESTATE_TEST_KAFKA_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" \
     HIRESTATE_TEST_KAFKA_SSL_BOOTSTRAP="127.0.0.1:$ssl_port" \
     HIRESTATE_TEST_KAFKA_SASL_SSL_BOOTSTRAP="127.0.0.1:$sasl_ssl_port" \
