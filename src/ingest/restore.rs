@@ -1059,7 +1059,8 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let dir = tempfile::tempdir().expect("temp dir");
         let shutdown = Arc::new(AtomicBool::new(false));
-        // 59 snapshot states in chunks of 10 are 6 commits; 3 more are chunks of the log.
+        // The snapshots' states take the first 5 commits (chunks of 10, no offset; the last 9
+        // go with the log's first chunk): the 9th commit is a chunk of the log.
         let stopping = Arc::new(Counting {
             inner: SledStore::open(&dir.path().join("db")).expect("store"),
             commits: Default::default(),
