@@ -1059,8 +1059,8 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let dir = tempfile::tempdir().expect("temp dir");
         let shutdown = Arc::new(AtomicBool::new(false));
-        // The snapshots' states take the first 5 commits (chunks of 10, no offset; the last 9
-        // go with the log's first chunk): the 9th commit is a chunk of the log.
+        // The snapshots' ~60 states take the first commits (chunks of 10, no offset; the last
+        // go with the log's first chunk): by the 9th, chunks of the log have stored an offset.
         let stopping = Arc::new(Counting {
             inner: SledStore::open(&dir.path().join("db")).expect("store"),
             commits: Default::default(),
