@@ -198,8 +198,7 @@ fn another_checkouts_kafka_sh_refuses_ports_a_broker_it_did_not_start_holds() {
     ) else {
         return;
     };
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ours = here.join("target/kafka");
+    let ours = this_checkouts_kafka();
     if !ours.join("lib/.complete").exists() || !ours.join("tls/ca.pem").exists() {
         // A broker not started by `kafka.sh` of this checkout: nothing to copy from.
         eprintln!("SKIPPED: no jars or certificates under {}", ours.display());
@@ -212,22 +211,9 @@ fn another_checkouts_kafka_sh_refuses_ports_a_broker_it_did_not_start_holds() {
         .expect("a port in KAFKA_BOOTSTRAP")
         .trim()
         .to_owned();
-    let root = tempfile::tempdir().expect("tempdir");
-    let scripts = root.path().join("deploy/kafka");
-    std::fs::create_dir_all(&scripts).expect("deploy/kafka");
-    for f in std::fs::read_dir(here.join("deploy/kafka")).expect("deploy/kafka") {
-        let f = f.expect("entry");
-        std::fs::copy(f.path(), scripts.join(f.file_name())).expect("copy");
-    }
-    let theirs = root.path().join("target/kafka");
-    std::fs::create_dir_all(theirs.join("tls")).expect("target/kafka/tls");
-    std::os::unix::fs::symlink(ours.join("lib"), theirs.join("lib")).expect("lib");
-    for f in std::fs::read_dir(ours.join("tls")).expect("tls") {
-        let f = f.expect("entry");
-        std::fs::copy(f.path(), theirs.join("tls").join(f.file_name())).expect("copy");
-    }
+    let (_root, script) = another_checkout(&ours);
     let out = std::process::Command::new("bash")
-        .arg(scripts.join("kafka.sh"))
+        .arg(&script)
         .arg("up")
         .env("HIRESTATE_TEST_KAFKA_PORT", &port)
         .env("KAFKA_WAIT_SECS", "20")
@@ -245,4 +231,64 @@ fn another_checkouts_kafka_sh_refuses_ports_a_broker_it_did_not_start_holds() {
     consumer(&bs, &support::unique("after-refusal"), "read_committed")
         .fetch_metadata(None, T)
         .expect("the running broker still answers");
+}
+
+/// `target/kafka` of this checkout.
+fn this_checkouts_kafka() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kafka")
+}
+
+/// A copy of `deploy/kafka` under a temporary root, as another checkout would have it, with
+/// `ours`' jars (linked) and certificates (copied) when there are any, so that `kafka.sh`
+/// neither resolves nor generates anything; and its `kafka.sh`.
+fn another_checkout(ours: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = tempfile::tempdir().expect("tempdir");
+    let scripts = root.path().join("deploy/kafka");
+    std::fs::create_dir_all(&scripts).expect("deploy/kafka");
+    for f in std::fs::read_dir(here.join("deploy/kafka")).expect("deploy/kafka") {
+        let f = f.expect("entry");
+        std::fs::copy(f.path(), scripts.join(f.file_name())).expect("copy");
+    }
+    let theirs = root.path().join("target/kafka");
+    std::fs::create_dir_all(theirs.join("tls")).expect("target/kafka/tls");
+    if ours.join("lib").exists() {
+        std::os::unix::fs::symlink(ours.join("lib"), theirs.join("lib")).expect("lib");
+    }
+    for f in std::fs::read_dir(ours.join("tls")).into_iter().flatten() {
+        let f = f.expect("entry");
+        std::fs::copy(f.path(), theirs.join("tls").join(f.file_name())).expect("copy");
+    }
+    (root, scripts.join("kafka.sh"))
+}
+
+/// A pid file left from before a reboot can name an unrelated live process: `kafka.sh down`
+/// (and `up`, which restarts a broker it takes for an outdated one) leaves it alone. Before,
+/// `kill -0` alone took it for the broker, and `down` killed it.
+#[test]
+fn kafka_sh_does_not_take_a_stale_pid_files_process_for_its_broker() {
+    let mut unrelated = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep");
+    let (root, script) = another_checkout(&this_checkouts_kafka());
+    std::fs::write(
+        root.path().join("target/kafka/broker.pid"),
+        unrelated.id().to_string(),
+    )
+    .expect("pid file");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("down")
+        .output()
+        .expect("kafka.sh");
+    let alive = unrelated.try_wait().expect("try_wait").is_none();
+    let _ = unrelated.kill();
+    let _ = unrelated.wait();
+    assert!(
+        out.status.success() && alive,
+        "kafka.sh down with a stale pid file: {} ({}); the unrelated process alive after: {alive}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

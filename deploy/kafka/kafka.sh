@@ -95,8 +95,15 @@ current() {
   [ "$(cat "$base/config.sum" 2>/dev/null)" = "$(config_sum)" ]
 }
 
+# Whether the broker this checkout started runs: the pid file's process is alive AND is that
+# broker (its command line names this checkout's server.properties). A pid file left from
+# before a reboot can name an unrelated process by then, which `down` would have killed.
 running() {
-  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+  local pid
+  [ -f "$pidfile" ] || return 1
+  pid=$(cat "$pidfile")
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $base/server.properties"
 }
 
 # The broker's ports something already listens on. Checked before a start: the JVM would fail
