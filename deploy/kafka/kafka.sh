@@ -137,7 +137,7 @@ up() {
   local taken; taken=$(taken_ports)
   if [ -n "$taken" ]; then
     echo "kafka.sh: 127.0.0.1 port(s) $taken already in use, and not by a broker this checkout" \
-      "started (no live pid in $pidfile): the test broker needs ports $port-$mtls_port. Stop" \
+      "started ($pidfile names none running): the test broker needs ports $port-$mtls_port. Stop" \
       "what listens there, or give this checkout other ports with HIRESTATE_TEST_KAFKA_PORT" \
       "(e.g. HIRESTATE_TEST_KAFKA_PORT=$((port + 100)))" >&2
     exit 1
