@@ -42,6 +42,10 @@
 //!    `Status::shutdown` as soon as the watcher has seen the end, so the idle window is never
 //!    waited for. The whole-run rate (start of the run to the last commit) is printed too.
 //!
+//!    **Where the time goes.** Each pipe run prints its own per-batch breakdown; the processor's
+//!    comes from its metrics (`hirestate.batch.stage.duration`, means per committed batch:
+//!    collect, fold, transaction, store), read from the run's `/metrics` text.
+//!
 //!    **CPU per event.** The watcher also reads, at the first observed commit and at the last,
 //!    the CPU time (user + system, all threads, `/proc/<pid>/stat`) of this process and of the
 //!    broker's — the pid in `HIRESTATE_BENCH_BROKER_PID`, else the test broker's pid file
@@ -615,6 +619,8 @@ struct KafkaFigures {
     pipes: Vec<(PipeMode, Vec<Run>, PipeTimes)>,
     processor: Vec<Run>,
     report: RunReport,
+    /// The last round's processor stages, per batch ([`stages_per_batch`]).
+    stages: String,
     restore_events: u64,
     restore_logged: Duration,
     restore_to_ready: Duration,
@@ -693,6 +699,7 @@ fn with_kafka(
         .collect();
     let mut processor = Vec::new();
     let mut last = None;
+    let mut stages = String::new();
     for round in 0..params.rounds {
         for (mode, runs, last_times) in pipes.iter_mut() {
             let outputs = match mode {
@@ -715,9 +722,10 @@ fn with_kafka(
             state_dir: scratch.path().join(format!("state-r{round}")),
             ..base.clone()
         };
-        let (r, report) = run_processor(&config, policy, logged)?;
+        let (r, report, metrics) = run_processor(&config, policy, logged)?;
+        stages = stages_per_batch(&metrics);
         eprintln!(
-            "e2e part 1 round {}: processor {:.0} events/s steady ({} consumed, {} batches)",
+            "e2e part 1 round {}: processor {:.0} events/s steady ({} consumed, {} batches; {stages})",
             round + 1,
             rate(r.steady_events, r.steady),
             report.counts.consumed,
@@ -750,6 +758,7 @@ fn with_kafka(
         pipes,
         processor,
         report,
+        stages,
         restore_events,
         restore_logged,
         restore_to_ready,
@@ -890,11 +899,12 @@ fn spawn_processor(
     })
 }
 
+/// Returns the run, its report and its metrics as `/metrics` renders them.
 fn run_processor(
     config: &Config,
     policy: &Arc<Policy>,
     target: u64,
-) -> anyhow::Result<(Run, RunReport)> {
+) -> anyhow::Result<(Run, RunReport, String)> {
     let watcher = Watcher::new(
         config,
         &config.group_id,
@@ -909,7 +919,31 @@ fn run_processor(
         .join()
         .map_err(|_| anyhow::anyhow!("the processor thread panicked"))?
         .context("processor run")?;
-    Ok((watched?, report))
+    Ok((watched?, report, status.metrics.render()))
+}
+
+/// The processor's `hirestate.batch.stage.duration` means from its rendered metrics: where a
+/// committed batch's time went (the fold runs beside the batch before's transaction, so the
+/// longer of the two is what bounds the processor).
+fn stages_per_batch(metrics: &str) -> String {
+    let of = |what: &str, stage: &str| -> f64 {
+        let series = format!(
+            "hirestate_batch_stage_duration_seconds_{what}{{hirestate_batch_stage=\"{stage}\"}} "
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let means: Vec<String> = hirestate::metrics::Stage::ALL
+        .iter()
+        .map(|stage| {
+            let (sum, n) = (of("sum", stage.as_str()), of("count", stage.as_str()));
+            format!("{} {:.1} ms", stage.as_str(), sum * 1e3 / n.max(1.0))
+        })
+        .collect();
+    format!("per batch: {}", means.join(", "))
 }
 
 /// Returns (restored events, restore time as logged, start to ready).
@@ -1334,6 +1368,7 @@ fn print_table(p: &Params, kafka: Option<&KafkaFigures>, local: &InProcess) {
             k.report.batches,
             k.report.aborted_batches
         );
+        println!("processor (last round), {}", k.stages);
         for (mode, _, times) in &k.pipes {
             println!("pipe, {} (last round): {}", mode.label(), times.per_batch());
         }

@@ -326,6 +326,33 @@ fn metrics_agree_with_the_replay_and_the_replayed_kpis() {
         ),
         batches
     );
+    // Each committed batch's stages: one observation each, and some time in those that
+    // always work (a stage that is never timed sums to 0).
+    for stage in ["collect", "fold", "transaction", "store"] {
+        let of = |what: &str| {
+            sum(
+                &m,
+                &format!("hirestate_batch_stage_duration_seconds_{what}"),
+                &[("hirestate_batch_stage", stage)],
+            )
+        };
+        assert_eq!(of("count"), batches, "stage {stage}");
+        if stage != "store" {
+            assert!(of("sum") > 0.0, "stage {stage} never timed");
+        }
+    }
+    assert!(
+        sum(
+            &m,
+            "hirestate_batch_stage_duration_seconds_sum",
+            &[("hirestate_batch_stage", "transaction")]
+        ) >= sum(
+            &m,
+            "hirestate_transaction_commit_duration_seconds_sum",
+            &[("hirestate_transaction_result", "committed")]
+        ),
+        "a transaction is timed from before its records are sent to after its commit"
+    );
     assert_eq!(sum(&m, "hirestate_restore_events_total", &[]), 0.0);
     for s in m.iter().filter(|s| s.name == "hirestate_consumer_lag") {
         assert_eq!(

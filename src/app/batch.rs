@@ -436,6 +436,7 @@ impl<'a> BatchFolder<'a> {
         records: &[OwnedRecord],
         store: &(dyn Store + Sync),
     ) -> anyhow::Result<Folded> {
+        let started = Instant::now();
         let mut by_partition: BTreeMap<i32, Vec<&OwnedRecord>> = BTreeMap::new();
         for r in records {
             by_partition.entry(r.partition).or_default().push(r);
@@ -458,6 +459,7 @@ impl<'a> BatchFolder<'a> {
         for (_, part) in folded {
             f.absorb(part?);
         }
+        f.stages.fold = started.elapsed();
         Ok(f)
     }
 
@@ -691,15 +693,16 @@ impl<'a> BatchFolder<'a> {
         // waits on the broker); meanwhile this one encodes the states the commit will write —
         // before the next batch folds on from them — and folds the next batch.
         let outbox = &mut f.outbox;
-        let (end, took, states, ahead) = std::thread::scope(|scope| {
+        let (end, took, transaction, states, ahead) = std::thread::scope(|scope| {
             let committing = scope.spawn(|| {
+                let sending = Instant::now();
                 let sent = outbox.send(publisher);
                 let started = Instant::now();
                 let end = match sent {
                     Ok(()) => publisher.commit(&tpl, group),
                     Err(e) => publisher.abort_on(&e),
                 };
-                (end, started.elapsed())
+                (end, started.elapsed(), sending.elapsed())
             });
             let states = EncodedStates::of(
                 &f.touched
@@ -709,7 +712,7 @@ impl<'a> BatchFolder<'a> {
             );
             let ahead = self.fold(a, next, store);
             match committing.join() {
-                Ok((end, took)) => (end, took, states, ahead),
+                Ok((end, took, transaction)) => (end, took, transaction, states, ahead),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         });
@@ -741,6 +744,7 @@ impl<'a> BatchFolder<'a> {
             .filter(|(p, _)| !rounds.contains(p))
             .map(|(p, c)| (*p, c.as_str()))
             .collect();
+        let storing = Instant::now();
         store.commit(Commit {
             states,
             offsets: f
@@ -753,6 +757,8 @@ impl<'a> BatchFolder<'a> {
             timers: std::mem::take(&mut f.scheduled),
             timers_done: fired.done,
         })?;
+        f.stages.transaction = transaction;
+        f.stages.store = storing.elapsed();
         if fired.sent > 0 {
             tracing::debug!(sent = fired.sent, "due timers fired into the log");
         }
@@ -776,6 +782,7 @@ impl<'a> BatchFolder<'a> {
         }
         self.counts.merge(&f.counts);
         self.metrics.record_batch(&f.tally);
+        self.metrics.record_stages(&f.stages);
         let ahead = ahead?;
         let evicted = sweep(a, self.max_in_memory, &ahead);
         self.evicted += evicted;
@@ -816,6 +823,8 @@ pub struct Folded {
     outbox: Outbox,
     /// Why it cannot be committed (it is rolled back instead).
     failure: Option<String>,
+    /// Where its time went: collect and fold so far; the rest when it commits.
+    stages: metrics::StageTimes,
 }
 
 impl Folded {
@@ -849,6 +858,11 @@ impl Folded {
         self.scheduled.extend(b.scheduled);
         self.outbox.append(b.outbox);
         self.failure = self.failure.take().or(b.failure);
+    }
+
+    /// Notes how long collecting its records took (the loop collects, the folder folds).
+    pub fn collected_in(&mut self, took: Duration) {
+        self.stages.collect = took;
     }
 
     /// Whether it read no record (a batch of due timers alone).

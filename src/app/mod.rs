@@ -290,8 +290,10 @@ pub fn run(
         while !status.shutdown.load(Ordering::Relaxed) {
             // 1. ingest: collect a batch (rebalances and restores happen inside poll; no
             //    transaction is open here).
+            let collecting = Instant::now();
             let mut records =
                 ingest::collect(&consumer, &assignment, config.batch_max_records, batch_wait);
+            let collected = collecting.elapsed();
             let mut a = lock(&assignment);
             if let Some(fatal) = a.fatal.take() {
                 anyhow::bail!("{fatal}");
@@ -357,7 +359,8 @@ pub fn run(
                         continue;
                     }
                     // 2–5. decode, fold, derive: outputs wait in the batch's outbox.
-                    let f = folder.fold(&mut a, &records, store.as_ref())?;
+                    let mut f = folder.fold(&mut a, &records, store.as_ref())?;
+                    f.collected_in(collected);
                     if !records.is_empty() {
                         // The pipeline starts: the next collect gives this batch's commit the
                         // records to fold while it is in flight.
@@ -387,7 +390,11 @@ pub fn run(
                     refusals.clear();
                     report.batches += 1;
                     retry_wait = Duration::ZERO;
-                    ahead = next.filter(|f| !f.is_empty());
+                    // Folded from the records this pass collected.
+                    ahead = next.filter(|f| !f.is_empty()).map(|mut f| {
+                        f.collected_in(collected);
+                        f
+                    });
                 }
                 (batch::BatchEnd::RolledBack(why), _)
                     if status.shutdown.load(Ordering::Relaxed) =>

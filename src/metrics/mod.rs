@@ -11,8 +11,9 @@
 //! - Every label is bounded: decisions, reject reasons, targets, ops, statuses, dictionary
 //!   fields, source systems, topics, partitions, the consumer group. Never a candidate,
 //!   application, event or command id.
-//! - The one wall-clock measurement is the transaction commit duration, taken at the edge (in
-//!   the batch); write-back latency is event time, as the KPIs measure it. It is observed per
+//! - The wall-clock measurements are the transaction commit duration and the batch's stage
+//!   durations ([`StageTimes`]), taken at the edge (in the batch loop, never in the fold);
+//!   write-back latency is event time, as the KPIs measure it. It is observed per
 //!   applied `confirmed` ack, so it equals the KPI histogram (latest confirming ack per
 //!   confirmed command) as long as a command is confirmed once, which is the sink contract.
 //!
@@ -32,6 +33,7 @@
 //! | `hirestate.field_conflicts` | counter | `hirestate.field`, `hirestate.source_system`, `hirestate.conflict.outcome` |
 //! | `hirestate.batch.size` | histogram | — |
 //! | `hirestate.transaction.commit.duration` (s) | histogram | `hirestate.transaction.result` |
+//! | `hirestate.batch.stage.duration` (s) | histogram, one observation per stage of each committed batch ([`Stage`]) | `hirestate.batch.stage` |
 //! | `hirestate.restore.events` | counter | `messaging.destination.partition.id` |
 //! | `hirestate.candidates.in_memory` | gauge: candidate states the processor holds after its last committed batch | — |
 //! | `hirestate.candidates.evicted` | counter: states dropped to stay within `max_candidates_in_memory` | — |
@@ -73,6 +75,70 @@ const COMMIT_BUCKETS_SECS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Stage duration bounds (seconds): from a fold of a few records to a transaction held up by
+/// an outage.
+const STAGE_BUCKETS_SECS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A stage of a batch's cycle, the value of `hirestate.batch.stage`. A batch is collected,
+/// then folded while the batch before it is in its transaction, then sent in its own
+/// transaction while the next one folds, then handed to the store; so a batch's cycle takes
+/// about `collect` + the longer of `fold` and `transaction` + `store`, and whichever of those
+/// two is longer is what bounds the processor: its own work, or the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Polling the consumer for the batch's records (it includes waiting for them, up to
+    /// `batch_max_ms`, when fewer than `batch_max_records` are there).
+    Collect,
+    /// Decoding, folding and encoding the outputs of the batch.
+    Fold,
+    /// The batch's transaction: its records sent, their acknowledgements awaited, the offsets
+    /// sent and the commit (`hirestate.transaction.commit.duration` is the part after sending).
+    Transaction,
+    /// Handing the committed states to the store; it waits only when the store's writer is
+    /// further behind than it lets commits queue (sled is then what bounds the processor).
+    Store,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [
+        Stage::Collect,
+        Stage::Fold,
+        Stage::Transaction,
+        Stage::Store,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Collect => "collect",
+            Stage::Fold => "fold",
+            Stage::Transaction => "transaction",
+            Stage::Store => "store",
+        }
+    }
+}
+
+/// Where a committed batch's wall time went, stage by stage ([`Stage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    pub collect: Duration,
+    pub fold: Duration,
+    pub transaction: Duration,
+    pub store: Duration,
+}
+
+impl StageTimes {
+    pub fn of(&self, stage: Stage) -> Duration {
+        match stage {
+            Stage::Collect => self.collect,
+            Stage::Fold => self.fold,
+            Stage::Transaction => self.transaction,
+            Stage::Store => self.store,
+        }
+    }
+}
+
 /// Why metrics could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -105,6 +171,7 @@ pub struct Metrics {
     conflicts: Counter<u64>,
     batch_size: Histogram<u64>,
     commit_duration: Histogram<f64>,
+    stage_duration: Histogram<f64>,
     restored: Counter<u64>,
     lag: Arc<Mutex<LagTable>>,
     _lag_gauge: ObservableGauge<i64>,
@@ -292,6 +359,15 @@ impl Metrics {
                 .with_description("Wall-clock time of commit_transaction (with the offsets)")
                 .with_boundaries(COMMIT_BUCKETS_SECS.to_vec())
                 .build(),
+            stage_duration: meter
+                .f64_histogram("hirestate.batch.stage.duration")
+                .with_unit("s")
+                .with_description(
+                    "Wall-clock time of each stage of a committed batch (collect, fold, \
+                     transaction, store); fold runs beside the previous batch's transaction",
+                )
+                .with_boundaries(STAGE_BUCKETS_SECS.to_vec())
+                .build(),
             restored: meter
                 .u64_counter("hirestate.restore.events")
                 .with_unit("{event}")
@@ -434,6 +510,16 @@ impl Metrics {
             took.as_secs_f64(),
             &[KeyValue::new("hirestate.transaction.result", result)],
         );
+    }
+
+    /// Where a committed batch's time went: one observation per stage.
+    pub fn record_stages(&self, t: &StageTimes) {
+        for stage in Stage::ALL {
+            self.stage_duration.record(
+                t.of(stage).as_secs_f64(),
+                &[KeyValue::new("hirestate.batch.stage", stage.as_str())],
+            );
+        }
     }
 
     /// Replaces the consumer lag of `topic` with `lags` (partition → records): partitions not

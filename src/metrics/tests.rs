@@ -526,3 +526,58 @@ fn memory_gauge_shows_the_last_batch_and_evictions_add_up() {
         Some(109.0)
     );
 }
+
+#[test]
+fn stage_durations_are_one_series_per_stage_with_an_observation_per_batch() {
+    let m = Metrics::default();
+    let ms = Duration::from_millis;
+    m.record_stages(&StageTimes {
+        collect: ms(2),
+        fold: ms(11),
+        transaction: ms(40),
+        store: Duration::ZERO,
+    });
+    m.record_stages(&StageTimes {
+        collect: ms(3),
+        fold: ms(30),
+        transaction: ms(20),
+        store: ms(1),
+    });
+    let text = m.render();
+    assert!(
+        text.contains("# TYPE hirestate_batch_stage_duration_seconds histogram\n"),
+        "{text}"
+    );
+    let stage = |s: &'static str| [("hirestate_batch_stage", s)];
+    let of = |what: &str, s: &'static str| {
+        sample(
+            &text,
+            &format!("hirestate_batch_stage_duration_seconds_{what}"),
+            &stage(s),
+        )
+    };
+    for (s, sum) in [
+        ("collect", 0.005),
+        ("fold", 0.041),
+        ("transaction", 0.06),
+        ("store", 0.001),
+    ] {
+        assert_eq!(of("count", s), Some(2.0), "{s}\n{text}");
+        let got = of("sum", s).expect("a sum");
+        assert!((got - sum).abs() < 1e-9, "{s}: {got} != {sum}\n{text}");
+    }
+    // Each stage's observations land in its own buckets: 11 and 30 ms of folding lie either
+    // side of 25 ms, the transactions' 40 and 20 ms likewise.
+    let bucket = |s: &'static str, le: &'static str| {
+        sample(
+            &text,
+            "hirestate_batch_stage_duration_seconds_bucket",
+            &[("hirestate_batch_stage", s), ("le", le)],
+        )
+    };
+    assert_eq!(bucket("fold", "0.025"), Some(1.0), "{text}");
+    assert_eq!(bucket("transaction", "0.025"), Some(1.0), "{text}");
+    assert_eq!(bucket("store", "0.0005"), Some(1.0), "{text}");
+    assert_eq!(bucket("collect", "0.0025"), Some(1.0), "{text}");
+    assert_eq!(bucket("collect", "0.005"), Some(2.0), "{text}");
+}
