@@ -682,7 +682,10 @@ impl<'a> BatchFolder<'a> {
         }
 
         // Each offset carries the placement it was folded under (`ingest::placement`).
-        let placed = self.admission.placement().offset_metadata();
+        let placed = self
+            .admission
+            .placement()
+            .offset_metadata(&self.policy.approval.digest);
         let mut tpl = TopicPartitionList::new();
         for (p, n) in &f.next {
             let mut el = tpl.add_partition(&self.events_topic, *p);

@@ -110,10 +110,10 @@ fn resync(
         tpl.add_partition(topic, *p);
     }
     let committed = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
-    let wanted: Vec<(i32, Option<i64>)> = a
+    let wanted: Vec<(i32, ingest::restore::Committed)> = a
         .partitions
         .keys()
-        .map(|p| (*p, ingest::restore::committed_offset(&committed, topic, *p)))
+        .map(|p| (*p, ingest::restore::Committed::of(&committed, topic, *p)))
         .collect();
     for (p, restored) in ingest::restore::restore_all(env, &wanted) {
         let Some(ps) = a.partitions.get_mut(&p) else {

@@ -204,12 +204,12 @@ impl ConsumerContext for IngestContext {
                     let _ = consumer.assign(&TopicPartitionList::new());
                     return;
                 }
-                let wanted: Vec<(i32, Option<i64>)> = tpl
+                let wanted: Vec<(i32, restore::Committed)> = tpl
                     .elements()
                     .iter()
                     .map(|el| {
                         let p = el.partition();
-                        (p, restore::committed_offset(&committed, el.topic(), p))
+                        (p, restore::Committed::of(&committed, el.topic(), p))
                     })
                     .collect();
                 let mut assigned = TopicPartitionList::new();

@@ -25,6 +25,10 @@
 //! the new one would skip events folded under the old, or fold ones it dead-lettered. This
 //! holds with an empty state directory too, which records no partition count.
 //!
+//! The same metadata names the digest of the policy the committed batch was folded under
+//! ([`policy_of_offset_metadata`]), so a restore can tell when it folds, under the configured
+//! policy, events that were committed under another (`ingest::restore` warns).
+//!
 //! The hashes are Kafka's: Java's `Utils.murmur2` (seed `0x9747b28c`, its sign bit cleared)
 //! and librdkafka's `consistent` partitioner (CRC-32), each modulo the partition count.
 
@@ -126,6 +130,16 @@ impl<'de> serde::Deserialize<'de> for Partitioner {
 /// What committed offsets' metadata starts with when the processor wrote it.
 const METADATA_PREFIX: &str = "hirestate placement ";
 
+/// The digest of the policy a committed offset's batch was folded under, if the processor
+/// wrote it (versions before it recorded none).
+pub fn policy_of_offset_metadata(metadata: &str) -> Option<&str> {
+    metadata
+        .strip_prefix(METADATA_PREFIX)?
+        .split_whitespace()
+        .find_map(|pair| pair.strip_prefix("policy_digest="))
+        .filter(|d| !d.is_empty())
+}
+
 /// The event log's placement rule: a partitioner and the log's partition count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
@@ -162,10 +176,11 @@ impl Placement {
         }
     }
 
-    /// The metadata of every offset the processor commits: its placement.
-    pub fn offset_metadata(&self) -> String {
+    /// The metadata of every offset the processor commits: its placement, and the digest of
+    /// the policy the batch was folded under.
+    pub fn offset_metadata(&self, policy_digest: &str) -> String {
         format!(
-            "{METADATA_PREFIX}partitioner={} partitions={}",
+            "{METADATA_PREFIX}partitioner={} partitions={} policy_digest={policy_digest}",
             self.partitioner, self.partitions
         )
     }
@@ -350,8 +365,13 @@ mod tests {
             partitions,
         };
         let now = at(Partitioner::Murmur2, 4);
-        let meta = now.offset_metadata();
+        let meta = now.offset_metadata("8fab08d1");
         assert_eq!(Placement::from_offset_metadata(&meta), Some(now));
+        assert_eq!(policy_of_offset_metadata(&meta), Some("8fab08d1"));
+        // As the versions before the digest wrote it: the placement still reads.
+        let older = "hirestate placement partitioner=murmur2 partitions=4";
+        assert_eq!(Placement::from_offset_metadata(older), Some(now));
+        assert_eq!(policy_of_offset_metadata(older), None);
         for other in [
             "",
             "checkpoint 7",
@@ -359,7 +379,9 @@ mod tests {
             "hirestate placement x",
         ] {
             assert_eq!(Placement::from_offset_metadata(other), None, "{other:?}");
+            assert_eq!(policy_of_offset_metadata(other), None, "{other:?}");
         }
+        assert_eq!(policy_of_offset_metadata("policy_digest=ab"), None);
         assert_eq!(now.changed_from(&now, "ev"), None);
         let grown = now
             .changed_from(&at(Partitioner::Murmur2, 2), "ev")

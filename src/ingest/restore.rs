@@ -12,6 +12,10 @@
 //!   before that) are decoded through it.
 //! - the group's committed offset behind the store's (offsets reset) → the store's, with a
 //!   warning saying so: its states already hold that range's event ids;
+//! - the group's last commit folded under another policy than the configured one (the
+//!   offsets' metadata names its digest) → restored under the configured one, with a warning
+//!   when the restore folds events so committed (their states can differ from the commands
+//!   committed for them), an info line otherwise ([`policy_changed`]);
 //! - a store or snapshots reflecting offsets past the log's end (the topic was recreated) →
 //!   [`RestoreError::AheadOfLog`]: the processor stops. Seeking past the end would reset the
 //!   consumer to the log's start, below the restored offset, and every record would be dropped
@@ -174,16 +178,37 @@ pub enum RestoreError {
     Store(#[from] StoreError),
 }
 
-/// The offset `committed` (what `committed_offsets` returned) holds for `topic`/`partition`, if
-/// the group committed one.
-pub fn committed_offset(
-    committed: &TopicPartitionList,
-    topic: &str,
-    partition: i32,
-) -> Option<i64> {
-    match committed.find_partition(topic, partition)?.offset() {
-        Offset::Offset(o) => Some(o),
-        _ => None,
+/// What the group committed for a partition: the offset a restore brings the state up to,
+/// and the digest of the policy the last committed batch was folded under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: Option<i64>,
+    pub policy_digest: Option<String>,
+}
+
+impl Committed {
+    /// Up to `offset`, with no policy recorded (as an older version committed it).
+    pub fn at(offset: i64) -> Committed {
+        Committed {
+            offset: Some(offset),
+            policy_digest: None,
+        }
+    }
+
+    /// What `committed` (what `committed_offsets` returned) holds for `topic`/`partition`: no
+    /// offset when the group committed none.
+    pub fn of(committed: &TopicPartitionList, topic: &str, partition: i32) -> Committed {
+        let Some(el) = committed.find_partition(topic, partition) else {
+            return Committed::default();
+        };
+        Committed {
+            offset: match el.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            },
+            policy_digest: super::placement::policy_of_offset_metadata(el.metadata())
+                .map(str::to_owned),
+        }
     }
 }
 
@@ -194,7 +219,7 @@ pub fn committed_offset(
 /// asked.
 pub fn restore_all(
     env: &RestoreEnv,
-    partitions: &[(i32, Option<i64>)],
+    partitions: &[(i32, Committed)],
 ) -> Vec<(i32, Result<PartitionState, RestoreError>)> {
     let started = Instant::now();
     let tasks = env.config.fold_tasks().clamp(1, partitions.len().max(1));
@@ -202,8 +227,8 @@ pub fn restore_all(
     let next = AtomicUsize::new(0);
     let task = || {
         let mut done = Vec::new();
-        while let Some(&(p, committed)) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
-            done.push((p, restore(env, p, committed, held)));
+        while let Some((p, committed)) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
+            done.push((*p, restore(env, *p, committed, held)));
         }
         done
     };
@@ -220,6 +245,48 @@ pub fn restore_all(
         "partitions restored"
     );
     all
+}
+
+/// Says so when the partition's last batch was committed under another policy than the
+/// configured one: from `target` on, events are folded under the configured policy (logged
+/// once per assignment, for the audit trail); and when the restore folds `base..target`,
+/// events committed under another policy are folded under this one — the restored states are
+/// what this policy makes of them, which can differ from the commands committed for them.
+fn policy_changed(env: &RestoreEnv, partition: i32, committed: &Committed, base: i64, target: i64) {
+    let now = &env.policy.approval;
+    let Some(then) = committed
+        .policy_digest
+        .as_deref()
+        .filter(|d| *d != &*now.digest)
+    else {
+        return;
+    };
+    if target > base {
+        tracing::warn!(
+            partition,
+            from = base,
+            to = target,
+            committed_policy_digest = then,
+            policy_version = %now.version,
+            policy_digest = %now.digest,
+            "restoring events committed under another policy (the offsets' policy digest) with \
+             the configured one: the restored states are what the configured policy makes of \
+             them, which can differ from the commands already committed for them (a write-back \
+             ack of a command it would not have issued is then rejected as unknown_command). \
+             To restore them as they were committed, run once more with the policy of that \
+             digest until the processor has caught up, then switch"
+        );
+    } else {
+        tracing::info!(
+            partition,
+            from = target,
+            committed_policy_digest = then,
+            policy_version = %now.version,
+            policy_digest = %now.digest,
+            "the policy changed since the partition's last commit: events from this offset on \
+             are folded under the configured one"
+        );
+    }
 }
 
 /// The states one partition's restore may hold: `max_candidates_in_memory` (`cap`) shared
@@ -241,9 +308,10 @@ fn held_per_partition(cap: usize, partitions: usize) -> usize {
 pub fn restore(
     env: &RestoreEnv,
     partition: i32,
-    committed: Option<i64>,
+    committed_as: &Committed,
     held: usize,
 ) -> Result<PartitionState, RestoreError> {
+    let committed = committed_as.offset;
     let started = Instant::now();
     let events = env.topics.events.as_str();
     let stored = env.store.next_offset(events, partition)?;
@@ -293,6 +361,7 @@ pub fn restore(
             missing: low - base,
         });
     }
+    policy_changed(env, partition, committed_as, base, target);
     // Read before anything is stored: it waits for the store's writes in flight.
     ps.dirty = env.store.dirty(partition)?.into_iter().collect();
     let from_snapshots = match snapshots {
@@ -968,7 +1037,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("temp dir");
             let store = counting_store(&dir);
             let env = restore_env(&log, store.clone(), cap, &runtime);
-            let restored = restore_all(&env, &[(0, Some(log.events as i64))]);
+            let restored = restore_all(&env, &[(0, Committed::at(log.events as i64))]);
             let ps = match restored.into_iter().next() {
                 Some((0, Ok(ps))) => ps,
                 other => panic!("restore: {other:?}"),
@@ -1037,7 +1106,7 @@ mod tests {
         orphans.iter().for_each(|s| t.add_statuses_of(s));
         env.metrics.record_stored(&t);
 
-        let restored = restore_all(&env, &[(0, Some(log.events as i64))]);
+        let restored = restore_all(&env, &[(0, Committed::at(log.events as i64))]);
         assert!(matches!(restored[0], (0, Ok(_))), "{restored:?}");
         let stored = stored(&store);
         let mut expected = log.expected.clone();
@@ -1068,7 +1137,7 @@ mod tests {
         });
         let mut env = restore_env(&log, stopping.clone(), 10, &runtime);
         env.shutdown = shutdown;
-        let first = restore_all(&env, &[(0, Some(log.events as i64))]);
+        let first = restore_all(&env, &[(0, Committed::at(log.events as i64))]);
         assert!(
             matches!(first[0], (0, Err(RestoreError::Interrupted { .. }))),
             "{first:?}"
@@ -1086,7 +1155,7 @@ mod tests {
             stop: None,
         });
         let env = restore_env(&log, store.clone(), 10, &runtime);
-        let again = restore_all(&env, &[(0, Some(log.events as i64))]);
+        let again = restore_all(&env, &[(0, Committed::at(log.events as i64))]);
         assert!(matches!(again[0], (0, Ok(_))), "{again:?}");
         assert_eq!(
             env.restored_events.load(Ordering::Relaxed),
