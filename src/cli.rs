@@ -241,6 +241,15 @@ pub enum TopicsCommand {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// Copy the event log, as the processor folds it, into the empty event log of another
+    /// prefix (created beforehand with the partitions wanted); prints the counts as JSON.
+    CopyEvents {
+        /// The prefix whose `hiring.events.v1` receives the copy.
+        #[arg(long)]
+        to_prefix: String,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -483,6 +492,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Topics {
+            command: TopicsCommand::CopyEvents { to_prefix, kafka },
+        } => {
+            let config = kafka.config()?;
+            let events = Topics::new(&config.topic_prefix).events;
+            crate::topics::reach::metadata(&config, &events, CLUSTER_WAIT)?;
+            let report =
+                crate::tools::copy_events::copy_events(&config, &to_prefix, &mut io::stderr())?;
+            let mut out = crate::tools::stdout::data();
+            serde_json::to_writer(&mut out, &report)?;
+            writeln!(out)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::StateDump { kafka } => {
             let flags = Overrides {

@@ -353,6 +353,19 @@ pub fn for_each_event(
     topic: &str,
     mut f: impl FnMut(Result<Event, String>) -> anyhow::Result<()>,
 ) -> anyhow::Result<LogRead> {
+    for_each_record(config, topic, |_, admitted| f(admitted))
+}
+
+/// [`for_each_event`], handing `f` each decoded record's message too (its key, bytes and
+/// headers as they are in the log).
+///
+/// # Errors
+/// As [`for_each_event`].
+pub fn for_each_record(
+    config: &Config,
+    topic: &str,
+    mut f: impl FnMut(&BorrowedMessage<'_>, Result<Event, String>) -> anyhow::Result<()>,
+) -> anyhow::Result<LogRead> {
     let partitions = crate::topics::partition_counts(config, &[topic])?
         .first()
         .copied()
@@ -394,7 +407,7 @@ pub fn for_each_event(
                         why.message, why.class
                     )
                 });
-            f(admitted)
+            f(m, admitted)
         })?;
         read_so_far.undecodable += report.undecodable;
     }

@@ -1,0 +1,161 @@
+//! `hirestate topics copy-events`: the way to more partitions (README "Adding partitions").
+//! An event log of 2 partitions is copied into the empty event log of another prefix with 4;
+//! a new group on the copy must fold exactly what a replay of the stream derives (every output,
+//! per candidate in order, and the counts), each copied record must keep its key, bytes and
+//! headers, in its candidate's order, and what the processor would dead-letter (a record that
+//! does not decode, an event keyed other than by its candidate) must be reported and left out,
+//! not folded by the new log. A second copy into the now non-empty log is refused.
+
+#[path = "support/processor.rs"]
+mod processor;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+
+/// A key's records as bytes and headers, in log order.
+type Contents<'a> = Vec<(&'a [u8], &'a [(String, String)])>;
+
+#[test]
+fn a_copy_into_more_partitions_folds_to_the_same_outputs() {
+    let Some(bs) = support::bootstrap("a_copy_into_more_partitions_folds_to_the_same_outputs")
+    else {
+        return;
+    };
+    let from = processor::Setup::new(&bs, "copyfrom", 2);
+    let file = from.generate("events.jsonl", 120, 83);
+    let (head, tail) = from.halves(&file);
+    from.produce(&head);
+
+    // After the first half (produced by `hirestate produce`, Avro single-object), two records
+    // the processor dead-letters: bytes that do not decode, and a good event keyed by another
+    // candidate than its own. Then the second half as JSON framing, each record with a header
+    // the copy must keep.
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    let events_topic = from.topic("hiring.events.v1");
+    let send = |key: &[u8], value: &[u8], header: Option<&str>| {
+        let mut r = BaseRecord::to(&events_topic).key(key).payload(value);
+        if let Some(h) = header {
+            r = r.headers(OwnedHeaders::new().insert(Header {
+                key: "x-origin",
+                value: Some(h),
+            }));
+        }
+        producer.send(r).map_err(|(e, _)| e).expect("send");
+    };
+    let lines = processor::read_lines(&tail);
+    let misfiled = lines[0].as_bytes();
+    send(b"cand-undecodable", b"\x00\x00not avro", None);
+    send(b"someone-else", misfiled, None);
+    for line in &lines {
+        let event: Value = serde_json::from_str(line).expect("an event line");
+        let key = event["candidate_id"].as_str().expect("candidate_id");
+        let id = event["event_id"].as_str().expect("event_id");
+        send(key.as_bytes(), line.as_bytes(), Some(id));
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+
+    let to = processor::Setup::new(&bs, "copyto", 4);
+    let expected = processor::expected(&to, &file);
+    let out = from
+        .command(&["topics", "copy-events", "--to-prefix", &to.prefix], &[])
+        .output()
+        .expect("spawning copy-events");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "copy-events failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report["from"], events_topic.as_str(), "{report}");
+    assert_eq!(report["to"], to.topic("hiring.events.v1").as_str());
+    assert_eq!(
+        report["copied"].as_u64(),
+        Some(expected.events as u64),
+        "{report}"
+    );
+    assert_eq!(report["not_copied"], 1, "{report}");
+    assert_eq!(report["undecodable"], 1, "{report}");
+    assert!(
+        stderr.contains("not copied: ") && stderr.contains("someone-else"),
+        "the misfiled record is reported with its position and why: {stderr}"
+    );
+
+    // Every copied record as it was, per key in order, all of a key's on one partition (the
+    // one its key gives: the new group below dead-letters nothing).
+    let by_key = |records: Vec<support::RawRecord>| {
+        let mut m: BTreeMap<Vec<u8>, Vec<support::RawRecord>> = BTreeMap::new();
+        for r in records {
+            m.entry(r.key.clone()).or_default().push(r);
+        }
+        m
+    };
+    fn contents(v: &[support::RawRecord]) -> Contents<'_> {
+        v.iter()
+            .map(|r| (r.value.as_slice(), r.headers.as_slice()))
+            .collect()
+    }
+    let mut source = by_key(support::read_raw(&bs, &events_topic, 2));
+    source.remove(&b"cand-undecodable"[..]);
+    source.remove(&b"someone-else"[..]);
+    let copy = by_key(support::read_raw(&bs, &to.topic("hiring.events.v1"), 4));
+    assert_eq!(source.len(), copy.len(), "candidates copied");
+    let mut moved = 0;
+    for (key, records) in &source {
+        let copied = &copy[key];
+        assert_eq!(contents(records), contents(copied), "records of {key:?}");
+        let partitions: BTreeSet<i32> = copied.iter().map(|r| r.partition).collect();
+        assert_eq!(partitions.len(), 1, "{key:?} copied onto {partitions:?}");
+        moved += usize::from(records[0].partition != copied[0].partition);
+    }
+    assert!(
+        moved > 0,
+        "no candidate changed partition: the copy proves nothing"
+    );
+    let with_headers = copy
+        .values()
+        .flatten()
+        .filter(|r| !r.headers.is_empty())
+        .count();
+    assert_eq!(
+        with_headers,
+        lines.len(),
+        "records copied with their header"
+    );
+
+    // A new group on the copy folds exactly what the replay derives.
+    let report = to.instance("copy-1").run_to_idle(&to, 2.0, &[]);
+    processor::assert_counts(&report, &expected.counts);
+    let (actual, _) = to.read_back(&to.output_topics());
+    processor::assert_outputs_equal(&expected.outputs, &actual);
+
+    // Copying again would double the log: refused, saying why.
+    let again = from
+        .command(&["topics", "copy-events", "--to-prefix", &to.prefix], &[])
+        .output()
+        .expect("spawning copy-events");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "a second copy was accepted");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    // Into itself or into a log that does not exist: refused too.
+    for (prefix, says) in [
+        (from.prefix.as_str(), "is the event log copied from"),
+        ("copy-nowhere", "does not exist"),
+    ] {
+        let o = from
+            .command(&["topics", "copy-events", "--to-prefix", prefix], &[])
+            .output()
+            .expect("spawning copy-events");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && stderr.contains(says),
+            "{prefix}: {stderr}"
+        );
+    }
+}
