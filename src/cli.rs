@@ -336,11 +336,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let reader = {
                         let (config, topic) = (config.clone(), topic.clone());
                         std::thread::spawn(move || {
-                            crate::tools::tail::for_each_event(&config, &topic, |admitted| {
-                                events
-                                    .send(admitted)
-                                    .map_err(|_| anyhow::anyhow!("the replay stopped reading"))
-                            })
+                            crate::tools::tail::for_each_event(
+                                &config,
+                                &topic,
+                                &mut io::stderr(),
+                                |admitted, _| {
+                                    events
+                                        .send(admitted)
+                                        .map_err(|_| anyhow::anyhow!("the replay stopped reading"))
+                                },
+                            )
                         })
                     };
                     let mut summary = replay::run_events(

@@ -4,13 +4,16 @@
 //! per candidate in order, and the counts), each copied record must keep its key, bytes and
 //! headers, in its candidate's order, and what the processor would dead-letter (a record that
 //! does not decode, an event keyed other than by its candidate) must be reported and left out,
-//! not folded by the new log. A second copy into the now non-empty log is refused.
+//! not folded by the new log. A second copy into the now non-empty log is refused. A source
+//! written to while it is copied fails the copy, naming the partitions that grew.
 
 #[path = "support/processor.rs"]
 mod processor;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
@@ -86,6 +89,19 @@ fn a_copy_into_more_partitions_folds_to_the_same_outputs() {
         stderr.contains("not copied: ") && stderr.contains("someone-else"),
         "the misfiled record is reported with its position and why: {stderr}"
     );
+    let source_records = support::read_raw(&bs, &events_topic, 2);
+    let bad = source_records
+        .iter()
+        .find(|r| r.key == b"cand-undecodable")
+        .expect("the undecodable record in the source");
+    let at = format!(
+        "undecodable: {events_topic}/{}@{}: ",
+        bad.partition, bad.offset
+    );
+    assert!(
+        stderr.contains(&at),
+        "the undecodable record is reported with its position ({at}): {stderr}"
+    );
 
     // Every copied record as it was, per key in order, all of a key's on one partition (the
     // one its key gives: the new group below dead-letters nothing).
@@ -101,7 +117,7 @@ fn a_copy_into_more_partitions_folds_to_the_same_outputs() {
             .map(|r| (r.value.as_slice(), r.headers.as_slice()))
             .collect()
     }
-    let mut source = by_key(support::read_raw(&bs, &events_topic, 2));
+    let mut source = by_key(source_records);
     source.remove(&b"cand-undecodable"[..]);
     source.remove(&b"someone-else"[..]);
     let copy = by_key(support::read_raw(&bs, &to.topic("hiring.events.v1"), 4));
@@ -158,4 +174,70 @@ fn a_copy_into_more_partitions_folds_to_the_same_outputs() {
             "{prefix}: {stderr}"
         );
     }
+}
+
+/// Records written to the source while it is copied may be behind where its partition's read
+/// ended: the copy must fail, saying so, not report success (before, it did, and the records
+/// written after a partition's read were simply missing from the new log).
+#[test]
+fn a_source_written_to_during_the_copy_fails_it() {
+    let Some(bs) = support::bootstrap("a_source_written_to_during_the_copy_fails_it") else {
+        return;
+    };
+    let from = processor::Setup::new(&bs, "copygrowfrom", 2);
+    let file = from.generate("events.jsonl", 40, 84);
+    from.produce(&file);
+    let to = processor::Setup::new(&bs, "copygrowto", 4);
+
+    // A feed still producing: one event (JSON framing; a duplicate to the fold) every 20 ms,
+    // each acknowledged before the next, from before the copy starts until after it ends.
+    let lines = processor::read_lines(&file);
+    let stop = Arc::new(AtomicBool::new(false));
+    let feed = {
+        let (bs, topic, stop) = (bs.clone(), from.topic("hiring.events.v1"), stop.clone());
+        std::thread::spawn(move || {
+            let producer: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", &bs)
+                .set("partitioner", "murmur2_random")
+                .create()
+                .expect("producer");
+            let mut sent = 0;
+            for line in lines.iter().cycle() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let event: Value = serde_json::from_str(line).expect("an event line");
+                let key = event["candidate_id"].as_str().expect("candidate_id");
+                producer
+                    .send(BaseRecord::to(&topic).key(key).payload(line.as_str()))
+                    .map_err(|(e, _)| e)
+                    .expect("send");
+                producer.flush(Duration::from_secs(10)).expect("flush");
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let out = from
+        .command(&["topics", "copy-events", "--to-prefix", &to.prefix], &[])
+        .output()
+        .expect("spawning copy-events");
+    stop.store(true, Ordering::Relaxed);
+    let sent = feed.join().expect("the feed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(sent > 1, "the feed sent only {sent} records");
+    assert!(
+        !out.status.success(),
+        "a copy of a log written to meanwhile succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{} grew while it was copied (partition ",
+            from.topic("hiring.events.v1")
+        )) && stderr.contains("Stop what writes to"),
+        "{stderr}"
+    );
 }

@@ -162,19 +162,24 @@ pub fn command(
             let mut replayer = Replayer::new(policy);
             let mut acc = KpiAccumulator::new();
             let mut malformed = 0;
-            let read = crate::tools::tail::for_each_event(config, topic, |admitted| {
-                match admitted {
-                    Ok(event) => {
-                        let outcome = replayer.fold(&event);
-                        acc.observe(&event, &outcome);
+            let read = crate::tools::tail::for_each_event(
+                config,
+                topic,
+                &mut io::stderr(),
+                |admitted, err| {
+                    match admitted {
+                        Ok(event) => {
+                            let outcome = replayer.fold(&event);
+                            acc.observe(&event, &outcome);
+                        }
+                        Err(why) => {
+                            malformed += 1;
+                            writeln!(err, "malformed: {why}")?;
+                        }
                     }
-                    Err(why) => {
-                        malformed += 1;
-                        writeln!(io::stderr(), "malformed: {why}")?;
-                    }
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                },
+            )?;
             malformed += read.report_undecodable(topic, &mut io::stderr())?;
             let mut report = acc.report(policy, as_of);
             report.malformed_lines = malformed;

@@ -17,6 +17,12 @@
 //!   record): a copy stopped half way is not resumed into. Recreate the topic, copy again.
 //!   A failed delivery stops the copy with an error; nothing reports success before every
 //!   record is acknowledged.
+//! - The source must not grow while it is copied: its partitions are read one after the other,
+//!   each to the end it has when the read reaches it, so a record written meanwhile (a feed
+//!   still producing, a processor still firing deadline events into the log) may be behind
+//!   where its partition's read ended. The copy compares each source partition's high
+//!   watermark before the first read and after the last delivery, and fails, naming the
+//!   partitions that grew, rather than report a copy that may lack events.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -43,7 +49,8 @@ pub struct CopyReport {
     pub copied: u64,
     /// Decoded records the processor dead-letters (each reported on stderr with its position).
     pub not_copied: u64,
-    /// Records that do not decode (the processor dead-letters them too).
+    /// Records that do not decode (the processor dead-letters them too; each reported on stderr
+    /// with its position).
     pub undecodable: u64,
 }
 
@@ -101,6 +108,12 @@ pub fn copy_events(
             )
         })?;
     refuse_unless_empty(config, &to, partitions)?;
+    let source_partitions = crate::topics::partition_counts(config, &[&from])?
+        .first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| anyhow::anyhow!(Topics::new(&config.topic_prefix).missing(&from)))?;
+    let before = high_watermarks(config, &from, source_partitions)?;
 
     // Keys are placed as `events_partitioner` says (`Config::producer_config`).
     let mut cc = config.producer_config();
@@ -113,7 +126,7 @@ pub fn copy_events(
         to: to.clone(),
         ..CopyReport::default()
     };
-    let read = for_each_record(config, &from, |m, admitted| {
+    let read = for_each_record(config, &from, err, |m, admitted, err| {
         if let Err(why) = admitted {
             report.not_copied += 1;
             writeln!(err, "not copied: {why}")?;
@@ -167,16 +180,56 @@ pub fn copy_events(
             first.unwrap_or_default()
         );
     }
+    let after = high_watermarks(config, &from, source_partitions)?;
+    refuse_if_grown(&from, &to, &before, &after)?;
     read.report_undecodable(&from, err)?;
     Ok(report)
+}
+
+/// Each partition's (low, high) watermarks, in partition order.
+fn watermarks(config: &Config, topic: &str, partitions: usize) -> anyhow::Result<Vec<(i64, i64)>> {
+    let c: BaseConsumer = config.consumer_config().create()?;
+    (0..i32::try_from(partitions)?)
+        .map(|p| Ok(c.fetch_watermarks(topic, p, Duration::from_secs(30))?))
+        .collect()
+}
+
+/// Each partition's high watermark, in partition order.
+fn high_watermarks(config: &Config, topic: &str, partitions: usize) -> anyhow::Result<Vec<i64>> {
+    Ok(watermarks(config, topic, partitions)?
+        .into_iter()
+        .map(|(_, high)| high)
+        .collect())
+}
+
+/// Fails when a source partition's high watermark moved between `before` (the copy's start)
+/// and `after` (its end): records written meanwhile may not be in the copy.
+fn refuse_if_grown(from: &str, to: &str, before: &[i64], after: &[i64]) -> anyhow::Result<()> {
+    let grown: Vec<String> = before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .filter(|(_, (b, a))| a > b)
+        .map(|(p, (b, a))| format!("partition {p} from offset {b} to {a}"))
+        .collect();
+    if grown.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{from} grew while it was copied ({}): what was written meanwhile may not be in {to}. \
+         Stop what writes to {from} (the feeds, and the processors on it, which write deadline \
+         events there), delete and recreate {to}, and copy again",
+        grown.join(", ")
+    )
 }
 
 /// Refuses a target partition that holds or held a record (its high watermark is not 0 or
 /// not its low one): a copy into it would add to what is there.
 fn refuse_unless_empty(config: &Config, topic: &str, partitions: usize) -> anyhow::Result<()> {
-    let c: BaseConsumer = config.consumer_config().create()?;
-    for p in 0..i32::try_from(partitions)? {
-        let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(30))?;
+    for (p, (low, high)) in watermarks(config, topic, partitions)?
+        .into_iter()
+        .enumerate()
+    {
         if high > low {
             anyhow::bail!(
                 "{topic} partition {p} is not empty ({} records): a copy goes only into an empty \
@@ -186,4 +239,29 @@ fn refuse_unless_empty(config: &Config, topic: &str, partitions: usize) -> anyho
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuse_if_grown;
+
+    #[test]
+    fn a_source_that_grew_during_the_copy_fails_it_naming_the_partitions() {
+        refuse_if_grown("a", "b", &[3, 7], &[3, 7]).expect("nothing written meanwhile");
+        let e = refuse_if_grown(
+            "p.hiring.events.v1",
+            "q.hiring.events.v1",
+            &[3, 7, 0],
+            &[3, 9, 2],
+        )
+        .expect_err("two partitions grew")
+        .to_string();
+        assert!(
+            e.contains("p.hiring.events.v1 grew while it was copied")
+                && e.contains("partition 1 from offset 7 to 9, partition 2 from offset 0 to 2")
+                && !e.contains("partition 0")
+                && e.contains("delete and recreate q.hiring.events.v1"),
+            "{e}"
+        );
+    }
 }

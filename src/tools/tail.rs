@@ -151,7 +151,7 @@ pub fn tail(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<TailReport> {
-    read(config, opts, err, |read| match read {
+    read(config, opts, err, |read, _| match read {
         Read::Record(m, value) => {
             let headers: BTreeMap<String, String> = m
                 .headers()
@@ -189,13 +189,14 @@ enum Read<'m> {
     Idle,
 }
 
-/// Reads `opts.topic` as [`tail`] says, handing each decoded record (and each pause) to `on`;
-/// records that do not decode are counted and reported to `err`.
-fn read(
+/// Reads `opts.topic` as [`tail`] says, handing each decoded record (and each pause) to `on`,
+/// with `err` for what it has to say; records that do not decode are counted and reported to
+/// `err` with their position.
+fn read<W: Write>(
     config: &Config,
     opts: &TailOptions,
-    err: &mut impl Write,
-    mut on: impl FnMut(Read<'_>) -> anyhow::Result<()>,
+    err: &mut W,
+    mut on: impl FnMut(Read<'_>, &mut W) -> anyhow::Result<()>,
 ) -> anyhow::Result<TailReport> {
     let codec = Codec::configured(config)?;
     // Decoding blocks on the registry through a `Handle`: a current-thread runtime would not
@@ -265,7 +266,7 @@ fn read(
                 match value {
                     Ok(v) => {
                         report.records += 1;
-                        on(Read::Record(&m, v))?;
+                        on(Read::Record(&m, v), err)?;
                     }
                     Err(e) => {
                         report.undecodable += 1;
@@ -281,11 +282,11 @@ fn read(
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 ends.insert(p, true);
-                on(Read::Idle)?;
+                on(Read::Idle, err)?;
             }
             Some(Err(e)) => writeln!(err, "consumer error: {e}")?,
             None => {
-                on(Read::Idle)?;
+                on(Read::Idle, err)?;
                 match opts.idle_exit {
                     Some(idle) if last.elapsed() >= idle && opts.until_end => {
                         // Ending here would leave the rest out without a word.
@@ -343,17 +344,23 @@ impl LogRead {
 /// topic is what the processor folded: each handed to `f` as it is read, `Ok` the event or
 /// `Err` why the processor dead-letters it (`<topic> partition P offset O: why`).
 ///
+/// What the read has to say goes to `err`, and `f` is handed it too: each record that does not
+/// decode, with its position (`undecodable: <topic>/<partition>@<offset>: why`), waits for the
+/// schema registry, consumer errors. (Before, they went nowhere: an audit or a copy counted
+/// its undecodable records without saying where they were.)
+///
 /// Nothing of the log is held: memory stays flat however long the log is (before, `replay` and
 /// `kpi --bootstrap` held every record twice, as JSON text and as an event, then sorted them).
 ///
 /// # Errors
 /// Kafka errors, a decoded row that is not an event, or an error of `f`.
-pub fn for_each_event(
+pub fn for_each_event<W: Write>(
     config: &Config,
     topic: &str,
-    mut f: impl FnMut(Result<Event, String>) -> anyhow::Result<()>,
+    err: &mut W,
+    mut f: impl FnMut(Result<Event, String>, &mut W) -> anyhow::Result<()>,
 ) -> anyhow::Result<LogRead> {
-    for_each_record(config, topic, |_, admitted| f(admitted))
+    for_each_record(config, topic, err, |_, admitted, err| f(admitted, err))
 }
 
 /// [`for_each_event`], handing `f` each decoded record's message too (its key, bytes and
@@ -361,10 +368,11 @@ pub fn for_each_event(
 ///
 /// # Errors
 /// As [`for_each_event`].
-pub fn for_each_record(
+pub fn for_each_record<W: Write>(
     config: &Config,
     topic: &str,
-    mut f: impl FnMut(&BorrowedMessage<'_>, Result<Event, String>) -> anyhow::Result<()>,
+    err: &mut W,
+    mut f: impl FnMut(&BorrowedMessage<'_>, Result<Event, String>, &mut W) -> anyhow::Result<()>,
 ) -> anyhow::Result<LogRead> {
     let partitions = crate::topics::partition_counts(config, &[topic])?
         .first()
@@ -390,7 +398,7 @@ pub fn for_each_record(
             stop: None,
             partition: Some(partition),
         };
-        let report = read(config, &opts, &mut std::io::sink(), |r| {
+        let report = read(config, &opts, err, |r, err| {
             let Read::Record(m, value) = r else {
                 return Ok(());
             };
@@ -407,7 +415,7 @@ pub fn for_each_record(
                         why.message, why.class
                     )
                 });
-            f(m, admitted)
+            f(m, admitted, err)
         })?;
         read_so_far.undecodable += report.undecodable;
     }
@@ -415,13 +423,13 @@ pub fn for_each_record(
 }
 
 /// The events of `topic` the processor folds ([`for_each_event`], collected): for small logs
-/// (the demo's).
+/// (the demo's, which counts what the processor dead-lettered itself: the read says nothing).
 ///
 /// # Errors
 /// As [`for_each_event`].
 pub fn read_events(config: &Config, topic: &str) -> anyhow::Result<Vec<Event>> {
     let mut events = Vec::new();
-    for_each_event(config, topic, |admitted| {
+    for_each_event(config, topic, &mut std::io::sink(), |admitted, _| {
         events.extend(admitted.ok());
         Ok(())
     })?;
