@@ -27,6 +27,10 @@ use crate::policy::Policy;
 /// past Kafka's default of ~1 MB a record is refused.
 pub const SNAPSHOT_TOPIC_MAX_MESSAGE_BYTES: &str = "17825792";
 
+/// How often, and how far apart, [`ensure`] asks the metadata again for a topic not shown yet.
+const METADATA_TRIES: u32 = 40;
+const METADATA_PAUSE: Duration = Duration::from_millis(250);
+
 /// Every topic hirestate reads or writes, for one prefix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topics {
@@ -240,40 +244,52 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
             Err((t, e)) => report.problems.push(format!("{t}: {e}")),
         }
     }
-    // A topic created just now has the partitions and the policy given above; the cluster's
-    // metadata may not show it yet (asked at once, it answered "unknown topic" for the event
-    // log once, and the partition check between it and an existing snapshot topic was lost).
-    // (One whose creation failed is neither: it is not checked, its problem is reported.)
-    let found = |t: &String| report.existing.contains(t);
-    let found = [found(&topics.events), found(&topics.snapshots)];
-    // A topic that exists may not be in the metadata yet either (one created a moment before,
-    // by hand or by a test): asked at once, its count came back unknown, and both of its
-    // checks were skipped without a word (`processor_startup_checks` failed so in CI). So
-    // the metadata is asked again for a while, and a count still unknown is a problem.
-    let pair = [&topics.events, &topics.snapshots];
-    let mut asked = partition_counts(config, &pair.map(String::as_str))?;
-    for _ in 0..20 {
-        if (0..2).all(|i| !found[i] || asked[i].is_some()) {
+    // Every topic this created or found must be in the cluster's metadata before `ensure`
+    // returns. Asked at once, a topic created a moment before (here, or by hand, or by a test)
+    // can come back unknown: the event log's partition check was skipped without a word
+    // (`processor_startup_checks` failed so in CI), and the very next command (`hirestate
+    // produce` in a script, or a test) was told the topic it had just been made does not exist
+    // (`processor_cold_start` failed so in CI). So the metadata is asked again until all show,
+    // for a while, and one still unknown is a problem. (One whose creation failed is neither
+    // created nor found: it is not waited for, its problem is reported.)
+    let names: Vec<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
+    let expected = |t: &str| {
+        report
+            .created
+            .iter()
+            .chain(&report.existing)
+            .any(|n| n == t)
+    };
+    let mut asked = partition_counts(config, &names)?;
+    for _ in 0..METADATA_TRIES {
+        if names
+            .iter()
+            .zip(&asked)
+            .all(|(t, n)| n.is_some() || !expected(t))
+        {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        asked = partition_counts(config, &pair.map(String::as_str))?;
+        tokio::time::sleep(METADATA_PAUSE).await;
+        asked = partition_counts(config, &names)?;
     }
-    for i in 0..2 {
-        if found[i] && asked[i].is_none() {
+    let waited = METADATA_PAUSE * METADATA_TRIES;
+    for (t, n) in names.iter().zip(&asked) {
+        if n.is_none() && expected(t) {
+            let why = if report.existing.iter().any(|e| e == t) {
+                "its partitions and policy are unchecked"
+            } else {
+                "it was created, and commands may say it does not exist until it shows"
+            };
             report.problems.push(format!(
-                "{}: it exists, but the cluster's metadata has not shown it within 5 s, so \
-                 its partitions and policy are unchecked; run `hirestate topics ensure` again",
-                pair[i]
+                "{t}: the cluster's metadata has not shown it within {waited:?}: {why}; run \
+                 `hirestate topics ensure` again"
             ));
         }
     }
-    let created = usize::try_from(config.partitions).ok();
-    let counts = [0, 1].map(|i| match (found[i], report.created.contains(pair[i])) {
-        (true, _) => asked[i],
-        (false, true) => created,
-        (false, false) => None,
-    });
+    let count = |t: &str| names.iter().position(|n| *n == t).and_then(|i| asked[i]);
+    let pair = [&topics.events, &topics.snapshots];
+    let found = pair.map(|t| report.existing.contains(t));
+    let counts = pair.map(|t| count(t));
     report
         .problems
         .extend(topic_problems(config, &topics, counts, found));
