@@ -14,7 +14,10 @@
 //!   their partitions still hold all of their events);
 //! - with an empty state directory, which records no count: the group's committed offsets
 //!   carry the placement they were committed under, and an assignment under another is
-//!   refused before any partition is restored (before, such a start folded the grown log).
+//!   refused before any partition is restored (before, such a start folded the grown log);
+//! - by a new group, which has neither: the snapshots an earlier group wrote sit on the
+//!   partitions their candidates' events were folded on, and one the placement puts elsewhere
+//!   stops the restore (before, the new group restored from them and folded the grown log).
 
 #[path = "support/processor.rs"]
 mod processor;
@@ -29,7 +32,7 @@ fn a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do() {
     refused_after_growth(
         "a_store_built_from_fewer_partitions_is_refused_with_why_and_what_to_do",
         41,
-        false,
+        Next::SameInstance,
     );
 }
 
@@ -38,15 +41,39 @@ fn an_empty_state_dir_on_a_grown_log_is_refused_by_the_committed_offsets() {
     refused_after_growth(
         "an_empty_state_dir_on_a_grown_log_is_refused_by_the_committed_offsets",
         47,
-        true,
+        Next::EmptyStateDir,
     );
 }
 
-/// Half a stream folded on 2 partitions; the event log grown to 4, and the snapshot topic
-/// with it (so the start-up check's partition comparison passes); the rest of the stream
-/// produced; the state directory deleted when `empty_state_dir`. The next start must stop,
+/// A new group has no committed offsets to tell the placement, nor a store: the snapshots
+/// the first group wrote do, since each sits on the partition its candidate's events were
+/// folded on. Before, the new group restored from them and folded the grown log: the refused
+/// run below exited 0 and emitted outputs.
+#[test]
+fn a_new_group_on_a_grown_log_with_snapshots_is_refused_by_them() {
+    refused_after_growth(
+        "a_new_group_on_a_grown_log_with_snapshots_is_refused_by_them",
+        53,
+        Next::NewGroup,
+    );
+}
+
+/// What starts on the grown log.
+#[derive(Clone, Copy, PartialEq)]
+enum Next {
+    /// The instance that folded the head, with its state directory.
+    SameInstance,
+    /// The same group, its state directory deleted.
+    EmptyStateDir,
+    /// Another group with an empty state directory.
+    NewGroup,
+}
+
+/// Half a stream folded on 2 partitions, with a snapshot round after every batch; the event
+/// log grown to 4, and the snapshot topic with it (so the start-up check's partition
+/// comparison passes); the rest of the stream produced; then `next` starts. It must stop,
 /// saying why and what to do, having emitted nothing more.
-fn refused_after_growth(test: &str, seed: u64, empty_state_dir: bool) {
+fn refused_after_growth(test: &str, seed: u64, next: Next) {
     let Some(bs) = support::bootstrap(test) else {
         return;
     };
@@ -54,22 +81,44 @@ fn refused_after_growth(test: &str, seed: u64, empty_state_dir: bool) {
     let file = setup.generate("events.jsonl", 80, seed);
     let (head, tail) = setup.halves(&file);
     setup.produce(&head);
-    let instance = setup.instance("x");
-    instance.run_to_idle(&setup, 2.0, &[]);
+    let instance = setup
+        .instance("x")
+        .with_env("HIRESTATE_BATCH_MAX_RECORDS", "100")
+        .with_env("HIRESTATE_SNAPSHOT_EVERY_BATCHES", "1");
+    let first = instance.run_to_idle(&setup, 2.0, &[]);
+    assert!(first["counts"]["snapshots"].as_u64() > Some(0), "{first}");
     let outputs = setup.output_topics();
     let (before, _) = setup.read_back(&outputs);
 
     let events = setup.topic("hiring.events.v1");
-    add_partitions(&bs, &[&events, &setup.topic("hiring.snapshots.v1")], 4);
+    let snapshots = setup.topic("hiring.snapshots.v1");
+    add_partitions(&bs, &[&events, &snapshots], 4);
     setup.produce(&tail);
-    if empty_state_dir {
-        std::fs::remove_dir_all(&instance.state_dir).expect("deleting the state directory");
-    }
-
-    instance.stopped_with(
-        &mut instance.spawn(&setup, 5.0, &[]),
-        &[&events, "has 4 partitions", "built from 2", "new event log"],
-    );
+    let (started, said): (_, &[&str]) = match next {
+        Next::SameInstance => (
+            instance,
+            &[&events, "has 4 partitions", "built from 2", "new event log"],
+        ),
+        Next::EmptyStateDir => {
+            std::fs::remove_dir_all(&instance.state_dir).expect("deleting the state directory");
+            (
+                instance,
+                &[&events, "has 4 partitions", "built from 2", "new event log"],
+            )
+        }
+        Next::NewGroup => (
+            setup
+                .instance("y")
+                .with_env("HIRESTATE_GROUP_ID", &support::unique("repartitioned-new")),
+            &[
+                &snapshots,
+                "holds a snapshot of candidate",
+                "of the 4 the event log has now",
+                "hirestate topics copy-events",
+            ],
+        ),
+    };
+    started.stopped_with(&mut started.spawn(&setup, 5.0, &[]), said);
     let (after, _) = setup.read_back(&outputs);
     assert!(
         before == after,

@@ -23,7 +23,11 @@
 //! or `events_partitioner` changed — is refused before anything is restored
 //! ([`Placement::changed_from`]): the records each placement refuses differ, so a restore under
 //! the new one would skip events folded under the old, or fold ones it dead-lettered. This
-//! holds with an empty state directory too, which records no partition count.
+//! holds with an empty state directory too, which records no partition count. A new group has
+//! no committed offsets either; the snapshots an earlier group wrote tell instead: each sits
+//! on the partition its candidate's events were folded on, so one that the placement puts on
+//! another partition was written under another placement, and the restore stops there
+//! (`ingest::restore`, [`RestoreError::MisplacedSnapshot`](super::restore::RestoreError)).
 //!
 //! The same metadata names the digest of the policy the committed batch was folded under
 //! ([`policy_of_offset_metadata`]), so a restore can tell when it folds, under the configured

@@ -10,6 +10,12 @@
 //!   stops (dropped, its candidate would be restored without its history). Snapshots are
 //!   written single-object, so a restore needs no registry; Confluent-framed ones (written
 //!   before that) are decoded through it.
+//! - a snapshot on another partition than the event log's placement gives its key →
+//!   [`RestoreError::MisplacedSnapshot`]: the processor stops. The processor writes each
+//!   snapshot to the partition its candidate's events were folded on, so the snapshots (and
+//!   the log) were placed under another partition count or partitioner; restored, candidates'
+//!   histories would be split. This is what refuses a new group on a grown log, which has no
+//!   store and no committed offsets to tell (`ingest::placement`).
 //! - the group's committed offset behind the store's (offsets reset) → the store's, with a
 //!   warning saying so: its states already hold that range's event ids;
 //! - the group's last commit folded under another policy than the configured one (the
@@ -143,6 +149,29 @@ pub enum RestoreError {
         offset: i64,
         candidate: String,
         error: String,
+    },
+    /// A snapshot on another partition than the placement gives its key: the snapshots (and
+    /// the events folded into them) were placed under another partition count or partitioner.
+    #[error(
+        "partition {partition}: {topic} holds a snapshot of candidate {candidate:?} (offset \
+         {offset}) on partition {partition}, but {placement} (events_partitioner) places that \
+         key on partition {belongs} of the {partitions} the event log has now: the snapshots \
+         were written under another placement, so the log was too. Either partitions were \
+         added to the event log (and to the snapshots), and many candidates' new events now \
+         land on another partition than their history: partitions cannot be removed, so copy \
+         the events into a new event log with the partitions wanted (`hirestate topics \
+         copy-events`, README \"Adding partitions\") and run a new group on it; or \
+         events_partitioner was changed: set it back. Restored from these snapshots, \
+         candidates' histories would be split between partitions"
+    )]
+    MisplacedSnapshot {
+        partition: i32,
+        topic: String,
+        offset: i64,
+        candidate: String,
+        placement: crate::ingest::placement::Partitioner,
+        belongs: i32,
+        partitions: usize,
     },
     // `error`, not `source`: the message carries it, and `{:#}` repeated a source.
     #[error("partition {partition}: reading {topic}: {error}")]
@@ -644,6 +673,22 @@ fn snapshot_index(env: &RestoreEnv, partition: i32) -> Result<Option<SnapshotInd
                 .and_then(|v| v.parse::<i64>().ok())
         });
         index.round = index.round.max(reflects);
+        let placement = env.admission.placement();
+        if let Some(belongs) = placement
+            .partitioner
+            .partition_of(m.key().unwrap_or_default(), placement.partitions)
+            .filter(|p| *p != partition)
+        {
+            return Err(RestoreError::MisplacedSnapshot {
+                partition,
+                topic: topic.to_owned(),
+                offset: m.offset(),
+                candidate: key_of(m).into_owned(),
+                placement: placement.partitioner,
+                belongs,
+                partitions: placement.partitions,
+            });
+        }
         index.newest.insert(key_of(m).into(), m.offset());
         Ok(())
     })?;

@@ -96,22 +96,15 @@ pub fn copy_events(
     if to == from {
         anyhow::bail!("{from} is the event log copied from: name another --to-prefix");
     }
-    let partitions = crate::topics::partition_counts(config, &[&to])?
-        .first()
-        .copied()
-        .flatten()
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "{to} does not exist: create it first with the partitions wanted \
+    let partitions = crate::topics::partition_count_of(config, &to)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{to} does not exist: create it first with the partitions wanted \
                  (HIRESTATE_TOPIC_PREFIX={to_prefix} HIRESTATE_PARTITIONS=N hirestate topics \
                  ensure)"
-            )
-        })?;
+        )
+    })?;
     refuse_unless_empty(config, &to, partitions)?;
-    let source_partitions = crate::topics::partition_counts(config, &[&from])?
-        .first()
-        .copied()
-        .flatten()
+    let source_partitions = crate::topics::partition_count_of(config, &from)?
         .ok_or_else(|| anyhow::anyhow!(Topics::new(&config.topic_prefix).missing(&from)))?;
     let before = high_watermarks(config, &from, source_partitions)?;
 

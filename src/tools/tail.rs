@@ -374,13 +374,9 @@ pub fn for_each_record<W: Write>(
     err: &mut W,
     mut f: impl FnMut(&BorrowedMessage<'_>, Result<Event, String>, &mut W) -> anyhow::Result<()>,
 ) -> anyhow::Result<LogRead> {
-    let partitions = crate::topics::partition_counts(config, &[topic])?
-        .first()
-        .copied()
-        .flatten()
-        .ok_or_else(|| {
-            anyhow::anyhow!(crate::topics::Topics::new(&config.topic_prefix).missing(topic))
-        })?;
+    let partitions = crate::topics::partition_count_of(config, topic)?.ok_or_else(|| {
+        anyhow::anyhow!(crate::topics::Topics::new(&config.topic_prefix).missing(topic))
+    })?;
     let placement = Placement {
         partitioner: config.events_partitioner,
         partitions,

@@ -296,6 +296,17 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
     Ok(report)
 }
 
+/// [`partition_counts`] of one topic.
+///
+/// # Errors
+/// As [`partition_counts`].
+pub fn partition_count_of(config: &Config, topic: &str) -> anyhow::Result<Option<usize>> {
+    Ok(partition_counts(config, &[topic])?
+        .into_iter()
+        .next()
+        .flatten())
+}
+
 /// Partition count per topic (`None` when the topic does not exist).
 ///
 /// # Errors
