@@ -241,12 +241,16 @@ pub enum TopicsCommand {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
-    /// Copy the event log, as the processor folds it, into the empty event log of another
-    /// prefix (created beforehand with the partitions wanted); prints the counts as JSON.
+    /// Copy the event log, as the processor folds it, into the event log of another prefix
+    /// (created beforehand with the partitions wanted), exactly once, going on from where an
+    /// earlier run into it ended; prints the counts as JSON.
     CopyEvents {
         /// The prefix whose `hiring.events.v1` receives the copy.
         #[arg(long)]
         to_prefix: String,
+        /// Records one transaction of the copy carries at most.
+        #[arg(long, default_value_t = crate::tools::copy_events::BATCH_RECORDS)]
+        batch_records: u64,
         #[command(flatten)]
         kafka: KafkaArgs,
     },
@@ -499,13 +503,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Topics {
-            command: TopicsCommand::CopyEvents { to_prefix, kafka },
+            command:
+                TopicsCommand::CopyEvents {
+                    to_prefix,
+                    batch_records,
+                    kafka,
+                },
         } => {
             let config = kafka.config()?;
             let events = Topics::new(&config.topic_prefix).events;
             crate::topics::reach::metadata(&config, &events, CLUSTER_WAIT)?;
-            let report =
-                crate::tools::copy_events::copy_events(&config, &to_prefix, &mut io::stderr())?;
+            let report = crate::tools::copy_events::copy_events(
+                &config,
+                &to_prefix,
+                batch_records,
+                &mut io::stderr(),
+            )?;
             let mut out = crate::tools::stdout::data();
             serde_json::to_writer(&mut out, &report)?;
             writeln!(out)?;

@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 pub const AFTER_PRODUCE_BEFORE_COMMIT: &str = "after_produce_before_commit";
 pub const AFTER_COMMIT_BEFORE_STORE: &str = "after_commit_before_store";
 pub const DURING_RESTORE: &str = "during_restore";
+/// `topics copy-events`: a record sent to the target, its transaction not committed yet.
+pub const COPY_AFTER_SEND: &str = "copy_after_send";
 /// The commit succeeded, but the processor is told its outcome is unknown.
 pub const AMBIGUOUS_AFTER_COMMIT: &str = "ambiguous_after_commit";
 /// The commit is never sent, and the processor is told its outcome is unknown.

@@ -4,8 +4,11 @@
 //! per candidate in order, and the counts), each copied record must keep its key, bytes and
 //! headers, in its candidate's order, and what the processor would dead-letter (a record that
 //! does not decode, an event keyed other than by its candidate) must be reported and left out,
-//! not folded by the new log. A second copy into the now non-empty log is refused. A source
-//! written to while it is copied fails the copy, naming the partitions that grew.
+//! not folded by the new log. The copy is exactly once and resumable: killed half way (a fail
+//! point between sending a record and committing its transaction), it is run again and goes
+//! on from what it committed, and the copy holds each record once; a third run copies nothing.
+//! A log something else wrote to is refused. A source written to while it is copied fails the
+//! run, naming the partitions that grew, and the run after the writes stop copies the rest.
 
 #[path = "support/processor.rs"]
 mod processor;
@@ -69,19 +72,40 @@ fn a_copy_into_more_partitions_folds_to_the_same_outputs() {
 
     let to = processor::Setup::new(&bs, "copyto", 4);
     let expected = processor::expected(&to, &file);
-    let out = from
-        .command(&["topics", "copy-events", "--to-prefix", &to.prefix], &[])
+    // Transactions of 50 records; killed (SIGABRT) as the 175th record is sent: three
+    // transactions committed, the fourth left open.
+    let run_copy = |env: &[(&str, &str)]| {
+        from.command(
+            &[
+                "topics",
+                "copy-events",
+                "--to-prefix",
+                &to.prefix,
+                "--batch-records",
+                "50",
+            ],
+            env,
+        )
         .output()
-        .expect("spawning copy-events");
+        .expect("spawning copy-events")
+    };
+    let killed = run_copy(&[("HIRESTATE_FAILPOINTS", "copy_after_send=175")]);
+    assert!(
+        !killed.status.success() && killed.stdout.is_empty(),
+        "the copy was not killed: {}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    let out = run_copy(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "copy-events failed: {stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
     assert_eq!(report["from"], events_topic.as_str(), "{report}");
     assert_eq!(report["to"], to.topic("hiring.events.v1").as_str());
+    assert_eq!(report["resumed"], true, "{report}");
     assert_eq!(
         report["copied"].as_u64(),
-        Some(expected.events as u64),
-        "{report}"
+        Some(expected.events as u64 - 150),
+        "the resumed run copies what the killed one did not commit: {report}"
     );
     assert_eq!(report["not_copied"], 1, "{report}");
     assert_eq!(report["undecodable"], 1, "{report}");
@@ -145,20 +169,49 @@ fn a_copy_into_more_partitions_folds_to_the_same_outputs() {
         "records copied with their header"
     );
 
+    // Run again, the copy goes on from its progress and finds nothing new.
+    let again = run_copy(&[]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let report: Value = serde_json::from_slice(&again.stdout).expect("a JSON report");
+    assert_eq!(
+        (report["resumed"].as_bool(), report["copied"].as_u64()),
+        (Some(true), Some(0)),
+        "{report}"
+    );
+
     // A new group on the copy folds exactly what the replay derives.
     let report = to.instance("copy-1").run_to_idle(&to, 2.0, &[]);
     processor::assert_counts(&report, &expected.counts);
     let (actual, _) = to.read_back(&to.output_topics());
     processor::assert_outputs_equal(&expected.outputs, &actual);
 
-    // Copying again would double the log: refused, saying why.
-    let again = from
-        .command(&["topics", "copy-events", "--to-prefix", &to.prefix], &[])
+    // A log something else wrote to: refused, saying why (the copy would add to it).
+    let other = processor::Setup::new(&bs, "copyother", 4);
+    producer
+        .send(
+            BaseRecord::to(&other.topic("hiring.events.v1"))
+                .key("k")
+                .payload(misfiled),
+        )
+        .map_err(|(e, _)| e)
+        .expect("send");
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    let o = from
+        .command(
+            &["topics", "copy-events", "--to-prefix", &other.prefix],
+            &[],
+        )
         .output()
         .expect("spawning copy-events");
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(!again.status.success(), "a second copy was accepted");
-    assert!(stderr.contains("is not empty"), "{stderr}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("already holds records"),
+        "{stderr}"
+    );
     // Into itself or into a log that does not exist: refused too.
     for (prefix, says) in [
         (from.prefix.as_str(), "is the event log copied from"),
@@ -177,11 +230,14 @@ fn a_copy_into_more_partitions_folds_to_the_same_outputs() {
 }
 
 /// Records written to the source while it is copied may be behind where its partition's read
-/// ended: the copy must fail, saying so, not report success (before, it did, and the records
-/// written after a partition's read were simply missing from the new log).
+/// ended: the run must fail, saying so, not report success (before, it did, and the records
+/// written after a partition's read were simply missing from the new log). Once the writes
+/// stop, the next run copies the rest: the copy then holds every record of the source once.
 #[test]
-fn a_source_written_to_during_the_copy_fails_it() {
-    let Some(bs) = support::bootstrap("a_source_written_to_during_the_copy_fails_it") else {
+fn a_source_written_to_during_the_copy_fails_the_run_and_the_next_copies_the_rest() {
+    let Some(bs) = support::bootstrap(
+        "a_source_written_to_during_the_copy_fails_the_run_and_the_next_copies_the_rest",
+    ) else {
         return;
     };
     let from = processor::Setup::new(&bs, "copygrowfrom", 2);
@@ -192,6 +248,7 @@ fn a_source_written_to_during_the_copy_fails_it() {
     // A feed still producing: one event (JSON framing; a duplicate to the fold) every 20 ms,
     // each acknowledged before the next, from before the copy starts until after it ends.
     let lines = processor::read_lines(&file);
+    let produced = lines.len();
     let stop = Arc::new(AtomicBool::new(false));
     let feed = {
         let (bs, topic, stop) = (bs.clone(), from.topic("hiring.events.v1"), stop.clone());
@@ -237,7 +294,34 @@ fn a_source_written_to_during_the_copy_fails_it() {
         stderr.contains(&format!(
             "{} grew while it was copied (partition ",
             from.topic("hiring.events.v1")
-        )) && stderr.contains("Stop what writes to"),
+        )) && stderr.contains("run the copy again"),
         "{stderr}"
+    );
+
+    let last = from
+        .command(&["topics", "copy-events", "--to-prefix", &to.prefix], &[])
+        .output()
+        .expect("spawning copy-events");
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stderr)
+    );
+    let contents = |topic: &str, partitions| {
+        let mut m: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+        for r in support::read_raw(&bs, topic, partitions) {
+            m.entry(r.key).or_default().push(r.value);
+        }
+        m
+    };
+    let source = contents(&from.topic("hiring.events.v1"), 2);
+    assert_eq!(
+        source.values().map(Vec::len).sum::<usize>(),
+        produced + sent,
+        "the source's records"
+    );
+    assert!(
+        source == contents(&to.topic("hiring.events.v1"), 4),
+        "the copy does not hold each record of the source once, per key in order"
     );
 }

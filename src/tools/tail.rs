@@ -34,6 +34,9 @@ use crate::telemetry::EofReaderContext;
 pub struct TailReport {
     pub records: u64,
     pub undecodable: u64,
+    /// Per partition, the offset after the last record read (decoded or not): where a read
+    /// that goes on from here starts. A partition of which nothing was read is not in it.
+    pub next: BTreeMap<i32, i64>,
 }
 
 /// What to read.
@@ -151,7 +154,7 @@ pub fn tail(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<TailReport> {
-    read(config, opts, err, |read, _| match read {
+    read(config, opts, None, err, |read, _| match read {
         Read::Record(m, value) => {
             let headers: BTreeMap<String, String> = m
                 .headers()
@@ -189,12 +192,14 @@ enum Read<'m> {
     Idle,
 }
 
-/// Reads `opts.topic` as [`tail`] says, handing each decoded record (and each pause) to `on`,
-/// with `err` for what it has to say; records that do not decode are counted and reported to
-/// `err` with their position.
+/// Reads `opts.topic` as [`tail`] says (from offset `start` of every partition read, when
+/// given, instead of its beginning), handing each decoded record (and each pause) to `on`, with
+/// `err` for what it has to say; records that do not decode are counted and reported to `err`
+/// with their position.
 fn read<W: Write>(
     config: &Config,
     opts: &TailOptions,
+    start: Option<i64>,
     err: &mut W,
     mut on: impl FnMut(Read<'_>, &mut W) -> anyhow::Result<()>,
 ) -> anyhow::Result<TailReport> {
@@ -223,14 +228,17 @@ fn read<W: Write>(
     let mut tpl = TopicPartitionList::new();
     let mut ends: BTreeMap<i32, bool> = BTreeMap::new();
     for p in &partitions {
-        let start = if opts.from_beginning {
-            Offset::Beginning
-        } else {
-            Offset::End
+        let at = match (start, opts.from_beginning) {
+            (Some(o), _) => Offset::Offset(o),
+            (None, true) => Offset::Beginning,
+            (None, false) => Offset::End,
         };
-        tpl.add_partition_offset(&opts.topic, *p, start)?;
+        tpl.add_partition_offset(&opts.topic, *p, at)?;
         let (low, high) = c.fetch_watermarks(&opts.topic, *p, Duration::from_secs(10))?;
-        ends.insert(*p, !opts.from_beginning || high <= low);
+        ends.insert(
+            *p,
+            !opts.from_beginning || high <= start.unwrap_or(low).max(low),
+        );
     }
     c.assign(&tpl)?;
     let mut report = TailReport::default();
@@ -279,6 +287,7 @@ fn read<W: Write>(
                         )?;
                     }
                 }
+                report.next.insert(m.partition(), m.offset() + 1);
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 ends.insert(p, true);
@@ -313,10 +322,12 @@ fn read<W: Write>(
 }
 
 /// What [`for_each_event`] read of an event log besides the events.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct LogRead {
     /// Records that did not decode (the processor dead-letters them).
     pub undecodable: u64,
+    /// Per partition, the offset after the last record read ([`TailReport::next`]).
+    pub next: BTreeMap<i32, i64>,
 }
 
 impl LogRead {
@@ -360,17 +371,21 @@ pub fn for_each_event<W: Write>(
     err: &mut W,
     mut f: impl FnMut(Result<Event, String>, &mut W) -> anyhow::Result<()>,
 ) -> anyhow::Result<LogRead> {
-    for_each_record(config, topic, err, |_, admitted, err| f(admitted, err))
+    for_each_record(config, topic, &BTreeMap::new(), err, |_, admitted, err| {
+        f(admitted, err)
+    })
 }
 
 /// [`for_each_event`], handing `f` each decoded record's message too (its key, bytes and
-/// headers as they are in the log).
+/// headers as they are in the log), each partition read from its offset in `starts` where it
+/// has one (from its beginning otherwise).
 ///
 /// # Errors
 /// As [`for_each_event`].
 pub fn for_each_record<W: Write>(
     config: &Config,
     topic: &str,
+    starts: &BTreeMap<i32, i64>,
     err: &mut W,
     mut f: impl FnMut(&BorrowedMessage<'_>, Result<Event, String>, &mut W) -> anyhow::Result<()>,
 ) -> anyhow::Result<LogRead> {
@@ -394,7 +409,8 @@ pub fn for_each_record<W: Write>(
             stop: None,
             partition: Some(partition),
         };
-        let report = read(config, &opts, err, |r, err| {
+        let start = starts.get(&partition).copied();
+        let report = read(config, &opts, start, err, |r, err| {
             let Read::Record(m, value) = r else {
                 return Ok(());
             };
@@ -414,6 +430,7 @@ pub fn for_each_record<W: Write>(
             f(m, admitted, err)
         })?;
         read_so_far.undecodable += report.undecodable;
+        read_so_far.next.extend(report.next);
     }
     Ok(read_so_far)
 }
