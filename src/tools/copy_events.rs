@@ -283,7 +283,9 @@ pub fn copy_events(
         }
         BTreeMap::new()
     };
-    let before = high_watermarks(config, &from, source_partitions)?;
+    let source = watermarks(config, &from, source_partitions)?;
+    refuse_outside(&from, &to, &starts, &source)?;
+    let before: Vec<i64> = source.iter().map(|(_, high)| *high).collect();
 
     let group = progress
         .group_metadata()
@@ -412,6 +414,35 @@ fn high_watermarks(config: &Config, topic: &str, partitions: usize) -> anyhow::R
         .collect())
 }
 
+/// Refuses to go on from progress a source partition no longer holds: below its low watermark
+/// (retention deleted records not copied yet) or past its high one (the source was deleted and
+/// recreated since).
+fn refuse_outside(
+    from: &str,
+    to: &str,
+    starts: &BTreeMap<i32, i64>,
+    source: &[(i64, i64)],
+) -> anyhow::Result<()> {
+    for (p, at) in starts {
+        let Some((low, high)) = usize::try_from(*p).ok().and_then(|i| source.get(i)) else {
+            continue;
+        };
+        let why = if at < low {
+            "retention deleted records of it that were not copied yet"
+        } else if at > high {
+            "it ends before that: it was deleted and recreated since"
+        } else {
+            continue;
+        };
+        anyhow::bail!(
+            "the copy into {to} committed progress up to offset {at} of {from} partition {p}, \
+             which holds offsets {low} to {high}: {why}. The copy cannot go on; delete and \
+             recreate {to}, then copy again"
+        );
+    }
+    Ok(())
+}
+
 /// Fails when a source partition's high watermark moved between `before` (the copy's start)
 /// and `after` (its end): records written meanwhile may not be in the copy.
 fn refuse_if_grown(from: &str, to: &str, before: &[i64], after: &[i64]) -> anyhow::Result<()> {
@@ -437,7 +468,32 @@ fn refuse_if_grown(from: &str, to: &str, before: &[i64], after: &[i64]) -> anyho
 
 #[cfg(test)]
 mod tests {
-    use super::refuse_if_grown;
+    use std::collections::BTreeMap;
+
+    use super::{refuse_if_grown, refuse_outside};
+
+    #[test]
+    fn progress_the_source_no_longer_holds_is_refused() {
+        let source = [(0, 10), (5, 8)];
+        let ok = BTreeMap::from([(0, 0), (1, 8)]);
+        refuse_outside("a", "b", &ok, &source).expect("both within the source");
+        let deleted = BTreeMap::from([(1, 4)]);
+        let e = refuse_outside("a", "b", &deleted, &source)
+            .expect_err("below the low watermark")
+            .to_string();
+        assert!(
+            e.contains("up to offset 4 of a partition 1") && e.contains("retention"),
+            "{e}"
+        );
+        let recreated = BTreeMap::from([(0, 11)]);
+        let e = refuse_outside("a", "b", &recreated, &source)
+            .expect_err("past the high watermark")
+            .to_string();
+        assert!(
+            e.contains("recreated") && e.contains("delete and recreate b"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_source_that_grew_during_the_copy_fails_it_naming_the_partitions() {
