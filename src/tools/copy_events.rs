@@ -314,6 +314,14 @@ pub fn copy_events(
         }
         Ok(())
     });
+    // Undecodable records after the last one handed on: the progress passes them too.
+    let read = read.and_then(|read| {
+        for (p, next) in &read.next {
+            writer.read_to(*p, *next);
+        }
+        writer.commit()?;
+        Ok(read)
+    });
     let read = match read {
         Ok(read) => read,
         Err(e) => {
@@ -328,11 +336,6 @@ pub fn copy_events(
         }
     };
     report.undecodable = read.undecodable;
-    // Undecodable records after the last one handed on: the progress passes them too.
-    for (p, next) in &read.next {
-        writer.read_to(*p, *next);
-    }
-    writer.commit()?;
     let after = high_watermarks(config, &from, source_partitions)?;
     refuse_if_grown(&from, &to, &before, &after)?;
     read.report_undecodable(&from, err)?;
