@@ -48,7 +48,7 @@ use crate::config::Config;
 use crate::topics::Topics;
 
 /// Records a transaction of the copy carries at most, by default.
-pub const BATCH_RECORDS: u64 = 5_000;
+pub const BATCH_RECORDS: u64 = 20_000;
 
 /// How long a request about the copy's progress or the target waits for the cluster.
 const WAIT: Duration = Duration::from_secs(30);
@@ -190,6 +190,22 @@ impl Writer {
         *at = (*at).max(next);
     }
 
+    /// Waits until every record sent is acknowledged (or failed).
+    fn await_deliveries(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while self.producer.in_flight_count() > 0 {
+            if started.elapsed() > self.wait {
+                anyhow::bail!(
+                    "records sent to {} not acknowledged within {:?}",
+                    self.to,
+                    self.wait
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
     /// Commits the open transaction with the progress noted; with none noted and nothing sent,
     /// does nothing.
     fn commit(&mut self) -> anyhow::Result<()> {
@@ -200,6 +216,10 @@ impl Writer {
             self.producer.begin_transaction()?;
             self.open = true;
         }
+        // Not `flush`: rust-rdkafka's polls in steps of 100 ms, which a delivery does not cut
+        // short while the producer's own thread serves the reports (every transaction of the
+        // copy took 100 ms more).
+        self.await_deliveries()?;
         let mut tpl = TopicPartitionList::new();
         for (p, o) in &self.next {
             tpl.add_partition_offset(&self.from, *p, Offset::Offset(*o))?;
