@@ -206,11 +206,7 @@ fn the_tools_name_a_missing_topic_at_once_with_its_prefixed_name() {
     let other = format!("{}.hiring.events.v1", support::unique("elsewhere"));
     let ours = format!("{prefix}.hiring.events.v1");
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("events.jsonl");
-    let generated = bare_command(&["generate", "--candidates", "3"])
-        .output()
-        .expect("running generate");
-    std::fs::write(&file, &generated.stdout).expect("writing the events");
+    let file = generated(&dir, 3);
     let file = file.to_str().expect("a UTF-8 path");
     let cases: [(&[&str], &str); 3] = [
         (&["produce", "--from-file", file], &ours),
@@ -259,11 +255,7 @@ fn the_topics_ensure_made_are_usable_as_soon_as_it_returns() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("events.jsonl");
-    let generated = bare_command(&["generate", "--candidates", "2"])
-        .output()
-        .expect("running generate");
-    std::fs::write(&file, &generated.stdout).expect("writing the events");
+    let file = generated(&dir, 2);
     // Several at once: a broker with other work shows new topics later.
     let setups: Vec<_> = (0..6)
         .map(|i| {
@@ -286,4 +278,14 @@ fn the_topics_ensure_made_are_usable_as_soon_as_it_returns() {
         failed, 0,
         "setups whose produce failed (their panics above)"
     );
+}
+
+/// `hirestate generate --candidates n` into `events.jsonl` of `dir`.
+fn generated(dir: &tempfile::TempDir, candidates: usize) -> std::path::PathBuf {
+    let file = dir.path().join("events.jsonl");
+    let out = bare_command(&["generate", "--candidates", &candidates.to_string()])
+        .output()
+        .expect("running generate");
+    std::fs::write(&file, &out.stdout).expect("writing the events");
+    file
 }
