@@ -248,7 +248,7 @@ pub async fn ensure(config: &Config, policy: &Policy) -> anyhow::Result<EnsureRe
     // returns. Asked at once, a topic created a moment before (here, or by hand, or by a test)
     // can come back unknown: the event log's partition check was skipped without a word
     // (`processor_startup_checks` failed so in CI), and the very next command (`hirestate
-    // produce` in a script, or a test) was told the topic it had just been made does not exist
+    // produce` in a script, or a test) was told the topic it had just made does not exist
     // (`processor_cold_start` failed so in CI). So the metadata is asked again until all show,
     // for a while, and one still unknown is a problem. (One whose creation failed is neither
     // created nor found: it is not waited for, its problem is reported.)
