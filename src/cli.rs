@@ -249,7 +249,11 @@ pub enum TopicsCommand {
         #[arg(long)]
         to_prefix: String,
         /// Records one transaction of the copy carries at most.
-        #[arg(long, default_value_t = crate::tools::copy_events::BATCH_RECORDS)]
+        #[arg(
+            long,
+            default_value_t = crate::tools::copy_events::BATCH_RECORDS,
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
         batch_records: u64,
         #[command(flatten)]
         kafka: KafkaArgs,

@@ -325,3 +325,24 @@ fn a_source_written_to_during_the_copy_fails_the_run_and_the_next_copies_the_res
         "the copy does not hold each record of the source once, per key in order"
     );
 }
+
+/// A transaction of no records is refused by the argument parser, naming the flag (before,
+/// 0 was taken as 1 without a word). Needs no broker: nothing is asked of one.
+#[test]
+fn a_batch_of_no_records_is_refused_naming_the_flag() {
+    let out = processor::bare_command(&[
+        "topics",
+        "copy-events",
+        "--to-prefix",
+        "anywhere",
+        "--batch-records",
+        "0",
+    ])
+    .output()
+    .expect("spawning copy-events");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--batch-records") && stderr.contains("'0'"),
+        "{stderr}"
+    );
+}

@@ -250,7 +250,7 @@ impl Writer {
 }
 
 /// Copies the event log of `config`'s prefix into the event log of `to_prefix`, in
-/// transactions of at most `batch_records` records, going on from where an earlier run into
+/// transactions of at most `batch_records` records (at least 1), going on from where an earlier run into
 /// the same target ended.
 ///
 /// # Errors
@@ -329,7 +329,7 @@ pub fn copy_events(
             }
         }
         writer.read_to(m.partition(), m.offset() + 1);
-        if writer.records >= batch_records.max(1) {
+        if writer.records >= batch_records {
             writer.commit()?;
         }
         Ok(())

@@ -287,7 +287,6 @@ fn read<W: Write>(
                         )?;
                     }
                 }
-                report.next.insert(m.partition(), m.offset() + 1);
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 ends.insert(p, true);
@@ -318,6 +317,16 @@ fn read<W: Write>(
             }
         }
     }
+    // The consumer's position: after the last record it handed out, decoded or not.
+    report.next = c
+        .position()?
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect();
     Ok(report)
 }
 
